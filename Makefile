@@ -1,0 +1,31 @@
+# anatlearn — set-up contract: `make demo` runs the main job, `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch FIRST and pinned: resolves to the local CPU wheel; anything unpinned would pull CUDA.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from anatlearn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,22 @@
+"""Error types. Every user-facing failure raises an :class:`AnatlearnError` whose message names the file,
+subject or option at fault; the CLI prints that message alone (no traceback) and exits non-zero."""
+
+
+class AnatlearnError(Exception):
+    """Base class: a clear, user-facing error. The message must name what is at fault."""
+
+
+class DataError(AnatlearnError, ValueError):
+    """Bad or inconsistent input data (files, tables, volumes, descriptors)."""
+
+
+class ConfigError(AnatlearnError, ValueError):
+    """Unknown or inconsistent option, method, encoder or configuration file."""
+
+
+class CheckpointError(AnatlearnError, ValueError):
+    """A checkpoint that cannot be loaded safely or does not match the requested model."""
+
+
+class TrainingError(AnatlearnError, RuntimeError):
+    """Training cannot continue (NaN loss, locked run directory, ...)."""
