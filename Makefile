@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# torch FIRST and pinned: resolves to the local CPU wheel; anything unpinned would pull CUDA.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[test]"
+	# The released AnatCL package: an independent reference for strict checkpoint loading (needs only torch).
+	$(PIP) install -q --no-deps anatcl==0.0.3
 	touch $(STAMP)
 
 install: $(STAMP)
