@@ -23,7 +23,8 @@ def versions() -> dict[str, str]:
             out[name] = __import__(name).__version__
         except ImportError:  # optional at this point of the pipeline
             pass
-    return out
+    # plain str: torch.__version__ is a str subclass that weights-only checkpoints cannot hold
+    return {k: str(v) for k, v in out.items()}
 
 
 def provenance(seed: int | None = None, config: dict[str, Any] | None = None) -> dict[str, Any]:

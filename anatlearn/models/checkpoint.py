@@ -1,0 +1,151 @@
+"""Checkpoint I/O: anatlearn's own checkpoints, the released AnatCL checkpoints, and safetensors.
+
+Safety: checkpoints are read with ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and
+dicts only) or safetensors, so a checkpoint whose pickle would run code is refused, never executed (the
+released package unpickles with ``weights_only=False``). Consequently checkpoint state holds no NumPy
+arrays: RNG states and statistics are stored as tensors or lists.
+
+Released layout (``anatcl`` package): ``{"model": state_dict}`` of their SupConResNet, keys
+``encoder.<torchvision resnet names>`` and ``head.0.*``, ``head.2.*``. anatlearn layout: ``{"format":
+"anatlearn", "format_version": 1, "model": state_dict, "model_config": {...}, "config": {...}, "seed": int,
+"provenance": {...}, ...}``. Both load strictly: any missing or unexpected key or shape mismatch is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from anatlearn.errors import CheckpointError
+from anatlearn.io import atomic_path
+from anatlearn.models.hub import fetch, is_url
+
+FORMAT = "anatlearn"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` atomically (temporary file, fsync, rename): a crash leaves the old file intact."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint safely (``weights_only=True``, or safetensors for ``*.safetensors``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        first = lines[0].strip() if lines else type(exc).__name__
+        raise CheckpointError(f"refused to load {path}: it contains objects other than tensors and plain data "
+                              f"(nothing was executed). Only weights-only checkpoints are accepted. [{first}]") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict of weights")
+    return state
+
+
+def _load_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"safetensors file {path} is truncated or corrupt ({exc})") from None
+    state: dict = {"model": tensors}
+    for key, value in meta.items():
+        try:
+            state[key] = json.loads(value)
+        except json.JSONDecodeError:
+            state[key] = value
+    return state
+
+
+def export_safetensors(model, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Export a model's weights (and its ``model_config`` plus ``metadata``) to a safetensors file."""
+    from safetensors.torch import save_file
+
+    from anatlearn.provenance import versions
+
+    meta = {"format": FORMAT, "model_config": getattr(model, "model_config", {}), "versions": versions(),
+            **(metadata or {})}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
+
+
+def _strip_prefix(state_dict: dict, prefix: str = "module.") -> dict:
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def load_state_strict(model: torch.nn.Module, state_dict: dict, source: str) -> None:
+    """Load ``state_dict`` into ``model``, raising one clear error for any key or shape mismatch."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
+    if problems:
+        raise CheckpointError(f"checkpoint {source} does not match the model "
+                              f"{model.model_config.get('encoder', '?')} (width {model.model_config.get('width', '?')}): "
+                              + "; ".join(problems) + ". Is it another architecture or width?")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, cache_dir=None,
+                    map_location="cpu"):
+    """Load a pretrained :class:`~anatlearn.models.ContrastiveModel` in eval mode.
+
+    Accepts anatlearn checkpoints (architecture read from their ``model_config``; ``model``/``width`` are
+    ignored), anatlearn safetensors exports, and the released AnatCL checkpoints (``{"model": state_dict}``
+    with ``encoder.*`` and ``head.0/2.*``; architecture given by ``model`` and ``width``). URLs
+    (http(s)://, file://) are downloaded once into a cache keyed by the whole URL.
+    """
+    from anatlearn.models import build_model, default_model_config
+
+    source = str(path_or_url)
+    path = fetch(source, cache_dir) if is_url(source) else Path(path_or_url)
+    state = load_checkpoint(path, map_location=map_location)
+    if "model" not in state or not isinstance(state["model"], dict):
+        if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+            state = {"model": state}  # a bare state dict
+        else:
+            raise CheckpointError(f"checkpoint {source} has no 'model' state dict (keys: {', '.join(list(state)[:5])})")
+    weights = _strip_prefix(state["model"])
+    if state.get("format") == FORMAT:
+        config = state.get("model_config")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"anatlearn checkpoint {source} lacks its model_config")
+    else:
+        has_head = any(k.startswith("head.") for k in weights)
+        config = default_model_config(model, width, head="projection" if has_head else None)
+        if has_head and "head.2.weight" in weights:
+            config["head"]["hidden"] = int(weights["head.0.weight"].shape[0])
+            config["head"]["out_features"] = int(weights["head.2.weight"].shape[0])
+    net = build_model(config)
+    load_state_strict(net, weights, source)
+    net.checkpoint_meta = {k: v for k, v in state.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng")}
+    return net.eval()
