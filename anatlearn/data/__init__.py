@@ -1,0 +1,39 @@
+"""Data layer: readers (OpenBHB per-subject and challenge layouts, users' NIfTI + FreeSurfer stats),
+descriptor normalisation, training views and augmentations, and the synthetic cohort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anatlearn.data.descriptors import DescriptorNormaliser
+from anatlearn.data.openbhb import OpenBHB
+from anatlearn.data.views import ViewsDataset, VolumesDataset, make_loader
+from anatlearn.errors import DataError
+
+
+def open_dataset(path, split: str | None = None, modality: str = "vbm", **kwargs):
+    """Open a dataset, detecting its layout: OpenBHB per-subject (``participants.tsv`` + ``sub-*.npy``) or
+    users' NIfTI images (a participants table + ``.nii``/``.nii.gz`` files)."""
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"data directory not found: {root}")
+    if root.is_dir() and (root / "participants.tsv").is_file():
+        if any(root.glob("**/sub-*_preproc-*.npy")):
+            return OpenBHB(root, split=split, modality=modality)
+        from anatlearn.data.nifti import NiftiDataset
+
+        return NiftiDataset(root, split=split, **kwargs)
+    raise DataError(f"{root} is not a dataset: expected a directory with participants.tsv and per-subject "
+                    f"images (OpenBHB .npy or NIfTI)")
+
+
+def generate_cohort(*args, **kwargs):
+    from anatlearn.data.synthetic import generate_cohort as _generate
+
+    return _generate(*args, **kwargs)
+
+
+generate_cohort.__doc__ = "See :func:`anatlearn.data.synthetic.generate_cohort`."
+
+__all__ = ["DescriptorNormaliser", "OpenBHB", "ViewsDataset", "VolumesDataset", "generate_cohort", "make_loader",
+           "open_dataset"]
