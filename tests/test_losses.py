@@ -2,7 +2,6 @@
 AMP and errors."""
 
 import math
-import resource
 import subprocess
 import sys
 
@@ -174,14 +173,15 @@ def test_threshold_memory_is_quadratic():
         "torch.set_num_threads(2); g = torch.Generator().manual_seed(0)\n"
         "f = F.normalize(torch.randn(2048, 2, 128, generator=g), dim=-1).requires_grad_(True)\n"
         "w = age_kernel(torch.rand(2048, generator=g) * 80, 'rbf', 2.0)\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "hwm = lambda: int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+        "base = hwm()  # VmHWM is this process's own peak (ru_maxrss would include the parent's)\n"
         "loss = weighted_infonce(f, w, method='threshold'); loss.backward()\n"
         "assert torch.isfinite(f.grad).all()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
+        "print((hwm() - base) / 1024)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     growth_mib = float(out.stdout.strip().splitlines()[-1])
-    assert growth_mib < 2048, growth_mib
+    assert 16 < growth_mib < 2048, growth_mib  # it did allocate its O(N^2) buffers, but no N^3 tensor
 
 
 def test_errors():
