@@ -1,0 +1,64 @@
+"""Test-retest reliability of features: intraclass correlation per feature between two feature tables.
+
+Two tables of the same subjects (e.g. the same people scanned twice, or the synthetic cohort re-generated
+with a different ``noise_seed``), k = 2 "raters" (sessions), n subjects. From the two-way ANOVA of each
+feature's n x k matrix x (Shrout & Fleiss 1979; McGraw & Wong 1996):
+
+    MSR = k/(n-1) sum_i (xbar_i. - xbar)^2          (between subjects)
+    MSC = n/(k-1) sum_j (xbar_.j - xbar)^2          (between sessions)
+    MSE = (SST - (n-1) MSR - (k-1) MSC) / ((n-1)(k-1))
+
+    ICC(3,1), consistency:        (MSR - MSE) / (MSR + (k-1) MSE)
+    ICC(2,1), absolute agreement: (MSR - MSE) / (MSR + (k-1) MSE + k (MSC - MSE) / n)
+
+Agreement (the default) also penalises a systematic shift between sessions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from anatlearn.errors import ConfigError, DataError
+from anatlearn.evaluate.features import validate_features
+
+KINDS = ("agreement", "consistency")
+
+
+def icc(test: pd.DataFrame, retest: pd.DataFrame, kind: str = "agreement") -> pd.Series:
+    """ICC of every feature (column) between two tables over their common subjects (index: feature name).
+
+    Both tables must have the same columns; at least 3 common subjects are needed. A feature constant in
+    both sessions has no between-subject variance: its ICC is NaN.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown ICC kind {kind!r}; choose one of {', '.join(KINDS)}")
+    test, retest = validate_features(test, "test"), validate_features(retest, "retest")
+    if list(test.columns) != list(retest.columns):
+        raise DataError(f"test and retest feature tables differ in their features ({test.shape[1]} vs "
+                        f"{retest.shape[1]} columns): were they made by the same model?")
+    common = test.index[test.index.isin(retest.index)]
+    if len(common) < 3:
+        raise DataError(f"test and retest feature tables share {len(common)} subjects; ICC needs at least 3")
+    x = np.stack([test.loc[common].to_numpy(), retest.loc[common].to_numpy()], axis=1)  # (n, k, F)
+    n, k = x.shape[:2]
+    grand = x.mean(axis=(0, 1))
+    msr = k * ((x.mean(axis=1) - grand) ** 2).sum(axis=0) / (n - 1)
+    msc = n * ((x.mean(axis=0) - grand) ** 2).sum(axis=0) / (k - 1)
+    sst = ((x - grand) ** 2).sum(axis=(0, 1))
+    mse = (sst - (n - 1) * msr - (k - 1) * msc) / ((n - 1) * (k - 1))
+    denom = msr + (k - 1) * mse
+    if kind == "agreement":
+        denom = denom + k * (msc - mse) / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(denom > 0, (msr - mse) / np.where(denom > 0, denom, 1.0), np.nan)
+    return pd.Series(values, index=test.columns, name=f"icc_{kind}")
+
+
+def icc_summary(values: pd.Series) -> dict:
+    """Median, quartiles and the fraction of features with ICC >= 0.75 ("good", Koo & Li 2016)."""
+    v = values.dropna().to_numpy()
+    if v.size == 0:
+        return {"n_features": 0, "median": float("nan"), "q25": float("nan"), "q75": float("nan"), "frac_good": float("nan")}
+    return {"n_features": int(v.size), "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
+            "q75": float(np.quantile(v, 0.75)), "frac_good": float(np.mean(v >= 0.75))}
