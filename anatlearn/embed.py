@@ -1,0 +1,201 @@
+"""Feature extraction with a frozen encoder (``anatlearn embed``), in scikit-learn style.
+
+``AnatEncoder(weights).transform(dataset)`` returns a feature table: a DataFrame indexed by
+``participant_id`` with columns ``f0000...``, the encoder's representation f(x) (the 512-d global-average-
+pooled vector for ResNet-18; the projection head is dropped, as in the paper's linear evaluation).
+
+Streaming: a torch DataLoader reads one batch of volumes at a time, so memory is flat in the number of
+subjects (only the n x F feature matrix grows). Inference runs under ``torch.inference_mode``.
+Speed options: ``channels_last=True`` (``torch.channels_last_3d`` memory format; same arithmetic, results
+within float rounding of the plain path) and ``dtype=torch.bfloat16`` (autocast; ~3 significant digits,
+differences are reported by the tests and ``--compare-fp32``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from anatlearn.errors import ConfigError, DataError
+from anatlearn.evaluate.features import make_feature_table
+from anatlearn.provenance import provenance
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+class _Volumes(Dataset):
+    """(1, X, Y, Z) float32 tensors from a SubjectDataset or a list of arrays; checks shape consistency."""
+
+    def __init__(self, source, ids: Sequence[str]):
+        self.source, self.ids = source, list(ids)
+        self.shape = None
+
+    def __len__(self):
+        return len(self.ids)
+
+    def _get(self, i: int) -> np.ndarray:
+        if hasattr(self.source, "volume"):
+            return self.source.volume(i)
+        return self.source[i]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        vol = np.asarray(self._get(i), dtype=np.float32)
+        if vol.ndim == 4 and vol.shape[0] == 1:
+            vol = vol[0]
+        if vol.ndim != 3:
+            raise DataError(f"subject {self.ids[i]}: expected a 3-D volume, got shape {vol.shape}")
+        if not np.isfinite(vol).all():
+            raise DataError(f"subject {self.ids[i]}: volume has NaN/inf voxels")
+        return torch.from_numpy(np.ascontiguousarray(vol))[None]
+
+
+def _numel(obj) -> int:
+    """Number of tensor elements inside a (nested) checkpoint entry; weight-like entries are large."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel()
+    if isinstance(obj, dict):
+        return sum(_numel(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_numel(v) for v in obj)
+    return 0
+
+
+def _collate(items: list[torch.Tensor]) -> torch.Tensor:
+    shapes = {tuple(t.shape) for t in items}
+    if len(shapes) > 1:
+        raise DataError(f"volumes of different shapes in one batch: {sorted(shapes)}; resample them to one grid")
+    return torch.stack(items)
+
+
+def _resolve_inputs(data) -> tuple[Any, list[str]]:
+    """(indexable source, ids) from a SubjectDataset, a mapping id -> array, or a sequence of arrays."""
+    if hasattr(data, "volume") and hasattr(data, "participants"):
+        return data, [str(i) for i in data.participants["participant_id"]]
+    if isinstance(data, Mapping):
+        return list(data.values()), [str(k) for k in data.keys()]
+    if isinstance(data, np.ndarray) and data.ndim in (4, 5):
+        return list(data), [str(i) for i in range(len(data))]
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+        arrays = list(data)
+        return arrays, [str(i) for i in range(len(arrays))]
+    raise DataError(f"cannot embed a {type(data).__name__}: give a dataset (anatlearn.data.open_dataset), "
+                    f"a dict id -> volume or a list of volumes")
+
+
+class AnatEncoder:
+    """A frozen pretrained encoder that turns brain volumes into a feature table.
+
+    ``weights``: an anatlearn checkpoint, a safetensors export, a released AnatCL checkpoint (with ``model``
+    and ``width`` naming its architecture) or an already built :class:`~anatlearn.models.ContrastiveModel`.
+    """
+
+    def __init__(self, weights, model: str = "resnet18", width: float = 1.0, batch_size: int = 8,
+                 device: str = "cpu", channels_last: bool = False, dtype: torch.dtype | str = torch.float32,
+                 num_workers: int = 0, progress: bool = False):
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+            dtype = DTYPES[dtype]
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ConfigError(f"dtype must be float32 or bfloat16, got {dtype}")
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
+        self.batch_size, self.channels_last, self.dtype = batch_size, channels_last, dtype
+        self.num_workers, self.progress = num_workers, progress
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise ConfigError(f"unknown device {device!r}") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda requested but no CUDA GPU is available")
+        if isinstance(weights, torch.nn.Module):
+            self.model, self.source = weights, "<in-memory model>"
+        else:
+            from anatlearn.models import load_pretrained
+
+            self.model, self.source = load_pretrained(weights, model=model, width=width), str(weights)
+        self.model = self.model.eval().to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self.metadata = self._metadata()
+
+    def _metadata(self) -> dict:
+        meta = dict(getattr(self.model, "checkpoint_meta", {}) or {})
+        keep = {k: v for k, v in meta.items() if _numel(v) <= 100_000}  # provenance, config, normaliser stats
+        return {"checkpoint": self.source, "model_config": getattr(self.model, "model_config", {}),
+                "checkpoint_meta": keep,
+                "embedding": provenance(None, {"batch_size": self.batch_size, "channels_last": self.channels_last,
+                                               "dtype": str(self.dtype).removeprefix("torch."),
+                                               "device": str(self.device)})}
+
+    def fit(self, X=None, y=None) -> "AnatEncoder":
+        """No-op (the encoder is pretrained and frozen); for scikit-learn pipelines."""
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return int(self.model.encoder.out_features)
+
+    def _encode(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last_3d)
+        if self.dtype == torch.bfloat16:
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                return self.model.encode(batch).float()
+        return self.model.encode(batch)
+
+    def transform(self, data) -> pd.DataFrame:
+        """Features of every subject: a DataFrame indexed by participant_id (the dataset's order), columns
+        ``f0000...``; ``.attrs["metadata"]`` holds the checkpoint's provenance and the embedding options."""
+        source, ids = _resolve_inputs(data)
+        if not ids:
+            raise DataError("nothing to embed: the dataset is empty")
+        volumes = _Volumes(source, ids)
+        loader = DataLoader(volumes, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                            collate_fn=_collate, pin_memory=self.device.type == "cuda")
+        out = np.empty((len(ids), self.n_features), dtype=np.float32)
+        row = 0
+        with torch.inference_mode():
+            for batch in self._progress(loader, len(ids)):
+                feats = self._encode(batch).cpu().numpy()
+                out[row:row + len(feats)] = feats
+                row += len(feats)
+        return make_feature_table(out, ids, metadata=self.metadata)
+
+    def fit_transform(self, data, y=None) -> pd.DataFrame:
+        return self.transform(data)
+
+    def _progress(self, loader, n: int):
+        if not self.progress:
+            yield from loader
+            return
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("embedding", total=n)
+            for batch in loader:
+                yield batch
+                bar.advance(task, len(batch))
+
+
+def max_abs_difference(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """Largest absolute difference between two feature tables of the same subjects and features."""
+    if a.shape != b.shape or list(a.index) != list(b.index):
+        raise DataError(f"feature tables differ in shape or subjects: {a.shape} vs {b.shape}")
+    return float(np.max(np.abs(a.to_numpy() - b.to_numpy())))
+
+
+def embed(weights, data, out: str | os.PathLike | None = None, **options) -> pd.DataFrame:
+    """Convenience: ``AnatEncoder(weights, **options).transform(data)``, written to ``out`` if given."""
+    from anatlearn.evaluate.features import write_features
+
+    table = AnatEncoder(weights, **options).transform(data)
+    if out is not None:
+        write_features(table, out)
+    return table
