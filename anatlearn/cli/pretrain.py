@@ -1,0 +1,59 @@
+"""``anatlearn pretrain``: train an encoder with any method (see docs/training.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from anatlearn.cli import app
+
+
+@app.command("pretrain")
+def pretrain_command(
+    data: Optional[str] = typer.Option(None, help="Dataset directory (OpenBHB layout, NIfTI + participants.tsv)."),
+    method: Optional[str] = typer.Option(None, help="simclr, yaware, expw, threshold, anatcl-local, anatcl-global, anat-only, l1-age."),
+    out: Optional[str] = typer.Option(None, help="Run directory."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of options; flags override it."),
+    encoder: Optional[str] = typer.Option(None, help="resnet18 (default), resnet34, resnet50, densenet121, alexnet3d."),
+    width: Optional[float] = typer.Option(None, help="Channel width multiplier (1.0 = the paper's model)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default 50)."),
+    batch_size: Optional[int] = typer.Option(None, help="Subjects per batch, all processes together (default 32)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 1e-4)."),
+    weight_decay: Optional[float] = typer.Option(None, help="Weight decay (default 5e-5)."),
+    temperature: Optional[float] = typer.Option(None, help="Contrastive temperature tau (default 0.1)."),
+    kernel: Optional[str] = typer.Option(None, help="Age kernel: rbf (default), gaussian, cauchy."),
+    sigma: Optional[float] = typer.Option(None, help="Age kernel width in years (default 2)."),
+    lambda_age: Optional[float] = typer.Option(None, help="Weight of the age term (AnatCL)."),
+    lambda_anat: Optional[float] = typer.Option(None, help="Weight of the anatomical term (AnatCL)."),
+    descriptors: Optional[list[str]] = typer.Option(None, "--descriptor", help="Descriptor (CT, GMV, SA); repeatable."),
+    atlas: Optional[str] = typer.Option(None, help="desikan (default) or destrieux."),
+    normalise: Optional[str] = typer.Option(None, help="Descriptor normalisation: zscore (default), minmax, none."),
+    weight_map: Optional[str] = typer.Option(None, help="Cosine to weight: shift ((A+1)/2, default) or clamp."),
+    views: Optional[int] = typer.Option(None, help="Views per subject (default 2)."),
+    augment: Optional[list[str]] = typer.Option(None, "--augment", help="crop, cutout, flip, blur, noise; repeatable (default none)."),
+    split: Optional[str] = typer.Option(None, help="Split to train on (default train; '' for all subjects)."),
+    amp: Optional[str] = typer.Option(None, help="auto (GPU: bf16/fp16; CPU: off), bf16, fp16, off."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
+    num_workers: Optional[int] = typer.Option(None, help="Data-loading worker processes (default 2)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Also checkpoint every N steps (default: each epoch)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out exactly where it stopped."),
+    overwrite: bool = typer.Option(False, help="Replace a run already in --out."),
+    stop_after_steps: Optional[int] = typer.Option(None, hidden=True),
+) -> None:
+    """Pretrain an encoder; writes config.toml, metrics.csv and checkpoints/ to the run directory."""
+    from anatlearn.errors import ConfigError
+    from anatlearn.train import pretrain
+    from anatlearn.training.config import resolve_config
+
+    overrides = {k: v for k, v in locals().items()
+                 if k not in ("config", "resume", "overwrite", "stop_after_steps", "pretrain", "resolve_config", "ConfigError")}
+    for key in ("descriptors", "augment"):
+        if overrides.get(key) == []:
+            overrides[key] = None
+    cfg = resolve_config(str(config) if config else None, overrides)
+    if not cfg.data or not cfg.out:
+        raise ConfigError("--data and --out are required (on the command line or in --config)")
+    path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
+    typer.echo(f"run directory: {path}")

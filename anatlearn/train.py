@@ -1,0 +1,249 @@
+"""Pretraining: one function, :func:`pretrain`, readable top to bottom.
+
+data -> (normalised descriptors) -> model (encoder + head) -> loss of the method -> Adam + StepLR, with
+exact resume (model, optimiser, scheduler, AMP scaler, RNG states and the position in the epoch's data
+order are checkpointed), rank-0 logging and checkpointing under torchrun/DDP, and AMP on GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_dataset
+from anatlearn.data.transforms import build_augmentations
+from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
+from anatlearn.io import atomic_write_text
+from anatlearn.losses import build_loss, method_needs
+from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
+from anatlearn.provenance import provenance, seed_everything
+from anatlearn.training import distributed as D
+from anatlearn.training.config import TrainConfig
+from anatlearn.training.rundir import RunDir, rng_state, set_rng_state
+
+
+def _amp(cfg: TrainConfig, device: torch.device):
+    """(autocast dtype or None, GradScaler or None): bf16/fp16 on GPU by default, bf16 on CPU opt-in."""
+    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
+        return None, None
+    if device.type != "cuda" and cfg.amp == "fp16":
+        raise ConfigError("--amp fp16 needs a GPU; on CPU use --amp bf16 or off")
+    dtype = torch.float16 if cfg.amp == "fp16" else torch.bfloat16
+    if cfg.amp == "auto":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return dtype, scaler
+
+
+def _epoch_batches(sampler: DistributedSampler, epoch: int, per_rank: int) -> list[list[int]]:
+    """This rank's batches of one epoch: the sampler's seeded permutation, cut into full batches."""
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    return [order[i:i + per_rank] for i in range(0, len(order) - per_rank + 1, per_rank)]
+
+
+def _load_data(cfg: TrainConfig):
+    dataset = open_dataset(cfg.data, split=cfg.split or None, modality=cfg.modality)
+    needs_ages, needs_desc = method_needs(cfg.method)
+    normaliser, descriptors = None, None
+    if needs_desc:
+        try:
+            raw = dataset.descriptors(tuple(cfg.descriptors), cfg.atlas)
+        except DataError as exc:
+            raise DataError(f"method {cfg.method} needs FreeSurfer descriptors ({', '.join(cfg.descriptors)}, "
+                            f"{cfg.atlas}): {exc}") from None
+        normaliser = DescriptorNormaliser(cfg.normalise).fit(raw)
+        descriptors = normaliser.transform(raw)
+    return dataset, normaliser, descriptors
+
+
+def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, stop_after_steps: int | None = None) -> Path:
+    """Train an encoder with ``cfg.method``; returns the run directory. ``stop_after_steps`` ends the run
+    early (used to test interruption)."""
+    cfg.validate()
+    info = D.setup()
+    run = RunDir(cfg.out)
+    if info.is_main:
+        run.prepare(resume, overwrite)
+    D.barrier()
+    try:
+        return _train(cfg, info, run, resume, stop_after_steps)
+    finally:
+        run.release()
+        D.teardown()
+
+
+def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_after_steps: int | None) -> Path:
+    state = None
+    if resume:
+        state = load_checkpoint(run.last)
+        old = TrainConfig.from_dict(state["config"], str(run.last))
+        diff = old.differences(cfg)
+        if diff:
+            raise ConfigError(f"cannot resume {run.path}: its checkpoint was made with another config "
+                              f"(differs in: {', '.join(f'{k}={old.to_dict()[k]!r} vs {cfg.to_dict()[k]!r}' for k in diff[:4])})")
+    seed_everything(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    dataset, normaliser, descriptors = _load_data(cfg)
+    per_rank = cfg.batch_size // info.world_size
+    if per_rank < 1 or cfg.batch_size % info.world_size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} must be a multiple of the {info.world_size} processes")
+    if len(dataset) < cfg.batch_size:
+        raise DataError(f"{cfg.data} split {cfg.split!r} has {len(dataset)} subjects, fewer than one batch of {cfg.batch_size}")
+    ages = dataset.participants["age"].to_numpy(np.float64)
+    age_stats = {"mean": float(ages.mean()), "std": float(ages.std() or 1.0)}
+
+    head = "regression" if cfg.method == "l1-age" else "projection"
+    model = build_model(default_model_config(cfg.encoder, cfg.width, 1, head)).to(info.device)
+    if info.enabled and cfg.sync_bn and info.device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    loss_fn = build_loss(cfg.method, temperature=cfg.temperature, base_temperature=cfg.base_temperature or None,
+                         kernel=cfg.kernel, sigma=cfg.sigma, lambda_age=cfg.lambda_age, lambda_anat=cfg.lambda_anat,
+                         normalise=None, weight_map=cfg.weight_map)  # descriptors arrive normalised
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    amp_dtype, scaler = _amp(cfg, info.device)
+    epoch, step_in_epoch, global_step = 0, 0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+    net = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
+
+    views = ViewsDataset(dataset, cfg.views, build_augmentations(cfg.augment, dataset.volume(0).shape),
+                         descriptors, seed=cfg.seed)
+    sampler = DistributedSampler(views, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed,
+                                 drop_last=True)
+    meta = {"format": "anatlearn", "format_version": 1, "model_config": model.model_config, "config": cfg.to_dict(),
+            "seed": cfg.seed, "normaliser": normaliser.state_dict() if normaliser else None, "age_stats": age_stats}
+    if info.is_main:
+        atomic_write_text(run.path / "config.toml", cfg.to_toml())
+        run.write_json("provenance.json", provenance(cfg.seed, cfg.to_dict()))
+        if normaliser:
+            run.write_json("normaliser.json", normaliser.state_dict())
+    metrics = run.metrics_writer(global_step if state is not None else None) if info.is_main else None
+    progress = _Progress(cfg.progress and info.is_main)
+
+    def checkpoint(path: Path, ep: int, step: int) -> None:
+        if info.is_main:
+            save_checkpoint(path, {**meta, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                                   "rng": rng_state(), "epoch": ep, "step_in_epoch": step, "global_step": global_step,
+                                   "provenance": provenance(cfg.seed, cfg.to_dict())})
+        D.barrier()
+
+    ids = dataset.participants["participant_id"].to_numpy()
+    while epoch < cfg.epochs:
+        views.set_epoch(epoch)
+        batches = _epoch_batches(sampler, epoch, per_rank)
+        if not batches:
+            raise DataError(f"no full batch of {cfg.batch_size} subjects in {cfg.data}")
+        loader = DataLoader(views, batch_sampler=batches[step_in_epoch:], num_workers=cfg.num_workers,
+                            pin_memory=info.device.type == "cuda", persistent_workers=False)
+        net.train()
+        progress.start(epoch, len(batches), step_in_epoch)
+        t0 = time.perf_counter()  # samples/s include data loading: the time from one step's end to the next
+        for batch in loader:
+            x = batch["views"].to(info.device, non_blocking=True)
+            b, v = x.shape[:2]
+            ctx = torch.autocast(info.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+            with ctx:
+                out = net(x.flatten(0, 1))
+            if not torch.isfinite(out).all():
+                raise TrainingError(f"the model produced NaN/inf at epoch {epoch}, step {step_in_epoch} (global step "
+                                    f"{global_step}); batch subjects: {', '.join(ids[batch['index'].numpy()][:8])}. "
+                                    f"Lower the learning rate or check the input volumes.")
+            age = batch["age"].to(info.device)
+            if cfg.method == "l1-age":
+                pred = out.reshape(b, v)[:, 0]
+                terms = loss_fn(pred, (age - age_stats["mean"]) / age_stats["std"])
+                loss_value = terms["loss"]
+            else:
+                feats = D.gather_with_grad(out.reshape(b, v, -1).float())
+                desc = batch.get("descriptors")
+                terms = loss_fn(feats, D.gather(age), None if desc is None else D.gather(desc.to(info.device)))
+                loss_value = terms["loss"] * D.loss_scale()
+            if not torch.isfinite(terms["loss"]):
+                raise TrainingError(f"loss is {terms['loss'].item()} at epoch {epoch}, step {step_in_epoch} "
+                                    f"(global step {global_step}); batch subjects: {', '.join(ids[batch['index'].numpy()][:8])}")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss_value).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss_value.backward()
+                optimizer.step()
+            step_in_epoch += 1
+            global_step += 1
+            now = time.perf_counter()
+            rate, t0 = b * info.world_size / (now - t0), now
+            row = {"step": global_step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": rate,
+                   **{k: float(t.detach()) for k, t in terms.items()}}
+            if metrics:
+                metrics.write(row)
+            progress.update(row)
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0 and step_in_epoch < len(batches):
+                checkpoint(run.last, epoch, step_in_epoch)
+            if stop_after_steps is not None and global_step >= stop_after_steps:
+                progress.stop()
+                return run.path
+        progress.stop()
+        scheduler.step()
+        epoch, step_in_epoch = epoch + 1, 0
+        checkpoint(run.ckpt_dir / f"epoch-{epoch}.pt", epoch, 0)
+        if info.is_main:
+            save_checkpoint(run.last, torch.load(run.ckpt_dir / f"epoch-{epoch}.pt", weights_only=True))
+    if metrics:
+        metrics.close()
+    return run.path
+
+
+class _Progress:
+    """A rich progress bar on a terminal; one summary line per epoch otherwise."""
+
+    def __init__(self, enabled: bool):
+        import sys
+
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.bar = None
+        self.last: dict = {}
+
+    def start(self, epoch: int, total: int, done: int) -> None:
+        self.epoch, self.total = epoch, total
+        if self.tty:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(f"epoch {epoch}", total=total, completed=done)
+
+    def update(self, row: dict) -> None:
+        self.last = row
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1,
+                            description=f"epoch {self.epoch} loss {row['loss']:.4f} {row['samples_per_s']:.1f} subj/s")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+        if self.enabled and self.last:
+            import sys
+
+            print(f"epoch {self.epoch}: step {self.last['step']} loss {self.last['loss']:.4f} "
+                  f"lr {self.last['lr']:.2e} {self.last['samples_per_s']:.1f} subjects/s", file=sys.stderr)
+
+
+__all__ = ["AnatlearnError", "TrainConfig", "pretrain"]

@@ -1,0 +1,1 @@
+"""Pretraining internals: configuration, run directory, distributed helpers. The loop is anatlearn.train."""

@@ -1,0 +1,129 @@
+"""Pretraining configuration: one dataclass, read from TOML, overridden by command-line flags, saved in the
+run directory (``config.toml``). Defaults follow the released AnatCL recipe (Barbano et al. 2024): ResNet-18,
+Adam lr 1e-4, weight decay 5e-5, lr x0.9 every 10 epochs, 32 subjects per batch, 2 views, tau 0.1, rbf
+sigma 2, lambda_age = lambda_anat = 1."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from anatlearn.errors import ConfigError
+from anatlearn.losses import METHODS
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+# Keys that may change between a run and its resumption (they do not change what is computed).
+RESUMABLE_KEYS = {"epochs", "out", "data", "num_workers", "progress", "checkpoint_every", "tensorboard"}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    method: str = "anatcl-global"
+    encoder: str = "resnet18"
+    width: float = 1.0
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 5e-5
+    lr_step: int = 10
+    lr_gamma: float = 0.9
+    temperature: float = 0.1
+    base_temperature: float = 0.0  # 0 means "equal to temperature" (TOML has no null)
+    kernel: str = "rbf"
+    sigma: float = 2.0
+    lambda_age: float = 1.0
+    lambda_anat: float = 1.0
+    descriptors: list[str] = field(default_factory=lambda: ["CT", "GMV", "SA"])
+    atlas: str = "desikan"
+    normalise: str = "zscore"
+    weight_map: str = "shift"
+    views: int = 2
+    augment: list[str] = field(default_factory=list)
+    split: str = "train"
+    modality: str = "vbm"
+    amp: str = "auto"
+    seed: int = 0
+    num_workers: int = 2
+    checkpoint_every: int = 0
+    deterministic: bool = False
+    sync_bn: bool = True
+    progress: bool = True
+    tensorboard: bool = False
+
+    def validate(self) -> "TrainConfig":
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method != "l1-age" and self.batch_size < 2:
+            raise ConfigError(f"--batch-size {self.batch_size}: a contrastive method needs at least 2 subjects per batch")
+        if self.batch_size < 1 or self.epochs < 1 or self.views < 1:
+            raise ConfigError("batch_size, epochs and views must be positive")
+        if self.method == "simclr" and self.views < 2 and not self.augment:
+            raise ConfigError("simclr needs at least 2 views")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
+        for name in ("lr", "temperature", "sigma", "width"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if self.normalise not in ("zscore", "minmax", "none"):
+            raise ConfigError(f"unknown normalise {self.normalise!r}; choose zscore, minmax or none")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (valid keys: {', '.join(known)})")
+        cfg = cls()
+        for key, value in values.items():
+            default = getattr(cfg, key)
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+                value = type(default)(value)
+            elif isinstance(default, list) and not isinstance(value, list):
+                raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+            elif isinstance(default, str) and not isinstance(value, str):
+                raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+            setattr(cfg, key, value)
+        return cfg
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"cannot parse {path}: {exc}") from None
+        return cls.from_dict(values, str(path))
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Keys (other than :data:`RESUMABLE_KEYS`) whose values differ: a resume must have none."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if k not in RESUMABLE_KEYS and a[k] != b[k]]
+
+
+def resolve_config(config_file: str | None, overrides: dict) -> TrainConfig:
+    """File values, then every override that is not None (command-line flags win)."""
+    cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    values = cfg.to_dict()
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(values, "options").validate()

@@ -1,0 +1,124 @@
+"""The run directory: lock, config, metrics and checkpoints.
+
+    RUN/config.toml                 the resolved configuration
+    RUN/provenance.json             seed, versions, machine
+    RUN/normaliser.json             descriptor normalisation statistics (also inside every checkpoint)
+    RUN/metrics.csv                 step, epoch, loss terms, lr, samples/s
+    RUN/checkpoints/last.pt         written atomically every --checkpoint-every steps and at each epoch end
+    RUN/checkpoints/epoch-N.pt      one per epoch
+    RUN/.lock                       held while a run writes here (a second run refuses to start)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock, Timeout
+
+from anatlearn.errors import ConfigError, TrainingError
+from anatlearn.io import atomic_write_text
+
+METRIC_FIELDS = ["step", "epoch", "loss", "age", "anat", "lr", "samples_per_s"]
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.ckpt_dir = self.path / "checkpoints"
+        self.last = self.ckpt_dir / "last.pt"
+        self._lock: FileLock | None = None
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """Check the directory is usable for a new run (or a resume) and take its lock."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"output path {self.path} exists and is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"cannot write to output directory {self.path}: {exc.strerror or exc}") from None
+        self._lock = FileLock(str(self.path / ".lock"))
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise TrainingError(f"another anatlearn run is writing to {self.path} (its lock {self.path / '.lock'} "
+                                f"is held); wait for it or choose another --out") from None
+        has_run = (self.path / "config.toml").exists()
+        if resume:
+            if not self.last.exists():
+                raise ConfigError(f"--resume: no checkpoint {self.last} to resume from")
+        elif has_run:
+            if not overwrite:
+                raise ConfigError(f"{self.path} already holds a run (config.toml); use --resume to continue it "
+                                  f"or --overwrite to replace it")
+            for child in self.path.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        self.ckpt_dir.mkdir(exist_ok=True)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def write_json(self, name: str, obj) -> None:
+        atomic_write_text(self.path / name, json.dumps(obj, indent=2, default=str))
+
+    def metrics_writer(self, keep_until_step: int | None) -> "MetricsWriter":
+        return MetricsWriter(self.path / "metrics.csv", keep_until_step)
+
+
+class MetricsWriter:
+    """Appends one CSV row per step; on resume, first drops rows past the checkpoint's step (they were
+    written by the killed run after its last checkpoint and will be recomputed identically)."""
+
+    def __init__(self, path: Path, keep_until_step: int | None):
+        self.path = path
+        if keep_until_step is not None and path.exists():
+            rows = [r for r in csv.DictReader(path.open()) if int(r["step"]) <= keep_until_step]
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, METRIC_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_text(path, buf.getvalue())
+        elif keep_until_step is None:
+            atomic_write_text(path, ",".join(METRIC_FIELDS) + "\n")
+        self.fh = path.open("a", newline="")
+        self.writer = csv.DictWriter(self.fh, METRIC_FIELDS, extrasaction="ignore")
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def rng_state() -> dict:
+    """All RNG states as tensors / plain lists (readable with torch.load(weights_only=True))."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+             "python": [py_state[0], list(py_state[1]), py_state[2]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,104 @@
+"""Pretraining: every method learns, the config round-trips, bad input fails clearly."""
+
+import csv
+
+import pytest
+import torch
+
+from anatlearn.errors import ConfigError, DataError, TrainingError
+from anatlearn.losses import METHODS
+from anatlearn.train import pretrain
+from anatlearn.training.config import TrainConfig, resolve_config
+
+
+def tiny_config(data, out, **kw):
+    base = dict(data=str(data), out=str(out), width=0.125, batch_size=8, num_workers=0, epochs=1, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def losses(run):
+    return [float(r["loss"]) for r in csv.DictReader((run / "metrics.csv").open())]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_decreases_its_loss(method, tiny_cohort, tmp_path, monkeypatch):
+    # 8 subjects = one fixed batch per epoch: the loss on it must go down
+    import anatlearn.train as T
+
+    real = T.open_dataset
+    monkeypatch.setattr(T, "open_dataset", lambda *a, **k: real(*a, **k).subset(slice(0, 8)))
+    run = pretrain(tiny_config(tiny_cohort, tmp_path / method, method=method, epochs=8, lr=2e-3, seed=1))
+    values = losses(run)
+    assert len(values) == 8
+    assert sum(values[-2:]) / 2 < values[0] * 0.97, values
+
+
+def test_run_directory_contents(tiny_cohort, tmp_path):
+    run = pretrain(tiny_config(tiny_cohort, tmp_path / "r", method="anatcl-local", epochs=2))
+    assert (run / "config.toml").exists() and (run / "provenance.json").exists() and (run / "normaliser.json").exists()
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "epoch-1.pt", "epoch-2.pt"}
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["config"]["method"] == "anatcl-local"
+    assert len(ckpt["normaliser"]["mean"]) == 68
+    from anatlearn.models import load_pretrained
+
+    model = load_pretrained(run / "checkpoints" / "last.pt")
+    assert model.encoder.out_features == 64
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert {"loss", "age", "anat", "lr", "samples_per_s"} <= set(rows[0])
+
+
+def test_config_round_trip_and_overrides(tmp_path):
+    cfg = TrainConfig(data="d", out="o", method="expw", augment=["flip"], sigma=3.5, epochs=7)
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.to_toml())
+    assert TrainConfig.from_toml(path) == cfg
+    merged = resolve_config(str(path), {"epochs": 9, "sigma": None, "method": None})
+    assert merged.epochs == 9 and merged.sigma == 3.5 and merged.method == "expw"
+    path.write_text(cfg.to_toml() + "learning_rate = 0.1\n")
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'"):
+        TrainConfig.from_toml(path)
+    with pytest.raises(ConfigError, match="must be a number"):
+        TrainConfig.from_dict({"epochs": "ten"})
+
+
+def test_bad_inputs(tiny_cohort, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="at least 2 subjects per batch"):
+        pretrain(tiny_config(tiny_cohort, tmp_path / "a", batch_size=1))
+    with pytest.raises(ConfigError, match="unknown method"):
+        pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="byol"))
+    pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="simclr"))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="simclr"))
+    with pytest.raises(ConfigError, match="another config .*method='simclr' vs 'yaware'"):
+        pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="yaware"), resume=True)
+    # a second run in the same directory while the first holds the lock
+    from filelock import FileLock
+
+    with FileLock(str(tmp_path / "a" / ".lock")):
+        with pytest.raises(TrainingError, match="another anatlearn run is writing"):
+            pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="simclr"), overwrite=True)
+    assert (tmp_path / "a" / "checkpoints" / "last.pt").exists()  # the first run is intact
+
+
+def test_descriptors_missing_and_nan_loss(tiny_cohort, tmp_path, monkeypatch):
+    import shutil
+
+    data = tmp_path / "d"
+    shutil.copytree(tiny_cohort, data)
+    (data / "freesurfer_roi" / "desikan_roi_features.csv").unlink()
+    with pytest.raises(DataError, match="anatcl-global needs FreeSurfer descriptors"):
+        pretrain(tiny_config(data, tmp_path / "r1"))
+    import anatlearn.train as T
+
+    real = T.build_loss
+
+    def nan_loss(*a, **k):
+        loss = real(*a, **k)
+        return lambda *x: {"loss": loss(*x)["loss"] * float("nan")}
+
+    monkeypatch.setattr(T, "build_loss", nan_loss)
+    with pytest.raises(TrainingError, match=r"loss is nan at epoch 0, step 0 \(global step 0\); batch subjects: \d+"):
+        pretrain(tiny_config(tiny_cohort, tmp_path / "r2", method="simclr"))
