@@ -12,7 +12,6 @@ All files are written atomically; ``results.json`` last, so its presence means t
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -86,12 +85,14 @@ def _fmt(mean: float, lo: float, hi: float) -> str:
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def pivot_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table pivoted: one row per (task, metric), one column per method, cells 'mean [low, high]'."""
+    cells = table.assign(cell=[_fmt(m, lo, hi) for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"])])
+    return cells.pivot_table(index=["task", "metric"], columns="method", values="cell", aggfunc="first", sort=False)
+
+
 def format_table(table: pd.DataFrame) -> str:
-    """Pivot the tidy table: one row per (task, metric), one column per method."""
+    """:func:`pivot_table` as aligned text."""
     if table.empty:
         return "(no results)"
-    cells = table.assign(cell=[_fmt(m, lo, hi) for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"])])
-    pivot = cells.pivot_table(index=["task", "metric"], columns="method", values="cell", aggfunc="first", sort=False)
-    buf = io.StringIO()
-    buf.write(pivot.to_string())
-    return buf.getvalue()
+    return pivot_table(table).to_string()

@@ -1,0 +1,111 @@
+"""``anatlearn evaluate openbhb|tasks|icc``: linear evaluation of feature tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from anatlearn.cli import app
+from anatlearn.errors import ConfigError
+
+evaluate_app = typer.Typer(help="Evaluate frozen features: OpenBHB protocol, downstream tasks, test-retest ICC.",
+                           no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
+
+FEATURES_HELP = "Feature table, as NAME=PATH or PATH (name = file stem); repeat to compare methods."
+
+
+def parse_feature_args(specs: list[str]) -> dict:
+    """``NAME=PATH`` or ``PATH`` strings -> {name: feature table}; duplicate names are an error."""
+    from anatlearn.evaluate.features import read_features
+
+    tables = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).stem, spec
+        if name in tables:
+            raise ConfigError(f"--features: method name {name!r} given twice; use NAME=PATH to tell them apart")
+        tables[name] = read_features(path)
+    if not tables:
+        raise ConfigError("give at least one --features table")
+    return tables
+
+
+def _finish(results, out: Path | None) -> None:
+    typer.echo(results.format_table())
+    if out is not None:
+        path = results.write(out)
+        typer.echo(f"wrote {path.parent}/results.csv and results.json")
+
+
+@evaluate_app.command("openbhb")
+def openbhb_command(
+    features: list[str] = typer.Option(..., "--features", help=FEATURES_HELP),
+    participants: Path = typer.Option(..., "--participants", help="participants.tsv (or its dataset directory) with split, age, site."),
+    out: Path = typer.Option(None, "--out", help="Results directory (results.csv, results.json, predictions.csv)."),
+    seed: int = typer.Option(0, help="Seed of the CV folds and bootstrap."),
+    cv: int = typer.Option(5, help="Folds of the inner CV choosing alpha / C on train."),
+    site_column: str = typer.Option("site", "--site-column", help="Site column (OpenBHB also has siteXacq)."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the 95 % intervals."),
+) -> None:
+    """Brain age (Ridge: MAE internal/external), site (logistic: balanced accuracy), challenge score."""
+    from anatlearn.evaluate import evaluate_openbhb, read_participants
+
+    results = evaluate_openbhb(parse_feature_args(features), read_participants(participants), seed=seed, cv=cv,
+                               site_column=site_column, n_boot=n_boot)
+    _finish(results, out)
+
+
+@evaluate_app.command("tasks")
+def tasks_command(
+    features: list[str] = typer.Option(..., "--features", help=FEATURES_HELP),
+    participants: Path = typer.Option(..., "--participants", help="Labels table (.tsv/.csv/.parquet) with participant_id."),
+    tasks: str = typer.Option(..., "--tasks", help="A preset (adni, oasis3, schizconnect, abide, synthetic) or a TOML task file."),
+    task: list[str] = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
+    column: list[str] = typer.Option(None, "--column", help="Map a preset's canonical column: CANONICAL=YOURS (repeatable)."),
+    folds: int = typer.Option(5, help="Outer stratified folds."),
+    repeats: int = typer.Option(5, help="Repeats of the outer K-fold."),
+    seed: int = typer.Option(0, help="Seed of the splits."),
+    stratify_site: str = typer.Option(None, "--stratify-site", help="Also stratify folds by this site column."),
+    interval: str = typer.Option("corrected", help="95 % interval: corrected (Nadeau-Bengio) or repeats."),
+    out: Path = typer.Option(None, "--out", help="Results directory (results.csv, folds.csv, paired.csv, results.json)."),
+) -> None:
+    """Linear probes of every feature table on every task, with intervals and paired tests."""
+    from anatlearn.evaluate import evaluate_tasks, load_tasks, read_participants
+
+    mapping = {}
+    for item in column or []:
+        canonical, sep, actual = item.partition("=")
+        if not sep or not canonical or not actual:
+            raise ConfigError(f"--column {item!r}: expected CANONICAL=YOURS")
+        mapping[canonical] = actual
+    task_list = load_tasks(tasks, columns=mapping or None, select=task or None)
+    results = evaluate_tasks(parse_feature_args(features), read_participants(participants), task_list,
+                             n_splits=folds, n_repeats=repeats, seed=seed, site_column=stratify_site,
+                             interval=interval, progress=lambda msg: typer.echo(f"  probing {msg}", err=True))
+    _finish(results, out)
+    if results.paired is not None and len(results.paired):
+        typer.echo("\npaired tests (corrected resampled t-test, Nadeau & Bengio 2003):")
+        typer.echo(results.paired.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@evaluate_app.command("icc")
+def icc_command(
+    test: Path = typer.Option(..., "--test", help="Feature table of the first session."),
+    retest: Path = typer.Option(..., "--retest", help="Feature table of the second session (same subjects)."),
+    kind: str = typer.Option("agreement", help="ICC(2,1) 'agreement' or ICC(3,1) 'consistency'."),
+    out: Path = typer.Option(None, "--out", help="CSV of the per-feature ICC (a .json summary is written beside it)."),
+) -> None:
+    """Test-retest intraclass correlation of every feature."""
+    from anatlearn.evaluate import icc, icc_summary, read_features
+    from anatlearn.io import atomic_write_text
+
+    values = icc(read_features(test), read_features(retest), kind)
+    summary = icc_summary(values)
+    typer.echo(json.dumps(summary, indent=1))
+    if out is not None:
+        atomic_write_text(out, values.rename_axis("feature").to_csv())
+        atomic_write_text(Path(str(out) + ".json"), json.dumps(summary, indent=1))

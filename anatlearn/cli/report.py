@@ -1,0 +1,29 @@
+"""``anatlearn report``: one self-contained HTML page from runs, evaluation results and feature tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from anatlearn.cli import app
+
+
+@app.command("report")
+def report_command(
+    inputs: list[Path] = typer.Argument(None, help="Run directories (metrics.csv) and/or results directories (results.json)."),
+    out: Path = typer.Option(..., "--out", help="Output HTML file."),
+    features: list[str] = typer.Option(None, "--features", help="Feature table for a 2-D map, NAME=PATH or PATH (repeatable)."),
+    participants: Path = typer.Option(None, "--participants", help="Participants table colouring the maps (age, site, diagnosis)."),
+    title: str = typer.Option("anatlearn report", help="Page title."),
+    seed: int = typer.Option(0, help="Seed of t-SNE/UMAP and of the subject subsample of large maps."),
+) -> None:
+    """Write a single HTML page: loss curves, OpenBHB figures, per-task bars, embedding maps, tables."""
+    from anatlearn.cli.evaluate import parse_feature_args
+    from anatlearn.evaluate import read_participants
+    from anatlearn.report import build_report
+
+    tables = parse_feature_args(features) if features else None
+    labels = read_participants(participants) if participants else None
+    path = build_report(inputs or [], out, features=tables, participants=labels, title=title, seed=seed)
+    typer.echo(f"wrote {path}")

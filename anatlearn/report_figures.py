@@ -1,0 +1,143 @@
+"""Figures of the HTML report, each returned as PNG bytes (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: headless, deterministic rendering
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+_X_COLUMNS = ("step", "epoch", "iteration")
+_SKIP = {"time", "wall_time", "elapsed", "elapsed_s", "lr", "learning_rate", "seconds"}
+# the metric drawn in the per-task bar chart: the paper's headline metric of each task kind
+PRIMARY = ("balanced_accuracy", "mae", "roc_auc", "r2")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def loss_curves(metrics: pd.DataFrame, title: str) -> bytes:
+    """Every numeric column of a run's metrics.csv (loss terms, validation scores) against step/epoch."""
+    x_col = next((c for c in _X_COLUMNS if c in metrics.columns), None)
+    x = metrics[x_col].to_numpy() if x_col else np.arange(len(metrics))
+    cols = [c for c in metrics.columns if c not in _X_COLUMNS and c.lower() not in _SKIP
+            and pd.api.types.is_numeric_dtype(metrics[c]) and metrics[c].notna().any()]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for c in cols:
+        ok = metrics[c].notna().to_numpy()
+        ax.plot(x[ok], metrics[c].to_numpy()[ok], label=c, marker="." if ok.sum() < 30 else None)
+    ax.set_xlabel(x_col or "row")
+    ax.set_title(title)
+    if cols:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def age_scatter(pred: pd.DataFrame, title: str) -> bytes:
+    """Predicted vs true age per test split, with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for split, marker in (("internal_test", "o"), ("external_test", "^")):
+        g = pred[pred["split"] == split]
+        if len(g):
+            mae = float(np.mean(np.abs(g["age"] - g["age_pred"])))
+            ax.scatter(g["age"], g["age_pred"], s=10, alpha=0.6, marker=marker, label=f"{split} (MAE {mae:.2f})")
+    lo, hi = float(pred["age"].min()), float(pred["age"].max())
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+    ax.set_xlabel("true age (years)")
+    ax.set_ylabel("predicted age (years)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def site_confusion(labels: list[str], matrix, title: str) -> bytes:
+    """Row-normalised confusion matrix of the site classifier on the internal test set."""
+    cm = np.asarray(matrix, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = min(8.0, 2.5 + 0.3 * len(labels))
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="viridis")
+    ticks = np.arange(len(labels))
+    fontsize = 7 if len(labels) <= 20 else 4
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=fontsize)
+    ax.set_yticks(ticks, labels, fontsize=fontsize)
+    ax.set_xlabel("predicted site")
+    ax.set_ylabel("true site")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true site")
+    return _png(fig)
+
+
+def embed_2d(X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+    """A 2-D map of the rows of X: UMAP if the package is installed, else t-SNE (scikit-learn); both on
+    standardised features."""
+    from sklearn.preprocessing import StandardScaler
+
+    Z = StandardScaler().fit_transform(X)
+    try:
+        import umap  # optional dependency
+
+        return umap.UMAP(random_state=seed).fit_transform(Z), "UMAP"
+    except ImportError:
+        from sklearn.manifold import TSNE
+
+        perplexity = float(max(2.0, min(30.0, (len(Z) - 1) / 3)))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(Z), "t-SNE"
+
+
+def embedding_map(coords: np.ndarray, method_name: str, colours: dict[str, pd.Series], algo: str) -> bytes:
+    """One panel per colouring variable: continuous ones (age) with a colour bar, categorical ones (site,
+    diagnosis) with a legend."""
+    panels = colours or {"": pd.Series(np.zeros(len(coords)))}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for ax, (name, values) in zip(axes[0], panels.items()):
+        v = values.to_numpy()
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
+            sc = ax.scatter(coords[:, 0], coords[:, 1], c=v, s=8, cmap="viridis")
+            fig.colorbar(sc, ax=ax, fraction=0.046, label=name)
+        else:
+            cats = pd.Series(v).astype(str)
+            for cat in sorted(cats.unique())[:20]:
+                sel = (cats == cat).to_numpy()
+                ax.scatter(coords[sel, 0], coords[sel, 1], s=8, label=cat, alpha=0.8)
+            ax.legend(fontsize=6, markerscale=1.5)
+        ax.set_title(f"{method_name}: {name}" if name else method_name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{algo} of the features", fontsize=9)
+    return _png(fig)
+
+
+def task_bars(table: pd.DataFrame, metric: str) -> bytes:
+    """Grouped bars: tasks on the x axis, one bar per method, 95 % intervals as error bars."""
+    t = table[table["metric"] == metric]
+    tasks = list(dict.fromkeys(t["task"]))
+    methods = list(dict.fromkeys(t["method"]))
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(tasks) * max(1, len(methods)) * 0.5 + 2), 3.6))
+    for j, m in enumerate(methods):
+        g = t[t["method"] == m].set_index("task").reindex(tasks)
+        mean = g["mean"].to_numpy(float)
+        err = np.vstack([mean - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - mean])
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.bar(np.arange(len(tasks)) + (j - (len(methods) - 1) / 2) * width, mean, width, yerr=err, capsize=2,
+               label=m)
+    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20, ha="right", fontsize=8)
+    better = "lower is better" if metric == "mae" else "higher is better"
+    ax.set_ylabel(f"{metric} ({better})")
+    if metric in ("balanced_accuracy", "roc_auc"):
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
