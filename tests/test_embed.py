@@ -98,3 +98,43 @@ def test_cli_writes_parquet_with_provenance(tiny_cohort, checkpoint, tmp_path, c
     assert feats.attrs["metadata"]["max_abs_difference_vs_fp32"] < 1e-4
     assert "max |features - fp32 features|" in capsys.readouterr().out
     assert main(["embed", "--weights", str(tmp_path / "missing.pt"), "--data", str(tiny_cohort), "--out", str(out)]) == 2
+
+
+class _CountingDataset:
+    """A SubjectDataset stand-in that records how many volumes were read so far."""
+
+    def __init__(self, n):
+        import pandas as pd
+
+        self.participants = pd.DataFrame({"participant_id": [f"p{i}" for i in range(n)]})
+        self.reads = 0
+
+    def __len__(self):
+        return len(self.participants)
+
+    def volume(self, i):
+        self.reads += 1
+        return np.full((32, 32, 32), float(i), np.float32)
+
+
+class _MeanEncoder(torch.nn.Module):
+    """encode(x) = per-volume mean; records how many volumes had been read at each batch."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.encoder = torch.nn.Identity()
+        self.encoder.out_features = 1
+        self.dataset, self.reads_at_batch = dataset, []
+
+    def encode(self, x):
+        self.reads_at_batch.append(self.dataset.reads)
+        return x.mean(dim=(1, 2, 3, 4))[:, None]
+
+
+def test_streaming_reads_one_batch_at_a_time():
+    ds = _CountingDataset(23)
+    model = _MeanEncoder(ds)
+    feats = AnatEncoder(model, batch_size=4).transform(ds)
+    np.testing.assert_allclose(feats["f0000"].to_numpy(), np.arange(23))
+    # before encoding batch k only batches 0..k have been read: memory holds one batch of volumes, not n
+    assert model.reads_at_batch == [min(4 * (k + 1), 23) for k in range(6)]
