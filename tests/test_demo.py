@@ -1,0 +1,31 @@
+"""`anatlearn demo --quick` runs the whole product end to end (the full demo is `make demo`)."""
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pandas as pd
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "anatlearn", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "report:" in proc.stdout and "brain_age" in proc.stdout
+    table = pd.read_csv(out / "results.csv")
+    methods = {"anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age", "random-init"}
+    assert methods <= set(table["method"])
+    assert {"brain_age", "site", "AD-like-vs-CN", "SCZ-like-vs-CN", "MMSE-like", "test-retest"} <= set(table["task"])
+    mae = table[(table["task"] == "brain_age") & (table["metric"] == "mae_internal")]
+    assert mae["mean"].between(0, 80).all()
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["quick"] is True and summary["provenance"]["versions"]["torch"]
+    html = (out / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) >= 4 and all(len(i) > 1000 for i in images)
+    HTMLParser().feed(html)
+    for m in ("anatcl-global", "simclr", "l1-age"):
+        assert (out / "runs" / m / "checkpoints" / "last.pt").exists()
