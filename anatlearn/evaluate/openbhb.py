@@ -23,6 +23,7 @@ from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.evaluate.features import match_ids, validate_features
@@ -141,8 +142,9 @@ def evaluate_openbhb(features: Mapping[str, pd.DataFrame] | pd.DataFrame, partic
     rows, preds, extra = [], [], {}
     for method, f in features.items():
         X = match_ids(validate_features(f, method), participants, method)
-        t, pr, ex = _evaluate_one(X, participants.loc[X.index], split_column, age_column, site_column, seed, cv,
-                                  grid, n_boot, method)
+        with threadpool_limits(1):  # small matrices: threads only spin on a busy CPU (see probes.cross_validate)
+            t, pr, ex = _evaluate_one(X, participants.loc[X.index], split_column, age_column, site_column, seed, cv,
+                                      grid, n_boot, method)
         rows += t
         preds.append(pr)
         extra[method] = ex
