@@ -66,19 +66,20 @@ def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, st
     """Train an encoder with ``cfg.method``; returns the run directory. ``stop_after_steps`` ends the run
     early (used to test interruption)."""
     cfg.validate()
+    data = _load_data(cfg)  # validate the data before anything is written
     info = D.setup()
     run = RunDir(cfg.out)
     if info.is_main:
         run.prepare(resume, overwrite)
     D.barrier()
     try:
-        return _train(cfg, info, run, resume, stop_after_steps)
+        return _train(cfg, info, run, resume, stop_after_steps, data)
     finally:
         run.release()
         D.teardown()
 
 
-def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_after_steps: int | None) -> Path:
+def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_after_steps: int | None, data) -> Path:
     state = None
     if resume:
         state = load_checkpoint(run.last)
@@ -90,7 +91,7 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
     seed_everything(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
-    dataset, normaliser, descriptors = _load_data(cfg)
+    dataset, normaliser, descriptors = data
     per_rank = cfg.batch_size // info.world_size
     if per_rank < 1 or cfg.batch_size % info.world_size:
         raise ConfigError(f"--batch-size {cfg.batch_size} must be a multiple of the {info.world_size} processes")

@@ -31,8 +31,12 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` atomically (temporary file, fsync, rename): a crash leaves the old file intact."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:  # disk full, quota, permissions: the previous file at `path` is untouched
+        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}; "
+                              f"the previous checkpoint there (if any) is intact") from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

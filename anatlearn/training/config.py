@@ -66,6 +66,10 @@ class TrainConfig:
             raise ConfigError("batch_size, epochs and views must be positive")
         if self.method == "simclr" and self.views < 2 and not self.augment:
             raise ConfigError("simclr needs at least 2 views")
+        from anatlearn.models import ENCODERS
+
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"unknown amp mode {self.amp!r}; choose one of {', '.join(AMP_MODES)}")
         for name in ("lr", "temperature", "sigma", "width"):
