@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch FIRST and pinned: resolves to the local CPU wheel; anything unpinned would pull CUDA.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,prep]"
 	# The released AnatCL package: an independent reference for strict checkpoint loading (needs only torch).
 	$(PIP) install -q --no-deps anatcl==0.0.3
 	touch $(STAMP)
