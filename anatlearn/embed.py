@@ -73,7 +73,12 @@ def _collate(items: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _resolve_inputs(data) -> tuple[Any, list[str]]:
-    """(indexable source, ids) from a SubjectDataset, a mapping id -> array, or a sequence of arrays."""
+    """(indexable source, ids) from a dataset directory, a SubjectDataset, a mapping id -> array, or a
+    sequence of arrays."""
+    if isinstance(data, (str, os.PathLike)):
+        from anatlearn.data import open_dataset
+
+        data = open_dataset(data)
     if hasattr(data, "volume") and hasattr(data, "participants"):
         return data, [str(i) for i in data.participants["participant_id"]]
     if isinstance(data, Mapping):
@@ -83,7 +88,8 @@ def _resolve_inputs(data) -> tuple[Any, list[str]]:
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         arrays = list(data)
         return arrays, [str(i) for i in range(len(arrays))]
-    raise DataError(f"cannot embed a {type(data).__name__}: give a dataset (anatlearn.data.open_dataset), "
+    raise DataError(f"cannot embed a {type(data).__name__}: give a dataset directory or object "
+                    f"(anatlearn.data.open_dataset), "
                     f"a dict id -> volume or a list of volumes")
 
 

@@ -83,7 +83,8 @@ def make_splits(y: np.ndarray, kind: str, n_splits: int = 5, n_repeats: int = 5,
     else:
         if len(y) < 2 * n_splits:
             raise DataError(f"task {task}: {len(y)} subjects is too few for {n_splits}-fold cross-validation")
-        strata = _regression_strata(y.astype(float))
+        # At most len(y) // K quantile bins, so a bin can hold at least K subjects (StratifiedKFold's need).
+        strata = _regression_strata(y.astype(float), n_bins=max(1, min(5, len(y) // n_splits)))
     if sites is not None:
         strata = np.char.add(np.char.add(strata.astype(str), "|"), np.asarray(sites).astype(str))
     out = []
@@ -91,7 +92,12 @@ def make_splits(y: np.ndarray, kind: str, n_splits: int = 5, n_repeats: int = 5,
         skf = StratifiedKFold(n_splits, shuffle=True, random_state=seed + r)
         with warnings.catch_warnings():  # rare (class, site) strata: sklearn warns, splits stay valid
             warnings.simplefilter("ignore", UserWarning)
-            for k, (tr, te) in enumerate(skf.split(np.zeros(len(y)), strata)):
+            try:
+                folds = list(skf.split(np.zeros(len(y)), strata))
+            except ValueError as exc:  # every stratum smaller than K (e.g. one subject per site)
+                raise DataError(f"task {task}: cannot make {n_splits} stratified folds ({exc}); lower --folds "
+                                f"or drop --stratify-site") from None
+            for k, (tr, te) in enumerate(folds):
                 if kind == "classification" and len(np.unique(y[tr])) < 2:
                     raise DataError(f"task {task}: a training fold holds a single class; use fewer folds")
                 out.append(Split(r, k, tr, te))

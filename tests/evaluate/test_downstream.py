@@ -98,3 +98,22 @@ def test_results_round_trip(tmp_path, diagnosis_cohort, methods):
     pd.testing.assert_frame_equal(back.table, res.table, check_dtype=False)
     assert back.kind == "tasks" and back.provenance["config"]["n_splits"] == 3
     assert "MMSE" in back.format_table() and "good" in back.format_table()
+
+
+def test_small_regression_task_gets_valid_folds():
+    # 20 subjects, 5 folds: five quantile bins of 4 would be smaller than K (sklearn refuses); anatlearn uses
+    # 4 bins of 5, so every subject is tested exactly once per repeat and folds stay balanced in y.
+    y = np.arange(20, dtype=float)
+    splits = make_splits(y, "regression", 5, 2, 0)
+    assert len(splits) == 10
+    for r in range(2):
+        tested = np.concatenate([s.test for s in splits if s.repeat == r])
+        assert sorted(tested.tolist()) == list(range(20))
+    for s in splits:  # one subject of each quartile in every test fold
+        assert sorted((y[s.test] // 5).tolist()) == [0, 1, 2, 3]
+
+
+def test_unsplittable_strata_are_a_clear_error():
+    y = np.arange(10, dtype=float)
+    with pytest.raises(DataError, match="task T: cannot make 5 stratified folds"):
+        make_splits(y, "regression", 5, 1, 0, sites=np.arange(10), task="T")
