@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from datetime import date
@@ -45,16 +46,26 @@ def main() -> int:
     args = parser.parse_args()
     rows: list[Row] = []
     sections: dict[str, str] = {}
-    for name in [s for s in args.only.split(",") if s]:
+    names = [s for s in args.only.split(",") if s]
+    for name in names:
         if name not in SUITES:
             parser.error(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+    # The machine is shared: record its load around each suite, so noisy numbers can be read as such.
+    load_lines = ["| suite | wall time | load average (1 min) at start | at end |", "|---|---|---|---|"]
+    for name in names:
         mod = importlib.import_module(f"bench_{name}")
-        t0 = time.perf_counter()
-        print(f"[bench] {name} ...", flush=True)
+        t0, load0 = time.perf_counter(), os.getloadavg()[0]
+        print(f"[bench] {name} ... (load {load0:.1f})", flush=True)
         suite_rows, suite_sections = mod.run(quick=args.quick)
         rows += suite_rows
         sections.update(suite_sections)
-        print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        took, load1 = time.perf_counter() - t0, os.getloadavg()[0]
+        load_lines.append(f"| {name} | {took:.0f} s | {load0:.1f} | {load1:.1f} |")
+        print(f"[bench] {name} done in {took:.0f} s (load {load1:.1f})", flush=True)
+    sections["Machine load during the run"] = (
+        "\n".join(load_lines) + f"\n\n{os.cpu_count()} CPU cores; a load average above that means other processes "
+        "were competing for the CPU while these numbers were taken (ratios are measured side by side, interleaved, "
+        "so they suffer less than absolute times).")
     command = "make bench" if not args.quick else "python benchmarks/run_all.py --quick"
     from anatlearn.io import atomic_write_text
 

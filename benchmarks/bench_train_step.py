@@ -1,0 +1,122 @@
+"""Training-step benchmark: one full AnatCL pretraining step over a bare backbone forward+backward.
+
+Ours = the body of the training loop of :func:`anatlearn.train.pretrain` (``_train``), on a loader batch
+already in memory: ContrastiveModel (ResNet-18 + projection head, L2-normalised) forward on the flattened
+views, the NaN/inf check, the AnatCL loss (rbf age kernel + global anatomical similarity from descriptors),
+``zero_grad(set_to_none=True)``, backward, the optimiser step (Adam with weight decay, as train.py builds
+it), and the per-term metric values. train.py exposes no step function, so :func:`anatcl_step` replicates
+that loop body statement by statement (single process, no AMP on CPU: DDP gathers are identities there).
+
+Baseline = what the step cannot avoid: the same ResNet-18 encoder, forward on the same batch,
+``.sum().backward()`` (gradients reset with ``zero_grad(set_to_none=True)`` as ours does).
+
+The optimiser step is most of the difference on CPU; the suite also times it alone and, as a prototype of a
+library change, the same step with Adam's multi-tensor (``foreach=True``) and ``fused=True`` kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from common import Row, fmt_s, interleaved_times
+
+from anatlearn.errors import TrainingError
+from anatlearn.losses import build_loss
+from anatlearn.models import build_model, default_model_config
+
+
+def make_batch(b: int, v: int, shape, k: int = 68, seed: int = 0) -> dict:
+    """A loader batch as ViewsDataset + DataLoader yield it (views, age, normalised descriptors, index)."""
+    g = torch.Generator().manual_seed(seed)
+    return {"views": torch.randn(b, v, 1, *shape, generator=g), "age": torch.rand(b, generator=g) * 80 + 6,
+            "descriptors": torch.randn(b, k, 3, generator=g), "index": torch.arange(b)}
+
+
+def anatcl_step(net, loss_fn, optimizer, batch) -> dict:
+    """One step exactly as the loop of anatlearn.train._train runs it on CPU (amp off, world size 1)."""
+    x = batch["views"]
+    b, v = x.shape[:2]
+    out = net(x.flatten(0, 1))
+    if not torch.isfinite(out).all():
+        raise TrainingError("the model produced NaN/inf")
+    feats = out.reshape(b, v, -1).float()  # D.gather_with_grad is the identity in one process
+    desc = batch.get("descriptors")
+    terms = loss_fn(feats, batch["age"], desc)
+    loss_value = terms["loss"] * 1  # D.loss_scale() == 1
+    if not torch.isfinite(terms["loss"]):
+        raise TrainingError(f"loss is {terms['loss'].item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss_value.backward()
+    optimizer.step()
+    return {"lr": optimizer.param_groups[0]["lr"], **{k: float(t.detach()) for k, t in terms.items()}}
+
+
+def _setup(width: float, seed: int = 0, **adam):
+    torch.manual_seed(seed)
+    model = build_model(default_model_config("resnet18", width, 1, "projection")).train()
+    # as train.py: descriptors arrive normalised, the released recipe's lr / weight decay
+    loss_fn = build_loss("anatcl-global", temperature=0.1, kernel="rbf", sigma=2.0, lambda_age=1.0,
+                         lambda_anat=1.0, normalise=None, weight_map="shift")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-5, **adam)
+    return model, loss_fn, optimizer
+
+
+def run(quick: bool = False):
+    rows, sections = [], {}
+    width = 0.25 if quick else 1.0
+    cases = [((32, 40, 32), 2, 2)] if quick else [((61, 73, 61), 4, 2), ((121, 145, 121), 2, 2)]
+    detail = ["| grid | batch (subjects x views) | full step | bare fwd+bwd | optimiser step alone | "
+              "step with Adam(foreach=True) | step with Adam(fused=True) | images/s (full step) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for shape, b, v in cases:
+        grid = "x".join(map(str, shape))
+        batch = make_batch(b, v, shape)
+        model, loss_fn, optimizer = _setup(width)
+        # same initial weights for every variant; each keeps its own optimiser state
+        model_fe, loss_fe, opt_fe = _setup(width, foreach=True)
+        model_fu, loss_fu, opt_fu = _setup(width, fused=True)
+        encoder = copy.deepcopy(model.encoder).train()
+        x = batch["views"].flatten(0, 1)
+
+        def bare():
+            encoder.zero_grad(set_to_none=True)
+            encoder(x).sum().backward()
+
+        fns = {"ours": lambda: anatcl_step(model, loss_fn, optimizer, batch), "bare": bare,
+               "opt": optimizer.step,  # the gradients of the last step are still there
+               "foreach": lambda: anatcl_step(model_fe, loss_fe, opt_fe, batch),
+               "fused": lambda: anatcl_step(model_fu, loss_fu, opt_fu, batch)}
+        repeats = 3 if quick else (7 if shape[0] < 100 else 4)  # a 121x145x121 repeat is ~10 s per variant
+        t = interleaved_times(fns, repeats=repeats, warmup=1)
+        ratio = t["ours"] / t["bare"]
+        rows.append(Row(f"AnatCL training step over bare backbone fwd+bwd, ResNet-18 w{width:g}, {grid}, "
+                        f"{b}x{v} views", fmt_s(t["ours"]), fmt_s(t["bare"]), f"{ratio:.2f}x (time, lower is better)",
+                        "<= 1.10x", f"Adam step alone {fmt_s(t['opt'])}; with Adam(foreach=True) "
+                                    f"{t['foreach'] / t['bare']:.2f}x, fused=True {t['fused'] / t['bare']:.2f}x"))
+        detail.append(f"| {grid} | {b}x{v} | {fmt_s(t['ours'])} | {fmt_s(t['bare'])} | {fmt_s(t['opt'])} | "
+                      f"{fmt_s(t['foreach'])} | {fmt_s(t['fused'])} | {b * v / t['ours']:.2f} |")
+        del model, model_fe, model_fu, encoder, optimizer, opt_fe, opt_fu, batch, x
+    sections["Training step (CPU)"] = (
+        "\n".join(detail) + "\n\nOurs: the loop body of `anatlearn.train` (model + projection head, NaN check, AnatCL "
+        "loss with descriptors, zero_grad, backward, Adam step, metric values) on an in-memory batch; bare: the "
+        "encoder's forward + `.sum().backward()` on the same batch. The Adam columns are a prototype of a one-line "
+        "change to `anatlearn/train.py` (`torch.optim.Adam(..., foreach=True)`): on CPU torch defaults to the "
+        "per-parameter loop. Median of interleaved repeats.")
+    sections["Pretraining throughput on GPU (AMP)"] = (
+        "Not measured: no GPU machine was lent to this task (the device tool reported none available to it), so "
+        "images/s of pretraining at 121x145x121 with AMP and GPU utilisation remain to be taken on a GPU host "
+        "(`anatlearn pretrain --amp auto` logs `samples_per_s` per step in `metrics.csv`). CPU images/s of the full "
+        "step are in the table above.")
+    return rows, sections
+
+
+if __name__ == "__main__":
+    import sys
+
+    r, s = run(quick="--quick" in sys.argv)
+    for row in r:
+        print(row)
+    for k, val in s.items():
+        print(k, val, sep="\n")
