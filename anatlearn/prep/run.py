@@ -1,0 +1,270 @@
+"""The ``anatlearn prep`` driver: inputs, validation, a parallel and resumable loop over subjects, outputs.
+
+Output directory (the OpenBHB per-subject layout that :func:`anatlearn.data.open_dataset` reads)::
+
+    OUT/participants.tsv                   the input table's columns, one row per prepared subject
+    OUT/sub-<id>/sub-<id><suffix>.npy      float32 (1, X, Y, Z) on the target grid (the final output)
+    OUT/sub-<id>/sub-<id><suffix>.nii.gz   the same volume with its MNI affine (``write_nifti``)
+    OUT/sub-<id>/sub-<id>_qc.png           QC figure;  OUT/sub-<id>/sub-<id>_qc.json  its metrics
+    OUT/logs/sub-<id>.log                  per-subject log (steps, timings, errors with traceback)
+    OUT/qc.tsv, OUT/qc.html, OUT/prep.json QC table and page; configuration, seed and versions
+
+Every file is written to a temporary name and renamed (:mod:`anatlearn.io`); the ``.npy`` is written last,
+so a subject whose ``.npy`` exists is finished and is skipped by the next run. Subjects run in separate
+processes (``spawn``) with one ITK thread each when ``jobs > 1``. A failing subject is recorded in
+``qc.tsv`` and the others go on; if every subject fails, :class:`~anatlearn.errors.DataError` is raised.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from anatlearn.errors import AnatlearnError, ConfigError, DataError
+from anatlearn.io import atomic_path, atomic_write_text
+from anatlearn.prep.pipeline import PrepConfig, configure_threads
+from anatlearn.prep.templates import SUFFIXES
+from anatlearn.prep.validate import Subject, load_image, subjects_from_bids, subjects_from_list
+
+QC_COLUMNS = ("participant_id", "status", "error", "dice_brain", "dice_tissue", "corr_template", "jacobian_mean",
+              "native_gm_ml", "seconds", "source", "figure")
+
+
+def subject_files(out: Path, pid: str, target: str) -> dict[str, Path]:
+    d = out / f"sub-{pid}"
+    stem = f"sub-{pid}{SUFFIXES[target]}"
+    return {"npy": d / f"{stem}.npy", "nii": d / f"{stem}.nii.gz", "png": d / f"sub-{pid}_qc.png",
+            "json": d / f"sub-{pid}_qc.json", "log": out / "logs" / f"sub-{pid}.log"}
+
+
+def _subject_logger(pid: str, path: Path) -> tuple[logging.Logger, logging.Handler]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"anatlearn.prep.sub-{pid}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    return log, handler
+
+
+def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
+    """Prepare one subject and write its outputs; never raises: failures are returned as a QC row."""
+    import nibabel as nib
+
+    from anatlearn.prep.pipeline import prepare_subject
+    from anatlearn.prep.qc import qc_figure
+    from anatlearn.prep.templates import template_on_grid
+
+    cfg, out = PrepConfig.from_dict(config), Path(out)
+    files = subject_files(out, pid, cfg.target)
+    log, handler = _subject_logger(pid, files["log"])
+    row = {"participant_id": pid, "status": "failed", "error": "", "source": source}
+    t0 = time.perf_counter()
+    try:
+        log.info("preparing subject %s from %s, target %s, registration %s, seed %d", pid, source, cfg.target,
+                 cfg.transform, cfg.seed)
+        res = prepare_subject(load_image(source), cfg, log)
+        row.update(dice_brain=res.dice_brain, dice_tissue=res.dice_tissue, corr_template=res.corr_template,
+                   jacobian_mean=res.jacobian_mean, native_gm_ml=res.native_gm_ml)
+        problems = []
+        if not np.isfinite(res.volume).all():
+            problems.append("the prepared volume has NaN/inf voxels")
+        if not (res.corr_template >= cfg.min_correlation):
+            problems.append(f"correlation with the template {res.corr_template:.3f} < {cfg.min_correlation}")
+        if not (res.dice_brain >= cfg.min_dice):
+            problems.append(f"brain-mask Dice {res.dice_brain:.3f} < {cfg.min_dice}")
+        grid = cfg.grid
+        if cfg.qc_figures:
+            outline = template_on_grid(grid)["mask"]
+            shown = res.volume if cfg.target == "vbm" else res.warped_t1
+            qc_figure(shown, outline, files["png"], f"sub-{pid}  {cfg.target}  corr {res.corr_template:.3f}  "
+                      f"Dice {res.dice_brain:.3f}" + ("  FAILED QC" if problems else ""))
+            row["figure"] = os.path.relpath(files["png"], out)
+        if problems:
+            raise DataError("registration failed QC: " + "; ".join(problems))
+        if cfg.write_nifti:
+            with atomic_path(files["nii"]) as tmp:
+                nib.save(nib.Nifti1Image(res.volume, grid.matrix), str(tmp) + ".nii.gz")
+                os.replace(str(tmp) + ".nii.gz", tmp)
+        row.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+        atomic_write_text(files["json"], json.dumps(_jsonable(row), indent=1))
+        with atomic_path(files["npy"]) as tmp:  # last: its presence marks the subject finished
+            with open(tmp, "wb") as fh:
+                np.save(fh, res.volume[None].astype(np.float32))
+        log.info("done in %.1f s: %s", row["seconds"], files["npy"])
+    except Exception as exc:  # one subject's failure must not stop the others
+        row["error"] = str(exc) if isinstance(exc, AnatlearnError) else f"{type(exc).__name__}: {exc}"
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        log.error("FAILED: %s\n%s", row["error"], traceback.format_exc())
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    return row
+
+
+def _jsonable(row: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+
+
+def _init_worker(threads: int) -> None:
+    configure_threads(threads)
+
+
+@dataclass
+class PrepSummary:
+    out: Path
+    qc: pd.DataFrame
+    n_ok: int = 0
+    n_failed: int = 0
+    n_skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.n_ok} subject(s) prepared ({self.n_skipped} already done, skipped), {self.n_failed} failed; "
+                f"QC: {self.out / 'qc.tsv'}, {self.out / 'qc.html'}")
+
+
+def _check_out(out: Path, config: PrepConfig, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise DataError(f"output path {out} exists and is not a directory")
+    meta = out / "prep.json"
+    if meta.is_file():
+        try:
+            previous = json.loads(meta.read_text())["config"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise DataError(f"cannot read {meta}: {exc}") from None
+        old = PrepConfig.from_dict(previous).result_fields()
+        diff = {k: (old.get(k), v) for k, v in config.result_fields().items() if old.get(k) != v}
+        if diff and not overwrite:
+            raise ConfigError(f"{out} was prepared with other options ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
+                              f"use another --out, or --overwrite to redo every subject")
+    elif out.is_dir() and any(out.iterdir()):
+        raise DataError(f"output directory {out} is not empty and holds no prep.json: not an anatlearn prep output")
+
+
+def run_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = None, images: str | None = None,
+             overwrite: bool = False, skip_invalid: bool = False, progress: bool = False,
+             echo: Callable[[str], None] = print) -> PrepSummary:
+    """Prepare every subject of a BIDS directory or an image list into ``out`` (see the module docstring)."""
+    if (bids is None) == (images is None):
+        raise ConfigError("give exactly one of --bids DIR or --images LIST")
+    subjects, warnings = subjects_from_bids(bids) if bids is not None else (subjects_from_list(images), [])
+    out = Path(out)
+    _check_out(out, config, overwrite)
+    rows: dict[str, dict] = {}
+    pending: list[Subject] = []
+    for s in subjects:
+        files = subject_files(out, s.participant_id, config.target)
+        if not overwrite and files["npy"].is_file() and files["json"].is_file():
+            rows[s.participant_id] = {**json.loads(files["json"].read_text()), "skipped": True}
+        else:
+            pending.append(s)
+    for s in pending:  # validate before writing anything: bad input is one clear error naming the file
+        try:
+            load_image(s.path)
+        except DataError as exc:
+            if not skip_invalid:
+                raise DataError(f"subject {s.participant_id}: {exc}") from None
+            rows[s.participant_id] = {"participant_id": s.participant_id, "status": "failed", "error": str(exc),
+                                      "source": str(s.path)}
+    pending = [s for s in pending if s.participant_id not in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    _write_provenance(out, config, bids, images, None)
+    rows.update(_run_pending(pending, out, config, progress))
+    return _finish(out, config, subjects, rows, warnings, bids, images, echo)
+
+
+def _run_pending(pending: list[Subject], out: Path, config: PrepConfig, progress: bool) -> dict[str, dict]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    rows: dict[str, dict] = {}
+    if not pending:
+        return rows
+    jobs = min(config.jobs, len(pending))
+    threads = config.threads or (1 if jobs > 1 else (os.cpu_count() or 1))
+    args = [(s.participant_id, str(s.path), str(out), config.to_dict()) for s in pending]
+    columns = (TextColumn("prep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task(config.target, total=len(args))
+        if jobs == 1:
+            configure_threads(threads)
+            for a in args:
+                rows[a[0]] = process_subject(*a)
+                bar.advance(task)
+            return rows
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                    initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = {pool.submit(process_subject, *a): a for a in args}
+            for fut in cf.as_completed(futures):
+                pid, source = futures[fut][:2]
+                try:
+                    rows[pid] = fut.result()
+                except Exception as exc:  # a worker killed (out of memory, crash in ITK)
+                    rows[pid] = {"participant_id": pid, "status": "failed", "source": source,
+                                 "error": f"worker process died: {type(exc).__name__}: {exc}"}
+                bar.advance(task)
+    return rows
+
+
+def _write_provenance(out: Path, config: PrepConfig, bids, images, counts: dict | None) -> None:
+    from anatlearn.prep import ants_version
+    from anatlearn.provenance import provenance
+
+    meta = provenance(config.seed, config.to_dict())
+    meta["versions"]["antspyx"] = ants_version()
+    meta["inputs"] = {"bids": str(bids) if bids else None, "images": str(images) if images else None}
+    meta["grid"] = {"shape": list(config.grid.shape), "affine": [list(r) for r in config.grid.affine]}
+    meta["transform"] = config.transform
+    if counts:
+        meta["result"] = counts
+    atomic_write_text(out / "prep.json", json.dumps(meta, indent=1))
+
+
+def _finish(out: Path, config: PrepConfig, subjects: list[Subject], rows: dict[str, dict], warnings: list[str],
+            bids, images, echo) -> PrepSummary:
+    from anatlearn.prep.qc import write_qc_page
+
+    order = [s.participant_id for s in subjects]
+    qc = pd.DataFrame([rows[p] for p in order])
+    skipped = qc.pop("skipped").fillna(False).astype(bool) if "skipped" in qc else pd.Series(False, index=qc.index)
+    for col in QC_COLUMNS:
+        if col not in qc:
+            qc[col] = np.nan if col not in ("error", "source", "figure") else ""
+    qc = qc[list(QC_COLUMNS)]
+    qc["error"] = qc["error"].fillna("").astype(str).str.replace(r"\s+", " ", regex=True)
+    with atomic_path(out / "qc.tsv") as tmp:
+        qc.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    ok = qc["status"] == "ok"
+    table = pd.DataFrame([s.row for s in subjects])[ok.to_numpy()]
+    if "age" not in table.columns:
+        warnings.append("the participants table has no 'age' column: anatlearn's training and evaluation need one "
+                        f"(add it to {out / 'participants.tsv'})")
+    with atomic_path(out / "participants.tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    summary = PrepSummary(out, qc, int(ok.sum()), int((~ok).sum()), int((skipped & ok).sum()), warnings)
+    _write_provenance(out, config, bids, images, {"ok": summary.n_ok, "failed": summary.n_failed,
+                                                  "skipped": summary.n_skipped})
+    write_qc_page(out, qc, summary.line())
+    for w in warnings:
+        echo(f"warning: {w}")
+    for rec in qc[~ok].to_dict("records"):
+        echo(f"failed: sub-{rec['participant_id']}: {rec['error']}")
+    if summary.n_ok == 0:
+        first = qc.iloc[0]
+        raise DataError(f"every subject failed ({len(qc)}); first: sub-{first['participant_id']}: {first['error']} "
+                        f"(see {out / 'qc.tsv'} and {out / 'logs'})")
+    return summary
