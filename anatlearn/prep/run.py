@@ -245,7 +245,9 @@ def _finish(out: Path, config: PrepConfig, subjects: list[Subject], rows: dict[s
         if col not in qc:
             qc[col] = np.nan if col not in ("error", "source", "figure") else ""
     qc = qc[list(QC_COLUMNS)]
-    qc["error"] = qc["error"].fillna("").astype(str).str.replace(r"\s+", " ", regex=True)
+    for col in ("error", "source", "figure"):
+        qc[col] = qc[col].fillna("").astype(str)
+    qc["error"] = qc["error"].str.replace(r"\s+", " ", regex=True)
     with atomic_path(out / "qc.tsv") as tmp:
         qc.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     ok = qc["status"] == "ok"
