@@ -196,3 +196,26 @@ def test_skip_invalid_records_bad_images(tmp_path, phantoms, kit, capfd):
     assert code == 0 and "1 failed" in stdout, err
     qc = pd.read_csv(out / "qc.tsv", sep="\t", dtype={"participant_id": str}, keep_default_na=False)
     assert list(qc["status"]) == ["ok", "failed"] and "is empty" in qc.loc[1, "error"]
+
+
+def test_exception_in_one_subject_is_recorded(tmp_path, phantoms, kit, capfd, monkeypatch):
+    """An error raised inside ANTs (here simulated for one subject) fails that subject only."""
+    import anatlearn.prep.pipeline as pipeline
+
+    real = pipeline.prepare_subject
+
+    def flaky(img, config, log=None):
+        if img.shape == kit.noise_image().shape:
+            raise RuntimeError("itk::ExceptionObject: Too many samples map outside moving image buffer")
+        return real(img, config, log)
+
+    monkeypatch.setattr(pipeline, "prepare_subject", flaky)
+    bids = kit.write_bids(tmp_path / "bids", {"a": phantoms["identity"].image, "b": kit.noise_image()})
+    out = tmp_path / "o"
+    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--target", "quasiraw", "--registration", "none",
+                             *kit.FAST], capfd)
+    assert code == 0 and "1 subject(s) prepared" in stdout, err
+    qc = pd.read_csv(out / "qc.tsv", sep="\t", dtype={"participant_id": str}, keep_default_na=False)
+    assert list(qc["status"]) == ["ok", "failed"]
+    assert qc.loc[1, "error"] == "RuntimeError: itk::ExceptionObject: Too many samples map outside moving image buffer"
+    assert "Traceback" in (out / "logs" / "sub-b.log").read_text()
