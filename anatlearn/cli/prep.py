@@ -20,7 +20,7 @@ def prep_command(
     jobs: int = typer.Option(1, "--jobs", "-j", help="Subjects prepared in parallel (processes; one ITK thread each)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ITK threads per subject (default: all cores if --jobs 1, else 1)."),
     registration: str = typer.Option("auto", "--registration", help="auto (affine for quasiraw, affine+SyN for vbm), syn, affine, rigid, none."),
-    template_resolution: float = typer.Option(1.0, "--template-resolution", help="Voxel size (mm) of the MNI152 template used for registration; 2 is ~4x faster."),
+    template_resolution: float = typer.Option(1.0, "--template-resolution", help="Voxel size (mm) of the MNI152 template used for registration; 2 makes SyN ~7x faster (docs/prep.md)."),
     target_voxel_mm: Optional[float] = typer.Option(None, "--target-voxel-mm", help="Coarser output grid over the same box (testing only; the weights need the default)."),
     n4: bool = typer.Option(True, "--n4/--no-n4", help="N4 bias-field correction."),
     syn_iterations: str = typer.Option("40,20,0", "--syn-iterations", help="SyN iterations per level (coarse to fine)."),
