@@ -312,3 +312,15 @@ def test_console_script_prints_no_traceback(tmp_path):
                            "--out", str(tmp_path / "run"), "--method", "simclr"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"anatlearn: error: data directory not found: {tmp_path / 'missing'}"]
+
+
+# --- modality ------------------------------------------------------------------------------------------
+def test_unknown_modality(capfd, tiny_cohort, checkpoint, tmp_path):
+    run_cli(capfd, ["embed", "--weights", checkpoint, "--data", tiny_cohort, "--out", tmp_path / "f.parquet",
+                    "--modality", "t2"], "unknown modality 't2'", absent=tmp_path / "f.parquet")
+
+
+def test_modality_without_images(capfd, tiny_cohort, tmp_path):
+    # The synthetic cohort has gray-matter maps only: asking for quasi-raw names the missing subjects.
+    run_cli(capfd, ["pretrain", "--data", tiny_cohort, "--method", "simclr", "--out", tmp_path / "run",
+                    "--modality", "quasiraw"], "have no quasiraw image", absent=tmp_path / "run")

@@ -16,6 +16,7 @@ def embed_command(
     data: Path = typer.Option(..., "--data", help="Dataset directory (OpenBHB layout or NIfTI + participants table)."),
     out: Path = typer.Option(..., "--out", help="Output feature table: .parquet (metadata inside) or .csv (+ .meta.json)."),
     split: str = typer.Option(None, "--split", help="Only this split of the dataset (e.g. train, internal_test)."),
+    modality: str = typer.Option("vbm", help="OpenBHB images: vbm (gray-matter maps) or quasiraw."),
     model: str = typer.Option("resnet18", help="Architecture of a released checkpoint (anatlearn checkpoints store their own)."),
     width: float = typer.Option(1.0, help="Width multiplier of a released checkpoint's architecture."),
     batch_size: int = typer.Option(8, "--batch-size", help="Volumes per forward pass."),
@@ -32,7 +33,7 @@ def embed_command(
     from anatlearn.embed import AnatEncoder, max_abs_difference
     from anatlearn.evaluate.features import write_features
 
-    dataset = open_dataset(data, split=split)
+    dataset = open_dataset(data, split=split, modality=modality)
     encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                           channels_last=channels_last, dtype="bf16" if bf16 else "float32", num_workers=num_workers,
                           progress=True)

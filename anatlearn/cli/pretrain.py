@@ -29,6 +29,7 @@ def pretrain_command(
     lambda_anat: Optional[float] = typer.Option(None, help="Weight of the anatomical term (AnatCL)."),
     descriptors: Optional[list[str]] = typer.Option(None, "--descriptor", help="Descriptor (CT, GMV, SA); repeatable."),
     atlas: Optional[str] = typer.Option(None, help="desikan (default) or destrieux."),
+    modality: Optional[str] = typer.Option(None, help="OpenBHB images: vbm (default, gray-matter maps) or quasiraw."),
     normalise: Optional[str] = typer.Option(None, help="Descriptor normalisation: zscore (default), minmax, none."),
     weight_map: Optional[str] = typer.Option(None, help="Cosine to weight: shift ((A+1)/2, default) or clamp."),
     views: Optional[int] = typer.Option(None, help="Views per subject (default 2)."),
