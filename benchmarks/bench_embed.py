@@ -23,7 +23,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from common import Row, interleaved_times
+import statistics
+
+from common import Row, interleaved_samples
 
 from anatlearn.data import open_dataset
 from anatlearn.data.synthetic import generate_cohort
@@ -92,7 +94,9 @@ def _grid_case(shape, n: int, repeats: int, tmp: Path, rows: list, detail: list,
         encs["script"] = AnatEncoder(ContrastiveModel(_Scripted(model.encoder, example)), batch_size=BATCH)
     fns = {"base": lambda: released_embed(model, dataset)}
     fns.update({k: (lambda e=e: _table(e, dataset)) for k, e in encs.items()})
-    t = interleaved_times(fns, repeats=repeats, warmup=1)
+    samples = interleaved_samples(fns, repeats=repeats, warmup=1)
+    t = {k: statistics.median(v) for k, v in samples.items()}
+    best = {k: n / min(v) for k, v in samples.items()}  # noise only adds time: best-of is the quiet-machine view
     ref = released_embed(model, dataset)
     diff = {k: float(np.max(np.abs(_table(e, dataset) - ref))) for k, e in encs.items()}
     rate = {k: n / v for k, v in t.items()}
@@ -105,15 +109,19 @@ def _grid_case(shape, n: int, repeats: int, tmp: Path, rows: list, detail: list,
         target = ">= 1.5x, diff <= 1e-4" if k == "cl" else ("reported separately" if k == "bf16" else "")
         rows.append(Row(f"embed throughput, ResNet-18 w{width:g}, {grid}, {n} volumes, batch {BATCH}: {labels[k]}",
                         f"{rate[k]:.1f} vol/s", f"{rate['base']:.1f} vol/s", f"{rate[k] / rate['base']:.2f}x",
-                        target, f"max abs diff {diff[k]:.1e}; baseline: eval + no_grad fp32 forward per batch"))
+                        target, f"max abs diff {diff[k]:.1e}; best-of-{repeats} ratio {best[k] / best['base']:.2f}x; "
+                        "baseline: eval + no_grad fp32 forward per batch"))
     for k in encs:
-        detail.append(f"| {grid} | {labels[k]} | {rate[k]:.1f} | {rate[k] / rate['base']:.2f}x | {diff[k]:.1e} |")
-    detail.append(f"| {grid} | baseline: released package (eval, no_grad, fp32, contiguous) | {rate['base']:.1f} | 1.00x | 0 |")
+        detail.append(f"| {grid} | {labels[k]} | {rate[k]:.1f} | {rate[k] / rate['base']:.2f}x | "
+                      f"{best[k] / best['base']:.2f}x | {diff[k]:.1e} |")
+    detail.append(f"| {grid} | baseline: released package (eval, no_grad, fp32, contiguous) | {rate['base']:.1f} | 1.00x | "
+                  "1.00x | 0 |")
 
 
 def run(quick: bool = False):
     rows, sections = [], {}
-    detail = ["| grid | variant | volumes/s | vs baseline | max abs diff vs baseline |", "|---|---|---|---|---|"]
+    detail = ["| grid | variant | volumes/s (median) | vs baseline (median) | vs baseline (best of repeats) | "
+              "max abs diff vs baseline |", "|---|---|---|---|---|---|"]
     cases = [((32, 40, 32), 8, 2)] if quick else [((61, 73, 61), 32, 5), ((121, 145, 121), 8, 3)]
     with tempfile.TemporaryDirectory() as tmp:
         for i, (shape, n, repeats) in enumerate(cases):

@@ -46,8 +46,9 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
     return statistics.median(times)
 
 
-def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each function, run in interleaved order so machine noise hits all alike."""
+def interleaved_samples(fns: dict[str, Callable[[], object]], repeats: int = 5,
+                        warmup: int = 1) -> dict[str, list[float]]:
+    """Every repeat's seconds of each function, run in interleaved order so machine noise hits all alike."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -58,7 +59,12 @@ def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int = 5, wa
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return samples
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each function, run in interleaved order so machine noise hits all alike."""
+    return {k: statistics.median(v) for k, v in interleaved_samples(fns, repeats, warmup).items()}
 
 
 def peak_rss_of(code: str, env: dict | None = None, timeout: int = 900) -> tuple[float, str]:
