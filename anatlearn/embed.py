@@ -78,7 +78,7 @@ def _resolve_inputs(data) -> tuple[Any, list[str]]:
     if isinstance(data, (str, os.PathLike)):
         from anatlearn.data import open_dataset
 
-        data = open_dataset(data)
+        data = open_dataset(data, require_age=False)
     if hasattr(data, "volume") and hasattr(data, "participants"):
         return data, [str(i) for i in data.participants["participant_id"]]
     if isinstance(data, Mapping):

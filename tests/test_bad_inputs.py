@@ -324,3 +324,11 @@ def test_modality_without_images(capfd, tiny_cohort, tmp_path):
     # The synthetic cohort has gray-matter maps only: asking for quasi-raw names the missing subjects.
     run_cli(capfd, ["pretrain", "--data", tiny_cohort, "--method", "simclr", "--out", tmp_path / "run",
                     "--modality", "quasiraw"], "have no quasiraw image", absent=tmp_path / "run")
+
+
+def test_embedding_needs_no_age_but_pretraining_does(capfd, cohort, checkpoint, tmp_path):
+    edit_table(cohort, lambda df: df.drop(columns="age"))
+    assert main(["embed", "--weights", str(checkpoint), "--data", str(cohort), "--out", str(tmp_path / "f.parquet")]) == 0
+    capfd.readouterr()
+    run_cli(capfd, ["pretrain", "--data", cohort, "--method", "yaware", "--out", tmp_path / "run"],
+            "has no 'age' column", absent=tmp_path / "run")

@@ -33,7 +33,7 @@ def embed_command(
     from anatlearn.embed import AnatEncoder, max_abs_difference
     from anatlearn.evaluate.features import write_features
 
-    dataset = open_dataset(data, split=split, modality=modality)
+    dataset = open_dataset(data, split=split, modality=modality, require_age=False)
     encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                           channels_last=channels_last, dtype="bf16" if bf16 else "float32", num_workers=num_workers,
                           progress=True)

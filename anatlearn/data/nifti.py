@@ -38,10 +38,11 @@ class NiftiDataset:
     """A SubjectDataset over NIfTI files (see the module docstring)."""
 
     def __init__(self, root, split: str | None = None, shape: Sequence[int] | None = None,
-                 target_affine: np.ndarray | None = None, resample: bool = False, freesurfer_dir: str = "freesurfer"):
+                 target_affine: np.ndarray | None = None, resample: bool = False, freesurfer_dir: str = "freesurfer",
+                 require_age: bool = True):
         self.root = Path(root)
         table = self.root / "participants.tsv"
-        full = read_participants(table)
+        full = read_participants(table, require_age=require_age)
         explicit = full["image"].astype(str).where(full["image"].notna(), None) if "image" in full else [None] * len(full)
         paths = [find_image(self.root, p, e) for p, e in zip(full["participant_id"], explicit)]
         missing = [p for p, path in zip(full["participant_id"], paths) if path is None]

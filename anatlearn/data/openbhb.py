@@ -65,15 +65,17 @@ def roi_names(resources: dict, atlas: str, source: Path) -> tuple[list[str], lis
 
 class OpenBHB:
     """OpenBHB per-subject dataset (see the module docstring). ``split`` in train / internal_test /
-    external_test or None (all subjects); ``modality`` ``vbm`` or ``quasiraw``."""
+    external_test or None (all subjects); ``modality`` ``vbm`` or ``quasiraw``; ``require_age=False`` opens
+    a table without (numeric) ages, enough for embedding."""
 
-    def __init__(self, root: str | os.PathLike, split: str | None = None, modality: str = "vbm"):
+    def __init__(self, root: str | os.PathLike, split: str | None = None, modality: str = "vbm",
+                 require_age: bool = True):
         self.root = Path(root)
         if modality not in SUFFIXES:
             raise DataError(f"unknown modality {modality!r}; choose one of {', '.join(SUFFIXES)}")
         self.modality = modality
         table = self.root / "participants.tsv"
-        full = read_participants(table)
+        full = read_participants(table, require_age=require_age)
         images = index_images(self.root, SUFFIXES[modality])
         missing = [p for p in full["participant_id"] if p not in images]
         if missing:
