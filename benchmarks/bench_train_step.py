@@ -22,7 +22,7 @@ import torch
 
 import statistics
 
-from common import Row, fmt_s, interleaved_samples
+from common import Row, child_timing, fmt_s, interleaved_samples
 
 from anatlearn.errors import TrainingError
 from anatlearn.losses import build_loss
@@ -65,6 +65,50 @@ def _setup(width: float, seed: int = 0, **adam):
     return model, loss_fn, optimizer
 
 
+_CHILD = """
+import statistics, sys, time
+import torch
+sys.path.insert(0, {bench!r})
+from bench_train_step import _setup, anatcl_step, make_batch
+model, loss_fn, optimizer = _setup({width})
+batch = make_batch({b}, {v}, {shape!r})
+if {variant!r} == "bare":
+    enc, x = model.encoder, batch["views"].flatten(0, 1)
+    def fn():
+        enc.zero_grad(set_to_none=True)
+        enc(x).sum().backward()
+else:
+    fn = lambda: anatcl_step(model, loss_fn, optimizer, batch)
+fn()
+ts = []
+for _ in range({repeats}):
+    t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+print("__T__", statistics.median(ts))
+"""
+
+
+def _allocator_case(shape, b: int, v: int, width: float, rounds: int, repeats: int) -> str:
+    """Prototype of a process-level change: glibc malloc keeping freed blocks (common.MALLOC_TUNING); each
+    variant in its own fresh process, interleaved."""
+    from pathlib import Path
+
+    variants = [("bare", False), ("ours", False), ("ours", True), ("bare", True)]
+    times: dict[tuple, list[float]] = {k: [] for k in variants}
+    peaks: dict[tuple, float] = {}
+    for _ in range(rounds):
+        for variant, tuned in variants:
+            code = _CHILD.format(bench=str(Path(__file__).resolve().parent), width=width, b=b, v=v,
+                                 shape=tuple(shape), variant=variant, repeats=repeats)
+            sec, peaks[(variant, tuned)] = child_timing(code, malloc_tuned=tuned)
+            times[(variant, tuned)].append(sec)
+    best = {k: min(ts) for k, ts in times.items()}
+    grid = "x".join(map(str, shape))
+    names = {("bare", False): "bare fwd+bwd, default glibc malloc", ("ours", False): "full step, default glibc malloc",
+             ("ours", True): "full step + malloc tuning (prototype)", ("bare", True): "bare fwd+bwd + malloc tuning"}
+    return "\n".join(f"| {grid} | {b}x{v} | {names[k]} | {fmt_s(best[k])} | {best[k] / best[('bare', False)]:.2f}x | "
+                     f"{b * v / best[k]:.2f} | {peaks[k]:.0f} |" for k in variants)
+
+
 def run(quick: bool = False):
     rows, sections = [], {}
     width = 0.25 if quick else 1.0
@@ -92,7 +136,7 @@ def run(quick: bool = False):
                "foreach": lambda: anatcl_step(model_fe, loss_fe, opt_fe, batch)}
         if not large:
             fns["fused"] = lambda: anatcl_step(model_fu, loss_fu, opt_fu, batch)
-        repeats = 3 if quick or large else 7
+        repeats = 3 if quick else (4 if large else 9)
         samples = interleaved_samples(fns, repeats=repeats, warmup=1)
         t = {k: statistics.median(v) for k, v in samples.items()}
         best = {k: min(v) for k, v in samples.items()}  # noise only adds time: best-of is the quiet-machine view
@@ -114,6 +158,15 @@ def run(quick: bool = False):
         "change to `anatlearn/train.py` (`torch.optim.Adam(..., foreach=True)` or `fused=True`): on CPU torch "
         "defaults to the per-parameter loop (a dozen kernels and temporaries per parameter tensor). Median of "
         "interleaved repeats (best-of in the summary row's note).")
+    alloc = ["| grid | batch | variant (fresh process each) | step | vs bare, default malloc | images/s | peak RSS (MiB) |",
+             "|---|---|---|---|---|---|---|"]
+    for (shape, b, v), (rounds, reps) in zip(cases, [(1, 2)] if quick else [(2, 4), (1, 3)]):
+        alloc.append(_allocator_case(shape, b, v, width, rounds, reps))
+    sections["Training step: allocator prototype"] = (
+        "\n".join(alloc) + "\n\nglibc hands large freed blocks back to the kernel, so every step re-faults its "
+        "activations page by page (~1M minor faults per 121x145x121 step, measured). `mallopt(M_MMAP_MAX, 0)` + "
+        "`mallopt(M_TRIM_THRESHOLD, 2**31-1)` (`common.MALLOC_TUNING`) keep them for reuse; no arithmetic changes. "
+        "Best of the rounds' medians.")
     sections["Pretraining throughput on GPU (AMP)"] = (
         "Not measured: no GPU machine was lent to this task (the device tool reported none available to it), so "
         "images/s of pretraining at 121x145x121 with AMP and GPU utilisation remain to be taken on a GPU host "

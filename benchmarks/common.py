@@ -91,3 +91,19 @@ def machine() -> str:
 
 def fmt_s(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+# glibc malloc returns every large (>= 128 KiB..32 MiB) block to the kernel on free, so each training step or
+# embedding batch re-faults its activations page by page (measured: ~1M minor faults and 45 % of a 121x145x121
+# ResNet-18 step in the kernel). These two mallopt calls keep freed memory in the process for reuse instead.
+MALLOC_TUNING = ("import ctypes\n_libc = ctypes.CDLL('libc.so.6')\n"
+                 "_libc.mallopt(-4, 0)  # M_MMAP_MAX = 0: large blocks from the heap, not fresh mmaps\n"
+                 "_libc.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: do not hand the heap top back on every free\n")
+
+
+def child_timing(code: str, malloc_tuned: bool = False, timeout: int = 900) -> tuple[float, float]:
+    """Run ``code`` (which prints ``__T__ <seconds>``) in a fresh process, optionally with the malloc tuning
+    applied first; return (seconds, peak RSS in MiB)."""
+    peak, out = peak_rss_of((MALLOC_TUNING if malloc_tuned else "") + code, timeout=timeout)
+    line = [ln for ln in out.splitlines() if ln.startswith("__T__")][-1]
+    return float(line.split()[1]), peak
