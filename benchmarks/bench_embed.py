@@ -122,15 +122,19 @@ _CHILD = """
 import statistics, sys, time
 import torch
 sys.path.insert(0, {bench!r})
-from bench_embed import released_embed
+from bench_embed import _Scripted, released_embed
 from anatlearn.data import open_dataset
 from anatlearn.embed import AnatEncoder
-from anatlearn.models import build_model, default_model_config
+from anatlearn.models import ContrastiveModel, build_model, default_model_config
 ds = open_dataset({root!r})
 torch.manual_seed(0)
 model = build_model(default_model_config("resnet18", {width}, 1, "projection")).eval()
 if {variant!r} == "plain":
     fn = lambda: released_embed(model, ds)
+elif {variant!r} == "script":
+    example = torch.from_numpy(ds.volume(0))[None, None]
+    enc = AnatEncoder(ContrastiveModel(_Scripted(model.encoder, example)), batch_size={batch})
+    fn = lambda: enc.transform(ds)
 else:
     enc = AnatEncoder(model, batch_size={batch}, channels_last=True)
     fn = lambda: enc.transform(ds)
@@ -146,7 +150,7 @@ def _allocator_case(root: Path, n: int, width: float, quick: bool, rows: list, s
     """Prototype of a process-level change: glibc malloc keeping freed blocks (see common.MALLOC_TUNING).
     Each variant runs in its own fresh process (the setting is process-wide), interleaved, 2 rounds."""
     grid = "x".join(map(str, open_dataset(root).shape))
-    variants = [("plain", False), ("cl", False), ("cl", True), ("plain", True)]
+    variants = [("plain", False), ("cl", False), ("cl", True), ("script", True), ("plain", True)]
     times: dict[tuple, list[float]] = {v: [] for v in variants}
     peaks: dict[tuple, float] = {}
     for _ in range(1 if quick else 2):
@@ -160,6 +164,7 @@ def _allocator_case(root: Path, n: int, width: float, quick: bool, rows: list, s
     names = {("plain", False): "baseline: released package, default glibc malloc",
              ("cl", False): "AnatEncoder channels_last_3d, default glibc malloc",
              ("cl", True): "AnatEncoder channels_last_3d + malloc tuning (prototype)",
+             ("script", True): "AnatEncoder + TorchScript freeze/optimize_for_inference + malloc tuning (prototype)",
              ("plain", True): "released package's forward + malloc tuning (for reference)"}
     lines = ["| variant (fresh process each) | volumes/s | vs baseline | peak RSS (MiB) |", "|---|---|---|---|"]
     lines += [f"| {names[v]} | {rate[v]:.1f} | {rate[v] / base:.2f}x | {peaks[v]:.0f} |" for v in variants]
@@ -167,6 +172,10 @@ def _allocator_case(root: Path, n: int, width: float, quick: bool, rows: list, s
                     "(prototype) vs released package", f"{rate[('cl', True)]:.1f} vol/s", f"{base:.1f} vol/s",
                     f"{rate[('cl', True)] / base:.2f}x", ">= 1.5x, diff <= 1e-4",
                     "fresh processes, best of 2 rounds; same arithmetic as channels_last_3d (diff above)"))
+    rows.append(Row(f"embed throughput, {grid}, {n} volumes: AnatEncoder + TorchScript freeze + malloc tuning "
+                    "(prototype) vs released package", f"{rate[('script', True)]:.1f} vol/s", f"{base:.1f} vol/s",
+                    f"{rate[('script', True)] / base:.2f}x", ">= 1.5x, diff <= 1e-4",
+                    "fresh processes, best of 2 rounds; diff as the TorchScript prototype above"))
     sections[f"Embedding: allocator prototype ({grid})"] = (
         "\n".join(lines) + "\n\nglibc returns large freed blocks to the kernel, so every batch re-faults its "
         "activations page by page. `mallopt(M_MMAP_MAX, 0)` + `mallopt(M_TRIM_THRESHOLD, 2**31-1)` (two ctypes "

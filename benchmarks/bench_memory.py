@@ -3,7 +3,7 @@
 A synthetic cohort of 4,000 subjects at low resolution (32x40x32) is generated once on disk (OpenBHB
 per-subject layout, ``anatlearn.data.synthetic.generate_cohort``). For each N, a fresh Python process opens
 it, keeps the first N subjects, embeds them with :class:`anatlearn.embed.AnatEncoder` (a seeded ResNet-18 of
-width 0.125, batches of 32, channels_last_3d) and scores a linear probe of age on the features (ridge, 5-fold
+width 0.125, batches of 32, library defaults otherwise) and scores a linear probe of age on the features (ridge, 5-fold
 cross-validation with :func:`anatlearn.evaluate.probes.cross_validate`); its peak RSS (VmHWM) is reported.
 
 Ours streams the volumes (one batch in memory at a time); the baseline is the naive script that first loads
@@ -34,7 +34,7 @@ model = build_model(default_model_config("resnet18", 0.125, 1, "projection")).ev
 
 _OURS = _PRELUDE + """
 from anatlearn.embed import AnatEncoder
-X = AnatEncoder(model, batch_size=32, channels_last=True).transform(ds).to_numpy()
+X = AnatEncoder(model, batch_size=32).transform(ds).to_numpy()  # library defaults otherwise
 """
 
 _BASELINE = _PRELUDE + """
