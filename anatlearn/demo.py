@@ -6,7 +6,8 @@
 2. Pretrain every method with the same budget, seed and augmentations, plus a random-init encoder.
 3. Embed every cohort with every model; evaluate the OpenBHB protocol (brain-age MAE, site balanced
    accuracy), the downstream tasks (repeated stratified CV, intervals, paired tests) and test-retest ICC;
-   report ceilings (probes on the true latents and on the measured descriptors).
+   report references: probes on 4x-pooled voxels (a non-learned image baseline) and ceilings (probes on the
+   true latents and on the measured descriptors).
 4. Write ``OUT/report.html``, ``OUT/results.csv`` and ``OUT/demo.json``; print the table.
 """
 
@@ -66,6 +67,19 @@ def _truth_features(root: Path, participants: pd.DataFrame) -> dict[str, pd.Data
     ids = ds.participants["participant_id"].astype(str).tolist()
     return {"ceiling: true latents": make_feature_table(lat[cols].to_numpy(np.float32), lat["participant_id"]),
             "ceiling: measured descriptors": make_feature_table(np.log(desc.reshape(len(desc), -1)), ids)}
+
+
+VOXELS = "reference: pooled voxels"
+
+
+def _pooled_voxels(dataset, factor: int = 4):
+    """A non-learned image baseline: each volume average-pooled by ``factor`` (4 mm-like blocks at the demo's
+    grid) and flattened; a linear probe on it shows how much of a task is linearly visible in the images."""
+    from anatlearn.evaluate import make_feature_table
+
+    rows = [torch.nn.functional.avg_pool3d(torch.from_numpy(np.ascontiguousarray(dataset.volume(i)))[None, None],
+                                           factor, ceil_mode=True).flatten().numpy() for i in range(len(dataset))]
+    return make_feature_table(np.stack(rows).astype(np.float32), dataset.participants["participant_id"].astype(str))
 
 
 def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings: DemoSettings | None = None) -> dict:
@@ -130,9 +144,10 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     t = time.perf_counter()
     res_dir = out / "results"
     p_healthy, p_down = read_participants(healthy), read_participants(down)
-    obhb = evaluate_openbhb(feats["healthy"], p_healthy, seed=seed, n_boot=s.n_boot)
+    references = {c: _pooled_voxels(ds) for c, ds in cohorts.items() if c != "retest"}
+    obhb = evaluate_openbhb(feats["healthy"] | {VOXELS: references["healthy"]}, p_healthy, seed=seed, n_boot=s.n_boot)
     obhb.write(res_dir / "openbhb")
-    task_feats = feats["downstream"] | _truth_features(down, p_down)
+    task_feats = feats["downstream"] | {VOXELS: references["downstream"]} | _truth_features(down, p_down)
     tasks = evaluate_tasks(task_feats, p_down, load_tasks("synthetic"), n_splits=s.n_splits, n_repeats=s.n_repeats,
                            seed=seed)
     tasks.write(res_dir / "tasks")

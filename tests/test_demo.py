@@ -16,7 +16,8 @@ def test_demo_quick_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "report:" in proc.stdout and "brain_age" in proc.stdout
     table = pd.read_csv(out / "results.csv")
-    methods = {"anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age", "random-init"}
+    methods = {"anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age", "random-init", "reference: pooled voxels",
+               "ceiling: true latents", "ceiling: measured descriptors"}
     assert methods <= set(table["method"])
     assert {"brain_age", "site", "AD-like-vs-CN", "SCZ-like-vs-CN", "MMSE-like", "test-retest"} <= set(table["task"])
     mae = table[(table["task"] == "brain_age") & (table["metric"] == "mae_internal")]

@@ -133,7 +133,9 @@ def make_world(shape: tuple[int, int, int], seed: int, n_sites: int) -> World:
         base_ct=rng.uniform(2.0, 3.4, k), base_sa=rng.uniform(400.0, 4000.0, k),
         age_slope=rng.uniform(0.6, 1.4, k), load_ct=_smooth_loadings(rng, centroids, N_CT_FACTORS),
         load_sa=_smooth_loadings(rng, centroids, N_SA_FACTORS), sex_ct=rng.normal(0, 0.01, k),
-        site_gain=rng.uniform(0.8, 1.2, n_sites), site_noise=rng.uniform(0.01, 0.05, n_sites),
-        site_smooth=rng.uniform(0.0, 1.2, n_sites), site_bias=rng.normal(0, 0.12, (n_sites, 3)),
+        # Site effects on *gray-matter maps* (tissue probabilities x Jacobian, bias-corrected by the
+        # segmentation): a few percent of contrast, smoothness and residual bias, not scanner-intensity gains.
+        site_gain=rng.uniform(0.95, 1.05, n_sites), site_noise=rng.uniform(0.01, 0.05, n_sites),
+        site_smooth=rng.uniform(0.0, 1.2, n_sites), site_bias=rng.normal(0, 0.03, (n_sites, 3)),
         diseases={name: _disease_pattern(centroids, epi) for name, epi in DISEASES.items()},
     )
