@@ -39,13 +39,17 @@ def test_features_match_direct_encoding_in_dataset_order(tiny_cohort, checkpoint
 
 def test_fast_paths_against_plain_fp32(tiny_cohort, checkpoint):
     ds = open_dataset(tiny_cohort).subset(list(range(8)))
-    plain = AnatEncoder(checkpoint, batch_size=4).transform(ds)
-    cl = AnatEncoder(checkpoint, batch_size=4, channels_last=True).transform(ds)
+    plain = AnatEncoder(checkpoint, batch_size=4, channels_last=False, jit=False).transform(ds)
+    cl = AnatEncoder(checkpoint, batch_size=4, channels_last=True, jit=False).transform(ds)
+    default = AnatEncoder(checkpoint, batch_size=3)  # channels_last_3d + TorchScript; ragged last batch
+    fast = default.transform(ds)
+    assert [v is not None for v in default._traced.values()] == [True]  # the traced path really ran
     bf16 = AnatEncoder(checkpoint, batch_size=4, dtype="bf16").transform(ds)
-    d_cl, d_bf16 = max_abs_difference(plain, cl), max_abs_difference(plain, bf16)
+    d_cl, d_fast, d_bf16 = (max_abs_difference(plain, t) for t in (cl, fast, bf16))
     scale = float(np.abs(plain.to_numpy()).max())
-    print(f"max abs difference vs fp32: channels_last {d_cl:.2e}, bf16 {d_bf16:.2e} (feature scale {scale:.2e})")
-    assert d_cl < 1e-4
+    print(f"max abs difference vs fp32: channels_last {d_cl:.2e}, default (jit) {d_fast:.2e}, bf16 {d_bf16:.2e} "
+          f"(feature scale {scale:.2e})")
+    assert d_cl < 1e-4 and d_fast < 1e-4
     assert d_bf16 < 0.05 * scale  # bf16 keeps ~3 significant digits; differences stay a few % of the scale
     assert d_bf16 > 0  # bf16 really ran in reduced precision
 
@@ -138,3 +142,16 @@ def test_streaming_reads_one_batch_at_a_time():
     np.testing.assert_allclose(feats["f0000"].to_numpy(), np.arange(23))
     # before encoding batch k only batches 0..k have been read: memory holds one batch of volumes, not n
     assert model.reads_at_batch == [min(4 * (k + 1), 23) for k in range(6)]
+
+
+def test_untraceable_encoder_falls_back_to_eager(tiny_cohort, checkpoint, monkeypatch):
+    ds = open_dataset(tiny_cohort).subset(list(range(4)))
+    eager = AnatEncoder(checkpoint, batch_size=2, jit=False).transform(ds)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot trace")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    enc = AnatEncoder(checkpoint, batch_size=2)
+    assert max_abs_difference(eager, enc.transform(ds)) == 0
+    assert list(enc._traced.values()) == [None]
