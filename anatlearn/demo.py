@@ -37,7 +37,7 @@ class DemoSettings:
     shape: tuple = (48, 56, 48)
     n_sites: int = 5
     width: float = 0.25
-    epochs: int = 15
+    epochs: int = 40
     batch_size: int = 16
     lr: float = 5e-4
     augment: tuple = ("crop", "noise")

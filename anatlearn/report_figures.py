@@ -142,6 +142,6 @@ def task_bars(table: pd.DataFrame, metric: str) -> bytes:
     ax.set_ylabel(f"{metric} ({better})")
     if metric in ("balanced_accuracy", "roc_auc"):
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not over, bars
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
