@@ -16,24 +16,32 @@ from anatlearn.errors import DataError
 SPLITS = ("train", "internal_test", "external_test")
 
 
-def read_participants(path: str | Path, require_age: bool = True) -> pd.DataFrame:
-    """Read and validate a participants table; ids become strings without a ``sub-`` prefix."""
+def read_id_table(path: str | Path, what: str = "participants table", **read_csv_options) -> pd.DataFrame:
+    """Parse a TSV/CSV table keyed by ``participant_id``: present, non-empty, ids as strings without a
+    ``sub-`` prefix and unique. ``read_csv_options`` go to :func:`pandas.read_csv`."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"participants table not found: {path}")
+        raise DataError(f"{what} not found: {path}")
     sep = "\t" if path.suffix in (".tsv", ".txt") else ","
     try:
-        df = pd.read_csv(path, sep=sep, dtype={"participant_id": str})
+        df = pd.read_csv(path, sep=sep, **({"dtype": {"participant_id": str}} | read_csv_options))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse participants table {path}: {exc}") from None
+        raise DataError(f"cannot parse {what} {path}: {exc}") from None
     if "participant_id" not in df.columns:
-        raise DataError(f"participants table {path} has no 'participant_id' column (columns: {', '.join(map(str, df.columns[:8]))})")
+        raise DataError(f"{what} {path} has no 'participant_id' column (columns: {', '.join(map(str, df.columns[:8]))})")
     if df.empty:
-        raise DataError(f"participants table {path} has no subjects")
+        raise DataError(f"{what} {path} has no subjects")
     df["participant_id"] = df["participant_id"].astype(str).str.strip().str.removeprefix("sub-")
     dup = df["participant_id"][df["participant_id"].duplicated()].unique()
     if len(dup):
-        raise DataError(f"participants table {path} lists duplicate ids: {', '.join(dup[:5])}")
+        raise DataError(f"{what} {path} lists duplicate ids: {', '.join(dup[:5])}")
+    return df
+
+
+def read_participants(path: str | Path, require_age: bool = True) -> pd.DataFrame:
+    """Read and validate a participants table; ids become strings without a ``sub-`` prefix."""
+    path = Path(path)
+    df = read_id_table(path)
     if require_age:
         if "age" not in df.columns:
             raise DataError(f"participants table {path} has no 'age' column")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.errors import DataError
+from anatlearn.data.tables import read_id_table
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -94,19 +95,8 @@ def check_orientation(img, path: Path) -> None:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    sep = "\t" if path.suffix in (".tsv", ".txt") else ","
-    try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot parse {path}: {exc}") from None
-    if "participant_id" not in df.columns:
-        raise DataError(f"{path} has no 'participant_id' column (columns: {', '.join(map(str, df.columns[:8]))})")
-    if df.empty:
-        raise DataError(f"{path} lists no subjects")
-    df["participant_id"] = df["participant_id"].astype(str).str.strip().str.removeprefix("sub-")
-    dup = df["participant_id"][df["participant_id"].duplicated()].unique()
-    if len(dup):
-        raise DataError(f"{path} lists duplicate participant ids: {', '.join(dup[:5])}")
+    # every column kept verbatim as text: prep carries the user's table over unchanged
+    df = read_id_table(path, "table", dtype=str, keep_default_na=False)
     bad = [p for p in df["participant_id"] if not p or any(c in p for c in "/\\ \t")]
     if bad:
         raise DataError(f"{path} has invalid participant ids (empty or with spaces/slashes): {bad[:5]}")
