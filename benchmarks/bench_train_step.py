@@ -104,7 +104,7 @@ def _allocator_case(shape, b: int, v: int, width: float, rounds: int, repeats: i
     best = {k: min(ts) for k, ts in times.items()}
     grid = "x".join(map(str, shape))
     names = {("bare", False): "bare fwd+bwd, default glibc malloc", ("ours", False): "full step, default glibc malloc",
-             ("ours", True): "full step + malloc tuning (prototype)", ("bare", True): "bare fwd+bwd + malloc tuning"}
+             ("ours", True): "full step + malloc tuning (what the CLI does)", ("bare", True): "bare fwd+bwd + malloc tuning"}
     return "\n".join(f"| {grid} | {b}x{v} | {names[k]} | {fmt_s(best[k])} | {best[k] / best[('bare', False)]:.2f}x | "
                      f"{b * v / best[k]:.2f} | {peaks[k]:.0f} |" for k in variants)
 
@@ -162,11 +162,11 @@ def run(quick: bool = False):
              "|---|---|---|---|---|---|---|"]
     for (shape, b, v), (rounds, reps) in zip(cases, [(1, 2)] if quick else [(2, 4), (1, 3)]):
         alloc.append(_allocator_case(shape, b, v, width, rounds, reps))
-    sections["Training step: allocator prototype"] = (
+    sections["Training step: allocator (adopted in the CLI)"] = (
         "\n".join(alloc) + "\n\nglibc hands large freed blocks back to the kernel, so every step re-faults its "
         "activations page by page (~1M minor faults per 121x145x121 step, measured). `mallopt(M_MMAP_MAX, 0)` + "
         "`mallopt(M_TRIM_THRESHOLD, 2**31-1)` (`common.MALLOC_TUNING`) keep them for reuse; no arithmetic changes. "
-        "Best of the rounds' medians.")
+        "`anatlearn` (the CLI) sets them at start-up (`ANATLEARN_MALLOC_TUNING=0` turns it off). Best of the rounds' medians.")
     sections["Pretraining throughput on GPU (AMP)"] = (
         "Not measured: no GPU machine was lent to this task (the device tool reported none available to it), so "
         "images/s of pretraining at 121x145x121 with AMP and GPU utilisation remain to be taken on a GPU host "
