@@ -332,3 +332,7 @@ def test_embedding_needs_no_age_but_pretraining_does(capfd, cohort, checkpoint, 
     capfd.readouterr()
     run_cli(capfd, ["pretrain", "--data", cohort, "--method", "yaware", "--out", tmp_path / "run"],
             "has no 'age' column", absent=tmp_path / "run")
+
+
+def test_demo_epochs_must_be_positive(tmp_path, capfd):
+    run_cli(capfd, ["demo", "--epochs", "0", "--out", tmp_path / "d"], "--epochs", absent=tmp_path / "d")

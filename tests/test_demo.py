@@ -11,7 +11,7 @@ import pandas as pd
 
 def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "anatlearn", "demo", "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "anatlearn", "demo", "--quick", "--epochs", "2", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "report:" in proc.stdout and "brain_age" in proc.stdout
@@ -24,6 +24,8 @@ def test_demo_quick_end_to_end(tmp_path):
     assert mae["mean"].between(0, 80).all()
     summary = json.loads((out / "demo.json").read_text())
     assert summary["quick"] is True and summary["provenance"]["versions"]["torch"]
+    assert summary["settings"]["epochs"] == 2  # --epochs overrides the quick preset's single epoch
+    assert sorted(pd.read_csv(out / "runs" / "simclr" / "metrics.csv")["epoch"].unique()) == [0, 1]
     html = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) >= 4 and all(len(i) > 1000 for i in images)

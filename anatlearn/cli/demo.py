@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from anatlearn.cli import app
+from anatlearn.errors import ConfigError
 
 
 @app.command("demo")
@@ -14,14 +15,23 @@ def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Output directory (data, runs, results, report.html)."),
     quick: bool = typer.Option(False, help="A one-minute run of the same path (tiny cohort, one epoch)."),
     seed: int = typer.Option(0, help="Seed of the cohort and of every method."),
+    epochs: int = typer.Option(None, help="Pretraining epochs per method (default 40, or 1 with --quick). "
+                               "Pretraining time scales with it: fewer on a slow machine."),
 ) -> None:
     """Generate a synthetic cohort, pretrain AnatCL and baselines, evaluate them and write a report."""
     import pandas as pd
 
-    from anatlearn.demo import run_demo
+    import dataclasses
+
+    from anatlearn.demo import FULL, QUICK, run_demo
     from anatlearn.evaluate import format_table
 
-    summary = run_demo(out, quick=quick, seed=seed)
+    settings = QUICK if quick else FULL
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+        settings = dataclasses.replace(settings, epochs=epochs)
+    summary = run_demo(out, quick=quick, seed=seed, settings=settings)
     table = pd.read_csv(out / "results.csv")
     typer.echo(format_table(table))
     typer.echo("\nAnatCL minus baselines, balanced-accuracy points (positive: AnatCL better):")
