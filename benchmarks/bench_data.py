@@ -68,3 +68,9 @@ def run(quick: bool = False):
                         f"{model_rate:.1f}/s", f"{loader_rate / model_rate:.1f}x", "> 1x (loader not the bottleneck)",
                         "loader: 2 workers, 2 views; model: ResNet-18 w0.25 fwd+bwd"))
     return rows, sections
+
+
+if __name__ == "__main__":
+    from common import main
+
+    main(run)

@@ -119,10 +119,6 @@ def run(quick: bool = False):
 
 
 if __name__ == "__main__":
-    import sys
+    from common import main
 
-    r, s = run(quick="--quick" in sys.argv)
-    for row in r:
-        print(row)
-    for k, v in s.items():
-        print(k, v, sep="\n")
+    main(run)

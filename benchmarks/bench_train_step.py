@@ -181,10 +181,6 @@ def run(quick: bool = False):
 
 
 if __name__ == "__main__":
-    import sys
+    from common import main
 
-    r, s = run(quick="--quick" in sys.argv)
-    for row in r:
-        print(row)
-    for k, val in s.items():
-        print(k, val, sep="\n")
+    main(run)

@@ -107,3 +107,12 @@ def child_timing(code: str, malloc_tuned: bool = False, timeout: int = 900) -> t
     peak, out = peak_rss_of((MALLOC_TUNING if malloc_tuned else "") + code, timeout=timeout)
     line = [ln for ln in out.splitlines() if ln.startswith("__T__")][-1]
     return float(line.split()[1]), peak
+
+
+def main(run: Callable[..., tuple[list, dict]]) -> None:
+    """Run one suite on its own (``python benchmarks/bench_X.py [--quick]``) and print its rows and sections."""
+    rows, sections = run(quick="--quick" in sys.argv)
+    for row in rows:
+        print(row)
+    for title, text in sections.items():
+        print(title, text, sep="\n")
