@@ -19,9 +19,9 @@ def demo_command(
                                "Pretraining time scales with it: fewer on a slow machine."),
 ) -> None:
     """Generate a synthetic cohort, pretrain AnatCL and baselines, evaluate them and write a report."""
-    import pandas as pd
-
     import dataclasses
+
+    import pandas as pd
 
     from anatlearn.demo import FULL, QUICK, run_demo
     from anatlearn.evaluate import format_table

@@ -18,8 +18,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from anatlearn.errors import DataError
 from anatlearn.data.tables import read_id_table
+from anatlearn.errors import DataError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
