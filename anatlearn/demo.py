@@ -37,7 +37,7 @@ class DemoSettings:
     shape: tuple = (48, 56, 48)
     n_sites: int = 5
     width: float = 0.25
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 16
     lr: float = 5e-4
     augment: tuple = ("crop", "noise")
@@ -118,7 +118,8 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
         t = time.perf_counter()
         cfg = TrainConfig(data=str(healthy), out=str(out / "runs" / method), method=method, width=s.width,
                           epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=seed,
-                          augment=list(s.augment) if method != "l1-age" else [], num_workers=1, progress=False)
+                          augment=list(s.augment) if method != "l1-age" else [], num_workers=1, progress=False,
+                          channels_last=True)
         runs[method] = pretrain(cfg, overwrite=True)
         timings[f"pretrain {method}"] = time.perf_counter() - t
         _log(f"pretrained {method} in {timings[f'pretrain {method}']:.0f} s")

@@ -104,6 +104,8 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
     model = build_model(default_model_config(cfg.encoder, cfg.width, 1, head)).to(info.device)
     if info.enabled and cfg.sync_bn and info.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)  # before the optimiser sees the parameters
     loss_fn = build_loss(cfg.method, temperature=cfg.temperature, base_temperature=cfg.base_temperature or None,
                          kernel=cfg.kernel, sigma=cfg.sigma, lambda_age=cfg.lambda_age, lambda_anat=cfg.lambda_anat,
                          normalise=None, weight_map=cfg.weight_map)  # descriptors arrive normalised
@@ -140,8 +142,9 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
 
     def checkpoint(path: Path, ep: int, step: int) -> None:
         if info.is_main:
-            save_checkpoint(path, {**meta, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            save_checkpoint(path, {**meta, "model": _contiguous(model.state_dict()),
+                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "scaler": scaler.state_dict() if scaler else None,
                                    "rng": rng_state(), "epoch": ep, "step_in_epoch": step, "global_step": global_step,
                                    "provenance": provenance(cfg.seed, cfg.to_dict())})
         D.barrier()
@@ -162,7 +165,7 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
             b, v = x.shape[:2]
             ctx = torch.autocast(info.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
             with ctx:
-                out = net(x.flatten(0, 1))
+                out = net(x.flatten(0, 1).contiguous(memory_format=layout))
             if not torch.isfinite(out).all():
                 raise TrainingError(f"the model produced NaN/inf at epoch {epoch}, step {step_in_epoch} (global step "
                                     f"{global_step}); batch subjects: {', '.join(ids[batch['index'].numpy()][:8])}. "
@@ -211,6 +214,11 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
     if metrics:
         metrics.close()
     return run.path
+
+
+def _contiguous(state: dict) -> dict:
+    """Weights saved in the standard layout whatever the training layout, so every reader gets plain tensors."""
+    return {k: v.contiguous() for k, v in state.items()}
 
 
 class _Progress:

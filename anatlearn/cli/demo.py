@@ -15,7 +15,7 @@ def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Output directory (data, runs, results, report.html)."),
     quick: bool = typer.Option(False, help="A one-minute run of the same path (tiny cohort, one epoch)."),
     seed: int = typer.Option(0, help="Seed of the cohort and of every method."),
-    epochs: int = typer.Option(None, help="Pretraining epochs per method (default 40, or 1 with --quick). "
+    epochs: int = typer.Option(None, help="Pretraining epochs per method (default 30, or 1 with --quick). "
                                "Pretraining time scales with it: fewer on a slow machine."),
 ) -> None:
     """Generate a synthetic cohort, pretrain AnatCL and baselines, evaluate them and write a report."""

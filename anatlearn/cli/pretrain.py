@@ -38,6 +38,7 @@ def pretrain_command(
     amp: Optional[str] = typer.Option(None, help="auto (GPU: bf16/fp16; CPU: off), bf16, fp16, off."),
     seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
     num_workers: Optional[int] = typer.Option(None, help="Data-loading worker processes (default 2)."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last_3d activations (faster CPU steps for narrow models, e.g. width 0.25; default off)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Also checkpoint every N steps (default: each epoch)."),
     resume: bool = typer.Option(False, help="Continue the run in --out exactly where it stopped."),
     overwrite: bool = typer.Option(False, help="Replace a run already in --out."),
