@@ -38,11 +38,11 @@ def make_batch(b: int, v: int, shape, k: int = 68, seed: int = 0) -> dict:
             "descriptors": torch.randn(b, k, 3, generator=g), "index": torch.arange(b)}
 
 
-def anatcl_step(net, loss_fn, optimizer, batch) -> dict:
+def anatcl_step(net, loss_fn, optimizer, batch, layout=torch.contiguous_format) -> dict:
     """One step exactly as the loop of anatlearn.train._train runs it on CPU (amp off, world size 1)."""
     x = batch["views"]
     b, v = x.shape[:2]
-    out = net(x.flatten(0, 1))
+    out = net(x.flatten(0, 1).contiguous(memory_format=layout))
     if not torch.isfinite(out).all():
         raise TrainingError("the model produced NaN/inf")
     feats = out.reshape(b, v, -1).float()  # D.gather_with_grad is the identity in one process
@@ -57,10 +57,12 @@ def anatcl_step(net, loss_fn, optimizer, batch) -> dict:
     return {"lr": optimizer.param_groups[0]["lr"], **{k: float(t.detach()) for k, t in terms.items()}}
 
 
-def _setup(width: float, seed: int = 0, **adam):
+def _setup(width: float, seed: int = 0, channels_last: bool = False, **adam):
     adam = {"fused": True} | adam  # as train.py builds it on CPU and CUDA
     torch.manual_seed(seed)
     model = build_model(default_model_config("resnet18", width, 1, "projection")).train()
+    if channels_last:  # as train.py with --channels-last: before the optimiser sees the parameters
+        model = model.to(memory_format=torch.channels_last_3d)
     # as train.py: descriptors arrive normalised, the released recipe's lr / weight decay
     loss_fn = build_loss("anatcl-global", temperature=0.1, kernel="rbf", sigma=2.0, lambda_age=1.0,
                          lambda_anat=1.0, normalise=None, weight_map="shift")
@@ -110,6 +112,28 @@ def _allocator_case(shape, b: int, v: int, width: float, rounds: int, repeats: i
              ("ours", True): "full step + malloc tuning (what the CLI does)", ("bare", True): "bare fwd+bwd + malloc tuning"}
     return "\n".join(f"| {grid} | {b}x{v} | {names[k]} | {fmt_s(best[k])} | {best[k] / best[('bare', False)]:.2f}x | "
                      f"{b * v / best[k]:.2f} | {peaks[k]:.0f} |" for k in variants)
+
+
+def _layout_case(quick: bool, rows: list) -> str:
+    """``--channels-last`` (train.py's channels_last_3d option): the full step in both layouts, same weights."""
+    cases = [(0.125, (32, 40, 32), 4, 2)] if quick else [(0.25, (48, 56, 48), 16, 2), (1.0, (61, 73, 61), 4, 2)]
+    lines = ["| width | grid | batch | standard layout | channels_last_3d | speed-up |", "|---|---|---|---|---|---|"]
+    for width, shape, b, v in cases:
+        batch = make_batch(b, v, shape)
+        std, cl = _setup(width), _setup(width, channels_last=True)
+        fns = {"std": lambda: anatcl_step(*std, batch),
+               "cl": lambda: anatcl_step(*cl, batch, layout=torch.channels_last_3d)}
+        repeats = 3 if quick else 7
+        t = {k: statistics.median(v) for k, v in interleaved_samples(fns, repeats=repeats, warmup=1).items()}
+        grid = "x".join(map(str, shape))
+        lines.append(f"| {width:g} | {grid} | {b}x{v} | {fmt_s(t['std'])} | {fmt_s(t['cl'])} | "
+                     f"{t['std'] / t['cl']:.2f}x |")
+        if width < 1:
+            rows.append(Row(f"AnatCL training step, --channels-last vs standard layout, ResNet-18 w{width:g}, {grid}, "
+                            f"{b}x{v} views (the demo's scale)", fmt_s(t["cl"]), fmt_s(t["std"]),
+                            f"{t['std'] / t['cl']:.2f}x", "", f"same weights and batch; median of {repeats}"))
+        del std, cl, batch
+    return "\n".join(lines)
 
 
 def run(quick: bool = False):
@@ -163,6 +187,10 @@ def run(quick: bool = False):
         "after this table showed it the fastest); the other columns are the alternatives: `foreach=True` and torch's "
         "CPU default, the per-parameter loop (a dozen kernels and temporaries per parameter tensor). Median of "
         "interleaved repeats (best-of in the summary row's note).")
+    sections["Training step: memory layout (--channels-last)"] = (
+        _layout_case(quick, rows) + "\n\nThe full step (as above) with the model and its input in `channels_last_3d` "
+        "against the standard layout. oneDNN's channels-last convolutions help narrow layers most; at width 1 the "
+        "layouts are on par, so the option stays off by default and the demo (width 0.25) turns it on.")
     alloc = ["| grid | batch | variant (fresh process each) | step | vs bare, default malloc | images/s | peak RSS (MiB) |",
              "|---|---|---|---|---|---|---|"]
     for (shape, b, v), (rounds, reps) in zip(cases, [(1, 2)] if quick else [(2, 4), (1, 3)]):
