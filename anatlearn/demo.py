@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from anatlearn.errors import ConfigError
 from anatlearn.io import atomic_write_text
 
 METHODS = ("anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age")
@@ -82,8 +83,10 @@ def _pooled_voxels(dataset, factor: int = 4):
     return make_feature_table(np.stack(rows).astype(np.float32), dataset.participants["participant_id"].astype(str))
 
 
-def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings: DemoSettings | None = None) -> dict:
-    """Run the whole demo into ``out``; returns a summary dict (also written to ``out/demo.json``)."""
+def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings: DemoSettings | None = None,
+             epochs: int | None = None) -> dict:
+    """Run the whole demo into ``out``; returns a summary dict (also written to ``out/demo.json``).
+    ``epochs`` overrides the pretraining epochs of the chosen settings (time scales with it)."""
     from anatlearn.data import open_dataset
     from anatlearn.data.synthetic import generate_cohort
     from anatlearn.embed import AnatEncoder
@@ -95,6 +98,10 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     from anatlearn.training.config import TrainConfig
 
     s = settings or (QUICK if quick else FULL)
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+        s = dataclasses.replace(s, epochs=epochs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from anatlearn.cli import app
-from anatlearn.errors import ConfigError
 
 
 @app.command("demo")
@@ -19,19 +18,12 @@ def demo_command(
                                "Pretraining time scales with it: fewer on a slow machine."),
 ) -> None:
     """Generate a synthetic cohort, pretrain AnatCL and baselines, evaluate them and write a report."""
-    import dataclasses
-
     import pandas as pd
 
-    from anatlearn.demo import FULL, QUICK, run_demo
+    from anatlearn.demo import run_demo
     from anatlearn.evaluate import format_table
 
-    settings = QUICK if quick else FULL
-    if epochs is not None:
-        if epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {epochs}")
-        settings = dataclasses.replace(settings, epochs=epochs)
-    summary = run_demo(out, quick=quick, seed=seed, settings=settings)
+    summary = run_demo(out, quick=quick, seed=seed, epochs=epochs)
     table = pd.read_csv(out / "results.csv")
     typer.echo(format_table(table))
     typer.echo("\nAnatCL minus baselines, balanced-accuracy points (positive: AnatCL better):")
