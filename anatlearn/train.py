@@ -110,7 +110,7 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
                          kernel=cfg.kernel, sigma=cfg.sigma, lambda_age=cfg.lambda_age, lambda_anat=cfg.lambda_anat,
                          normalise=None, weight_map=cfg.weight_map)  # descriptors arrive normalised
     # fused kernel: one pass over all parameters instead of a dozen kernels per tensor; the step's overhead over
-    # a bare forward+backward fell from 1.05-1.10x to 1.01-1.03x at 61x73x61 on CPU (benchmarks/RESULTS.md)
+    # a bare forward+backward fell from 1.05-1.10x to 1.03-1.05x (medians) at 61x73x61 on CPU (benchmarks/RESULTS.md)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  fused=info.device.type in ("cpu", "cuda"))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
