@@ -55,3 +55,44 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def check_output_path(path: str | os.PathLike, kind: str = "file", option: str = "--out") -> Path:
+    """Check, before any work, that ``path`` can be written as a ``kind`` ("file" or "dir").
+
+    Raises :class:`~anatlearn.errors.ConfigError` naming ``option`` and the path when: a file is expected
+    but a directory is there (or the other way round), an existing file or directory is not writable, a
+    parent on the way is a file, or the nearest existing parent does not accept new files. The last check
+    creates and removes a probe file there (``os.access`` says yes to root even on /proc); nothing else is
+    created, so a failing command leaves nothing behind.
+    """
+    from anatlearn.errors import ConfigError
+
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+    path = Path(path)
+    what = "file" if kind == "file" else "directory"
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise ConfigError(f"{option} {path} is a directory; give a file name")
+        if kind == "dir" and not path.is_dir():
+            raise ConfigError(f"{option} {path} exists and is not a directory")
+        if not os.access(path, os.W_OK | (os.X_OK if kind == "dir" else 0)):
+            raise ConfigError(f"{option} {path}: the existing {what} is not writable")
+    # atomic writes put a temporary file beside the output: the nearest existing parent must take new files
+    parent = path if kind == "dir" else path.parent
+    while not parent.exists() and parent != parent.parent:
+        if parent.is_symlink():  # a dangling link: nothing can be created below it
+            raise ConfigError(f"cannot create {option} {path}: {parent} is a broken symbolic link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"cannot create {option} {path}: {parent} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".anatlearn-probe.", dir=parent)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot create {option} {path}: {parent} does not accept new files ({reason})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return path

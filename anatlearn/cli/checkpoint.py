@@ -47,6 +47,9 @@ def export_command(
 
     if out.suffix != ".safetensors":
         raise ConfigError(f"export target {out} must end in .safetensors")
+    from anatlearn.io import check_output_path
+
+    check_output_path(out, "file", "OUT")
     net = load_pretrained(checkpoint, model=model, width=width)
     extra = {k: net.checkpoint_meta[k] for k in ("seed", "config") if k in net.checkpoint_meta}
     export_safetensors(net, out, extra)

@@ -22,7 +22,9 @@ def demo_command(
 
     from anatlearn.demo import run_demo
     from anatlearn.evaluate import format_table
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "dir", "--out")
     summary = run_demo(out, quick=quick, seed=seed, epochs=epochs)
     table = pd.read_csv(out / "results.csv")
     typer.echo(format_table(table))

@@ -34,6 +34,14 @@ def parse_feature_args(specs: list[str]) -> dict:
     return tables
 
 
+def check_out(out: Path | None, kind: str = "dir") -> None:
+    """Fail before any work if ``--out`` cannot be written (see anatlearn.io.check_output_path)."""
+    from anatlearn.io import check_output_path
+
+    if out is not None:
+        check_output_path(out, kind, "--out")
+
+
 def _finish(results, out: Path | None) -> None:
     typer.echo(results.format_table())
     if out is not None:
@@ -54,6 +62,7 @@ def openbhb_command(
     """Brain age (Ridge: MAE internal/external), site (logistic: balanced accuracy), challenge score."""
     from anatlearn.evaluate import evaluate_openbhb, read_participants
 
+    check_out(out)
     results = evaluate_openbhb(parse_feature_args(features), read_participants(participants), seed=seed, cv=cv,
                                site_column=site_column, n_boot=n_boot)
     _finish(results, out)
@@ -76,6 +85,7 @@ def tasks_command(
     """Linear probes of every feature table on every task, with intervals and paired tests."""
     from anatlearn.evaluate import evaluate_tasks, load_tasks, read_participants
 
+    check_out(out)
     mapping = {}
     for item in column or []:
         canonical, sep, actual = item.partition("=")
@@ -103,6 +113,7 @@ def icc_command(
     from anatlearn.evaluate import icc, icc_summary, read_features
     from anatlearn.io import atomic_write_text
 
+    check_out(out, "file")
     values = icc(read_features(test), read_features(retest), kind)
     summary = icc_summary(values)
     typer.echo(json.dumps(summary, indent=1))

@@ -57,5 +57,8 @@ def pretrain_command(
     cfg = resolve_config(str(config) if config else None, overrides)
     if not cfg.data or not cfg.out:
         raise ConfigError("--data and --out are required (on the command line or in --config)")
+    from anatlearn.io import check_output_path
+
+    check_output_path(cfg.out, "dir", "--out")
     path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
     typer.echo(f"run directory: {path}")

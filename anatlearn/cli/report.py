@@ -21,8 +21,10 @@ def report_command(
     """Write a single HTML page: loss curves, OpenBHB figures, per-task bars, embedding maps, tables."""
     from anatlearn.cli.evaluate import parse_feature_args
     from anatlearn.evaluate import read_participants
+    from anatlearn.io import check_output_path
     from anatlearn.report import build_report
 
+    check_output_path(out, "file", "--out")
     tables = parse_feature_args(features) if features else None
     labels = read_participants(participants) if participants else None
     path = build_report(inputs or [], out, features=tables, participants=labels, title=title, seed=seed)

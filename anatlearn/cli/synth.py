@@ -24,6 +24,8 @@ def synth_command(
 ) -> None:
     """Generate a synthetic cohort (images, ROI tables, participants, ground truth); see docs/synthetic.md."""
     from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "dir", "OUT")
     path = generate_cohort(out, subjects, shape, seed, sites, held_out_sites, tuple(disease), noise_seed, nifti, overwrite)
     typer.echo(f"wrote {subjects} subjects to {path}")
