@@ -18,7 +18,8 @@ from anatlearn.losses import METHODS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
-RESUMABLE_KEYS = {"epochs", "out", "data", "num_workers", "progress", "checkpoint_every", "tensorboard"}
+RESUMABLE_KEYS = {"epochs", "out", "data", "num_workers", "progress", "checkpoint_every", "tensorboard",
+                  "keep_last", "keep_every", "save_epochs"}
 
 
 @dataclass
@@ -52,6 +53,12 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 2
     checkpoint_every: int = 0
+    # Checkpoint retention (docs/training.md): the keep_last most recent epoch-end full checkpoints
+    # (checkpoints/epoch-NNNN.pt, model + optimiser state; last.pt is the newest, for --resume), plus weights-only
+    # milestones (checkpoints/epoch-NNNN.weights.pt) every keep_every epochs (0: none) and at the save_epochs.
+    keep_last: int = 1
+    keep_every: int = 0
+    save_epochs: list[int] = field(default_factory=list)
     deterministic: bool = False
     sync_bn: bool = True
     # channels_last_3d activations: 1.3x faster CPU steps at width 0.25 (the demo), ~1.04x at width 1 (make bench)
@@ -78,6 +85,14 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if self.keep_last < 1:
+            raise ConfigError(f"--keep-last {self.keep_last}: keep at least 1 full checkpoint (last.pt, for --resume)")
+        if self.keep_every < 0:
+            raise ConfigError(f"--keep-every {self.keep_every}: give a number of epochs >= 1, or 0 for no milestones")
+        bad = [e for e in self.save_epochs if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= self.epochs]
+        if bad:
+            raise ConfigError(f"--save-epochs {bad[0]!r}: milestone epochs must be whole numbers from 1 to --epochs "
+                              f"({self.epochs})")
         if self.normalise not in ("zscore", "minmax", "none"):
             raise ConfigError(f"unknown normalise {self.normalise!r}; choose zscore, minmax or none")
         return self
