@@ -8,6 +8,8 @@ a participants table, so it is independent of the model that produced the featur
 'AD-like-vs-CN'
 """
 
+from anatlearn.evaluate.anatomy_recovery import (anatomy_recovery, effective_rank, read_targets,
+                                                 truth_targets)
 from anatlearn.evaluate.downstream import evaluate_tasks, paired_tests
 from anatlearn.evaluate.features import (feature_columns, make_feature_table, match_ids, read_features,
                                          read_participants, validate_features, write_features)
@@ -16,7 +18,7 @@ from anatlearn.evaluate.openbhb import challenge_score, evaluate_openbhb
 from anatlearn.evaluate.results import Results, format_table
 from anatlearn.evaluate.tasks import Task, available_presets, load_preset, load_tasks
 
-__all__ = ["Results", "Task", "available_presets", "challenge_score", "evaluate_openbhb", "evaluate_tasks",
-           "feature_columns", "format_table", "icc", "icc_summary", "load_preset", "load_tasks",
-           "make_feature_table", "match_ids", "paired_tests", "read_features", "read_participants",
-           "validate_features", "write_features"]
+__all__ = ["Results", "Task", "anatomy_recovery", "available_presets", "challenge_score", "effective_rank",
+           "evaluate_openbhb", "evaluate_tasks", "feature_columns", "format_table", "icc", "icc_summary", "load_preset", "load_tasks",
+           "make_feature_table", "match_ids", "paired_tests", "read_features", "read_participants", "read_targets",
+           "truth_targets", "validate_features", "write_features"]
