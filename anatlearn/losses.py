@@ -19,8 +19,10 @@ The loss is the mean of l_a over the N anchors. All maths runs in float32 or flo
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -163,16 +165,68 @@ class ThresholdLoss(_AgeWeighted):
     method = "threshold"
 
 
+ANAT_WEIGHT_MAPS = ("shift", "clamp", "kernel")
+
+
+def anatomical_weights(descriptors, mode: str = "global", normalise: str | None = "zscore",
+                       stats: Mapping | None = None, weight_map: str = "shift",
+                       bandwidth: float | None = None) -> torch.Tensor:
+    """Anatomical contrastive weights (B, B): the cosine similarity A of :func:`anatomical_similarity`
+    mapped by ``weight_map``: ``shift`` (A+1)/2, ``clamp`` max(A, 0), or ``kernel``
+    W_ab = exp(-(1 - A_ab) / h), an exponential kernel on the cosine distance 1 - A in [0, 2] with bandwidth
+    h = ``bandwidth`` (the diagonal is 1, like the rbf age kernel's)."""
+    if weight_map != "kernel":
+        return anatomical_similarity(descriptors, mode, normalise, stats, weight_map)
+    if bandwidth is None or not bandwidth > 0:
+        raise ConfigError(f"weight_map 'kernel' needs a positive bandwidth, got {bandwidth!r}")
+    a = anatomical_similarity(descriptors, mode, normalise, stats, None)
+    return torch.exp((a - 1.0) / bandwidth)
+
+
+def matched_anat_bandwidth(descriptors, ages, mode: str = "global", kernel: str = "rbf", sigma: float = 2.0,
+                           tol: float = 1e-6) -> float:
+    """The bandwidth rule of the study's kernel ablation (docs/study.md, fixed before the runs): the h for
+    which the mean off-diagonal anatomical kernel weight exp(-(1 - A_ab)/h) over the given (training)
+    subjects equals the mean off-diagonal age-kernel weight K(y_a - y_b) over the same subjects.
+
+    ``descriptors`` (n, K, D) are already normalised. The mean m(h) = mean_{a!=b} exp(-d_ab/h), d = 1 - A >= 0,
+    increases monotonically from 0 (h -> 0) to 1 (h -> inf), so the root is found by bisection on log h.
+    """
+    x = torch.as_tensor(np.asarray(descriptors), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(ages), dtype=torch.float64)
+    n = x.shape[0]
+    if n < 2 or y.shape != (n,):
+        raise DataError(f"the bandwidth rule needs >= 2 subjects with one age each, got descriptors "
+                        f"{tuple(x.shape)} and ages {tuple(y.shape)}")
+    off = ~torch.eye(n, dtype=torch.bool)
+    target = float(age_kernel(y, kernel, sigma)[off].mean())
+    d = (1.0 - anatomical_similarity(x, mode, None, None, None))[off].clamp_min(0.0)
+    if not 0.0 < target < 1.0 or float(d.max()) <= 0.0:
+        raise DataError(f"the bandwidth rule has no solution: mean age-kernel weight {target:.4g}, "
+                        f"largest anatomical distance {float(d.max()):.4g}")
+    lo, hi = math.log(1e-6), math.log(1e3)
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if float(torch.exp(-d / math.exp(mid)).mean()) < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
 class AnatCLLoss(_Contrastive):
     """AnatCL (Barbano et al., 2024): L = lambda_age * L_w(W_age) + lambda_anat * L_w(W_anat), with L_w the
     weighted InfoNCE of ``method``, W_age the age kernel and W_anat the anatomical similarity
     (:func:`anatlearn.anatomy.anatomical_similarity`, ``mode`` local or global). lambda_age = 0 gives the
-    anatomy-only ablation. The released weights used lambda_age = lambda_anat = 1, rbf sigma 2, tau 0.1."""
+    anatomy-only ablation. The released weights used lambda_age = lambda_anat = 1, rbf sigma 2, tau 0.1.
+    ``weight_map="kernel"`` replaces the map of the cosine A by exp(-(1 - A) / anat_bandwidth) (see
+    :func:`anatomical_weights`)."""
 
     def __init__(self, lambda_age: float = 1.0, lambda_anat: float = 1.0, mode: str = "global",
                  kernel: str = "rbf", sigma: float = 2.0, temperature: float = 0.1,
                  base_temperature: float | None = None, normalise: str | None = "zscore",
-                 stats: Mapping | None = None, weight_map: str = "shift", method: str = "yaware"):
+                 stats: Mapping | None = None, weight_map: str = "shift", method: str = "yaware",
+                 anat_bandwidth: float | None = None):
         super().__init__(temperature, base_temperature)
         if lambda_age < 0 or lambda_anat < 0 or lambda_age + lambda_anat == 0:
             raise ConfigError(f"lambdas must be non-negative and not both zero, got lambda_age={lambda_age}, "
@@ -180,7 +234,10 @@ class AnatCLLoss(_Contrastive):
         if method not in WEIGHTED_METHODS:
             raise ConfigError(f"unknown weighted InfoNCE method {method!r}; choose one of {', '.join(WEIGHTED_METHODS)}")
         if weight_map is None:
-            raise ConfigError("AnatCL needs non-negative weights: weight_map must be 'shift' or 'clamp'")
+            raise ConfigError("AnatCL needs non-negative weights: weight_map must be 'shift', 'clamp' or 'kernel'")
+        if weight_map == "kernel" and not (anat_bandwidth is not None and anat_bandwidth > 0):
+            raise ConfigError(f"weight_map 'kernel' needs a positive anatomical bandwidth, got {anat_bandwidth!r}")
+        self.anat_bandwidth = anat_bandwidth
         self.lambda_age, self.lambda_anat = lambda_age, lambda_anat
         self.mode, self.kernel, self.sigma = mode, kernel, sigma
         self.normalise, self.stats, self.weight_map, self.method = normalise, stats, weight_map, method
@@ -188,7 +245,7 @@ class AnatCLLoss(_Contrastive):
         self.needs_descriptors = lambda_anat > 0
         if self.needs_ages:
             age_kernel(torch.zeros(1), kernel, sigma)
-        anatomical_similarity(torch.ones(1, 2, 2), mode, None, None, weight_map)
+        anatomical_similarity(torch.ones(1, 2, 2), mode, None, None, None if weight_map == "kernel" else weight_map)
 
     def forward(self, features, ages=None, descriptors=None):
         out = {}
@@ -202,8 +259,8 @@ class AnatCLLoss(_Contrastive):
         if self.lambda_anat > 0:
             if descriptors is None:
                 raise DataError("AnatCL's anatomical term needs FreeSurfer descriptors (CT, GMV, SA per region)")
-            w = anatomical_similarity(torch.as_tensor(descriptors, device=features.device), self.mode,
-                                      self.normalise, self.stats, self.weight_map)
+            w = anatomical_weights(torch.as_tensor(descriptors, device=features.device), self.mode, self.normalise,
+                                   self.stats, self.weight_map, self.anat_bandwidth)
             out["anat"] = weighted_infonce(features, w, self.temperature, self.base_temperature, self.method)
             total = total + self.lambda_anat * out["anat"]
         out["loss"] = total
@@ -224,14 +281,36 @@ class L1AgeLoss(nn.Module):
         return {"loss": (predictions - ages).abs().mean()}
 
 
-METHODS = ("simclr", "yaware", "expw", "threshold", "anatcl-local", "anatcl-global", "anat-only", "l1-age")
-CONTRASTIVE_METHODS = tuple(m for m in METHODS if m != "l1-age")
+class DescriptorRegressionLoss(nn.Module):
+    """Positive control of the study: regress the normalised regional descriptors (for ``gmv-regression``
+    the 68 regional GMVs, z-scored per region on the training set) from the representation by a linear head:
+    L = (1/(B R)) sum_n sum_r (f(x_n)_r - g_nr)^2 (mean squared error over subjects and regions). It is the
+    L1 brain-age baseline generalised from one target to many, with the truth itself as the target."""
+
+    needs_ages = False
+    needs_descriptors = True
+
+    def forward(self, predictions: torch.Tensor, targets) -> dict:
+        targets = torch.as_tensor(targets, device=predictions.device, dtype=torch.float32)
+        predictions = predictions.float().reshape(targets.shape[0], -1)
+        targets = targets.reshape(targets.shape[0], -1)
+        if predictions.shape != targets.shape:
+            raise DataError(f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} differ in shape")
+        return {"loss": ((predictions - targets) ** 2).mean()}
+
+
+METHODS = ("simclr", "yaware", "expw", "threshold", "anatcl-local", "anatcl-global", "anat-only", "l1-age",
+           "gmv-regression")
+REGRESSION_METHODS = ("l1-age", "gmv-regression")
+CONTRASTIVE_METHODS = tuple(m for m in METHODS if m not in REGRESSION_METHODS)
+# Descriptors a method reads, when it fixes them (otherwise the configuration's ``descriptors``).
+METHOD_DESCRIPTORS = {"gmv-regression": ("GMV",)}
 
 
 def build_loss(method: str, temperature: float = 0.1, base_temperature: float | None = None,
                kernel: str = "rbf", sigma: float = 2.0, lambda_age: float = 1.0, lambda_anat: float = 1.0,
                normalise: str | None = "zscore", stats: Mapping | None = None, weight_map: str = "shift",
-               mode: str | None = None) -> nn.Module:
+               mode: str | None = None, anat_bandwidth: float | None = None) -> nn.Module:
     """The loss module of a pretraining ``method`` (one of :data:`METHODS`) with the given options.
 
     ``anatcl-local`` / ``anatcl-global`` fix the similarity mode; ``anat-only`` is AnatCL with
@@ -247,9 +326,11 @@ def build_loss(method: str, temperature: float = 0.1, base_temperature: float | 
         anat_mode = method.split("-")[1] if method.startswith("anatcl") else (mode or "global")
         return AnatCLLoss(lambda_age=0.0 if method == "anat-only" else lambda_age, lambda_anat=lambda_anat,
                           mode=anat_mode, kernel=kernel, sigma=sigma, normalise=normalise, stats=stats,
-                          weight_map=weight_map, **tau)
+                          weight_map=weight_map, anat_bandwidth=anat_bandwidth, **tau)
     if method == "l1-age":
         return L1AgeLoss()
+    if method == "gmv-regression":
+        return DescriptorRegressionLoss()
     raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
@@ -257,4 +338,5 @@ def method_needs(method: str) -> tuple[bool, bool]:
     """(needs ages, needs descriptors) for a pretraining method."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return (method not in ("simclr", "anat-only"), method in ("anatcl-local", "anatcl-global", "anat-only"))
+    return (method not in ("simclr", "anat-only", "gmv-regression"),
+            method in ("anatcl-local", "anatcl-global", "anat-only", "gmv-regression"))

@@ -64,7 +64,7 @@ def build_model(model_config: dict) -> ContrastiveModel:
         if kind == "projection":
             head = ProjectionHead(encoder.out_features, head_cfg.get("hidden", 512), head_cfg.get("out_features", 128))
         elif kind == "regression":
-            head = RegressionHead(encoder.out_features)
+            head = RegressionHead(encoder.out_features, head_cfg.get("out_features", 1))
         else:
             raise ConfigError(f"unknown head kind {kind!r}; choose one of {', '.join(HEAD_KINDS)}")
     return ContrastiveModel(encoder, head, model_config)

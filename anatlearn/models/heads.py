@@ -3,7 +3,8 @@
 - :class:`ProjectionHead`: Linear(F, 512) - ReLU - Linear(512, 128) (SimCLR / SupCon / AnatCL); the
   contrastive losses use its L2-normalised output. Downstream tasks use the encoder's representation
   (head dropped), as in the paper.
-- :class:`RegressionHead`: Linear(F, 1), for the L1 brain-age baseline.
+- :class:`RegressionHead`: Linear(F, T), for the L1 brain-age baseline (T = 1) and the study's positive
+  control that regresses the T = 68 regional GMVs.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ class ProjectionHead(nn.Sequential):
 
 
 class RegressionHead(nn.Linear):
-    """Linear(in_features, 1): predicts age (years) from the representation."""
+    """Linear(in_features, out_features): predicts age (out_features = 1, output (B,)) or several targets
+    (output (B, out_features)) from the representation."""
 
-    def __init__(self, in_features: int):
-        super().__init__(in_features, 1)
+    def __init__(self, in_features: int, out_features: int = 1):
+        super().__init__(in_features, out_features)
 
     def forward(self, x):
-        return super().forward(x).squeeze(-1)
+        out = super().forward(x)
+        return out.squeeze(-1) if self.out_features == 1 else out
 
 
 class ContrastiveModel(nn.Module):

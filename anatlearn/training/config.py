@@ -14,7 +14,7 @@ from pathlib import Path
 import tomli_w
 
 from anatlearn.errors import ConfigError
-from anatlearn.losses import METHODS
+from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, REGRESSION_METHODS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
@@ -45,6 +45,9 @@ class TrainConfig:
     atlas: str = "desikan"
     normalise: str = "zscore"
     weight_map: str = "shift"
+    # bandwidth h of weight_map "kernel", exp(-(1 - A)/h); 0: the study's rule (mean anatomical weight equals
+    # the age kernel's on the training subjects, losses.matched_anat_bandwidth)
+    anat_bandwidth: float = 0.0
     views: int = 2
     augment: list[str] = field(default_factory=list)
     split: str = "train"
@@ -69,7 +72,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.method != "l1-age" and self.batch_size < 2:
+        if self.method not in REGRESSION_METHODS and self.batch_size < 2:
             raise ConfigError(f"--batch-size {self.batch_size}: a contrastive method needs at least 2 subjects per batch")
         if self.batch_size < 1 or self.epochs < 1 or self.views < 1:
             raise ConfigError("batch_size, epochs and views must be positive")
@@ -93,6 +96,10 @@ class TrainConfig:
         if bad:
             raise ConfigError(f"--save-epochs {bad[0]!r}: milestone epochs must be whole numbers from 1 to --epochs "
                               f"({self.epochs})")
+        if self.weight_map not in ANAT_WEIGHT_MAPS:
+            raise ConfigError(f"unknown weight_map {self.weight_map!r}; choose one of {', '.join(ANAT_WEIGHT_MAPS)}")
+        if not (math.isfinite(self.anat_bandwidth) and self.anat_bandwidth >= 0):
+            raise ConfigError(f"anat_bandwidth must be >= 0 (0: the matching rule), got {self.anat_bandwidth!r}")
         if self.normalise not in ("zscore", "minmax", "none"):
             raise ConfigError(f"unknown normalise {self.normalise!r}; choose zscore, minmax or none")
         return self
