@@ -1,4 +1,4 @@
-"""``anatlearn evaluate openbhb|tasks|icc``: linear evaluation of feature tables."""
+"""``anatlearn evaluate openbhb|tasks|icc|anatomy``: linear evaluation of feature tables."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import typer
 from anatlearn.cli import app
 from anatlearn.errors import ConfigError
 
-evaluate_app = typer.Typer(help="Evaluate frozen features: OpenBHB protocol, downstream tasks, test-retest ICC.",
-                           no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate frozen features: OpenBHB protocol, downstream tasks, test-retest ICC, "
+                           "anatomy recovery.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
 FEATURES_HELP = "Feature table, as NAME=PATH or PATH (name = file stem); repeat to compare methods."
@@ -120,3 +120,32 @@ def icc_command(
     if out is not None:
         atomic_write_text(out, values.rename_axis("feature").to_csv())
         atomic_write_text(Path(str(out) + ".json"), json.dumps(summary, indent=1))
+
+
+@evaluate_app.command("anatomy")
+def anatomy_command(
+    features: list[str] = typer.Option(..., "--features", help=FEATURES_HELP),
+    truth: Path = typer.Option(None, "--truth", help="A synthetic cohort (from `anatlearn synth`): targets are its true "
+                               "log regional GMV, CT, SA and latent factors (truth/)."),
+    targets: list[str] = typer.Option(None, "--targets", help="A table of anatomical targets (participant_id + numeric "
+                                      "columns, e.g. FreeSurfer regional volumes), NAME=PATH or PATH (repeatable)."),
+    folds: int = typer.Option(5, help="Folds of the cross-validation over subjects."),
+    seed: int = typer.Option(0, help="Seed of the folds."),
+    out: Path = typer.Option(None, "--out", help="Results directory (results.csv, results.json)."),
+) -> None:
+    """Anatomy recovery: cross-validated ridge R^2 from the features to regional anatomy; RankMe effective rank."""
+    from anatlearn.evaluate import read_targets, truth_targets
+    from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
+
+    check_out(out)
+    if truth is None and not targets:
+        raise ConfigError("give --truth COHORT (a synthetic cohort with truth/) or --targets TABLE")
+    families = dict(truth_targets(truth)) if truth is not None else {}
+    for spec in targets or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).stem, spec
+        if name in families:
+            raise ConfigError(f"--targets: name {name!r} given twice; use NAME=PATH")
+        families[name] = read_targets(path)
+    _finish(evaluate_anatomy(parse_feature_args(features), families, n_splits=folds, seed=seed), out)

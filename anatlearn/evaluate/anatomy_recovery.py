@@ -35,6 +35,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,9 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import ID, normalise_ids
+from anatlearn.evaluate.features import ID, normalise_ids, validate_features
+from anatlearn.evaluate.results import TABLE_COLUMNS, Results
+from anatlearn.provenance import provenance
 
 # Wider than the probes' 10^[-2..2]: features may have thousands of columns (pooled voxels) next to a few
 # hundred subjects, where the best penalty on standardised features is large.
@@ -235,3 +238,53 @@ def read_targets(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"anatomy targets {path} has no target columns besides {ID}")
     return table.astype(np.float64)
 
+
+
+ANATOMY_TASK = "anatomy recovery"
+RANK_TASK = "effective rank"
+
+
+def evaluate_anatomy(features: Mapping[str, pd.DataFrame], targets: Mapping[str, pd.DataFrame],
+                     n_splits: int = 5, seed: int = 0, alphas=None) -> Results:
+    """Anatomy recovery of every feature table (method) for every target family, plus RankMe.
+
+    ``features``: method -> feature table; ``targets``: family name (e.g. ``GMV``, ``CT``, ``SA``,
+    ``latents``, or a user table's name) -> DataFrame indexed by participant_id. Every method is probed on
+    the subjects that have features in every table and a row in every target table, with the same folds.
+    Tidy rows: task ``anatomy recovery``, metric ``r2_<family>`` (mean R^2 over the family's columns);
+    task ``effective rank``, metrics ``rankme`` (raw matrix, as in the paper) and ``rankme_centred``. No
+    interval (one split, one seed): ``ci_low``/``ci_high`` are NaN; per-target R^2 are kept in
+    ``extra["per_target"]``.
+    """
+    if not features:
+        raise ConfigError("no feature table given")
+    if not targets:
+        raise ConfigError("no anatomy targets given")
+    tables = {m: validate_features(f, m) for m, f in features.items()}
+    ids = None
+    for name, t in [*tables.items(), *targets.items()]:
+        idx = normalise_ids(t.index)
+        ids = idx if ids is None else ids[ids.isin(idx)]
+    if ids is None or len(ids) == 0:
+        raise DataError(f"no subject has both features ({', '.join(tables)}) and anatomy targets "
+                        f"({', '.join(targets)})")
+    fams = {fam: t.set_axis(normalise_ids(t.index), axis=0).loc[ids] for fam, t in targets.items()}
+    rows, per_target = [], {}
+    for method, f in tables.items():
+        x = f.loc[ids]
+        per_target[method] = {}
+        for fam, y in fams.items():
+            res = anatomy_recovery(x, y, n_splits=n_splits, seed=seed, alphas=alphas)
+            per_target[method][fam] = dict(zip(res["targets"], np.round(res["r2_per_target"], 5).tolist()))
+            rows.append(_row(method, ANATOMY_TASK, f"r2_{fam}", res["r2_mean"], len(ids)))
+        rows.append(_row(method, RANK_TASK, "rankme", effective_rank(x), len(ids)))
+        rows.append(_row(method, RANK_TASK, "rankme_centred", effective_rank(x, center=True), len(ids)))
+    config = {"n_splits": n_splits, "alphas": list(map(float, DEFAULT_ALPHAS if alphas is None else alphas)),
+              "targets": {fam: list(map(str, y.columns)) for fam, y in fams.items()}, "n_subjects": len(ids)}
+    return Results(kind="anatomy", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
+                   extra={"per_target": per_target}, provenance=provenance(seed, config))
+
+
+def _row(method: str, task: str, metric: str, value: float, n: int) -> dict:
+    return {"method": method, "task": task, "metric": metric, "mean": float(value), "ci_low": float("nan"),
+            "ci_high": float("nan"), "n": int(n), "lower_is_better": False}

@@ -152,3 +152,33 @@ def test_read_targets_table(tmp_path):
     pd.DataFrame({"participant_id": ["a", "b"], "lh_x": [1.0, 2.0], "dx": ["AD", "CN"]}).to_csv(tmp_path / "u.tsv", sep="\t", index=False)
     with pytest.raises(DataError, match="non-numeric columns dx"):
         read_targets(tmp_path / "u.tsv")
+
+
+def test_evaluate_anatomy_cli_with_truth_and_a_targets_table(tiny_cohort, tmp_path, capsys):
+    from anatlearn.cli import main
+    from anatlearn.evaluate import Results, make_feature_table, write_features
+
+    truth = truth_targets(tiny_cohort)
+    ids = truth["GMV"].index
+    rng = np.random.default_rng(0)
+    # features: the true log GMV of 5 regions plus 5 noise columns (48 subjects: few columns); and pure noise
+    write_features(make_feature_table(np.c_[truth["GMV"].to_numpy()[:, :5], rng.normal(size=(len(ids), 5))], ids),
+                   tmp_path / "good.parquet")
+    write_features(make_feature_table(rng.normal(size=(len(ids), 20)), ids), tmp_path / "noise.parquet")
+    truth["GMV"].iloc[:, :5].rename_axis("participant_id").reset_index().to_csv(tmp_path / "fs.tsv", sep="\t", index=False)
+    code = main(["evaluate", "anatomy", "--features", str(tmp_path / "good.parquet"), "--features",
+                 str(tmp_path / "noise.parquet"), "--truth", str(tiny_cohort), "--targets", f"fs={tmp_path / 'fs.tsv'}",
+                 "--folds", "4", "--out", str(tmp_path / "res")])
+    assert code == 0
+    res = Results.read(tmp_path / "res")
+    mean = res.table.set_index(["method", "metric"])["mean"]
+    assert res.kind == "anatomy"
+    assert mean["good", "r2_fs"] > 0.95 and mean["noise", "r2_fs"] < 0.1
+    assert mean["good", "r2_GMV"] > mean["noise", "r2_GMV"] + 0.2
+    assert {"r2_CT", "r2_SA", "r2_latents", "rankme", "rankme_centred"} <= set(res.table["metric"])
+    assert len(res.extra["per_target"]["good"]["GMV"]) == truth["GMV"].shape[1]
+    capsys.readouterr()
+    assert main(["evaluate", "anatomy", "--features", str(tmp_path / "good.parquet")]) == 2
+    assert "--truth" in capsys.readouterr().err
+    assert main(["evaluate", "anatomy", "--features", str(tmp_path / "good.parquet"), "--truth", str(tmp_path)]) == 2
+    assert "has no ground truth" in capsys.readouterr().err
