@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
+STUDY_OUT ?= study-out
+STUDY_ARGS ?= --grid full
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo study bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT)
+
+# The pre-registered study (docs/study.md); resumable: re-run to continue. e.g. STUDY_ARGS="--device cuda --workers 8"
+study: $(STAMP)
+	$(VENV)/bin/anatlearn study --out $(STUDY_OUT) $(STUDY_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md

@@ -1,0 +1,45 @@
+"""``anatlearn study``: the resumable grid of pretraining runs and evaluations (see anatlearn.study)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from anatlearn.cli import app
+
+
+@app.command("study")
+def study_command(
+    out: Path = typer.Option(Path("study-out"), help="Study directory (cohorts, one directory per cell, results, "
+                             "summary.md). Re-running the same command continues where it stopped."),
+    grid: str = typer.Option("full", help="full (the pre-registered grid of docs/study.md), main (without the "
+                             "ablations) or quick (toy size, about a minute: checks the path)."),
+    device: str = typer.Option("cpu", help="cpu or cuda (AMP on cuda, the training default)."),
+    workers: int = typer.Option(1, help="Cells run in parallel processes (CPU threads are shared out among them; "
+                                "on a GPU several small runs share the device)."),
+    max_cells: int = typer.Option(None, help="Stop after this many cells in this invocation (resume later)."),
+    aggregate_only: bool = typer.Option(False, "--aggregate-only", help="Only rewrite results/ and summary.md "
+                                        "from the evaluations already on disk."),
+) -> None:
+    """Pretrain every method of the grid at several seeds, evaluate each at several budgets, aggregate."""
+    from anatlearn.errors import ConfigError
+    from anatlearn.io import check_output_path
+
+    if max_cells is not None and max_cells < 1:
+        raise ConfigError(f"--max-cells must be at least 1, got {max_cells}")
+    if aggregate_only:
+        from anatlearn.study.aggregate import aggregate_study
+
+        if not (out / "study.json").is_file():
+            raise ConfigError(f"--aggregate-only: {out} holds no study (no study.json)")
+        typer.echo(f"summary: {aggregate_study(out)}")
+        return
+    check_output_path(out, "dir", "--out")
+    from anatlearn.study import run_study
+
+    doc = run_study(out, grid=grid, device=device, workers=workers, max_cells=max_cells)
+    if doc.get("complete"):
+        typer.echo(f"study complete; summary: {doc.get('results')}")
+    else:
+        typer.echo("study stopped before the end (--max-cells); run the same command again to continue")

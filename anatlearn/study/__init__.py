@@ -1,0 +1,14 @@
+"""``anatlearn study``: a resumable grid of pretraining runs evaluated along their budgets (docs/study.md).
+
+- :mod:`anatlearn.study.grid`: settings, cells, ablation variants (the pre-registered protocol);
+- :mod:`anatlearn.study.cells`: one cell trained along its budgets and evaluated at each;
+- :mod:`anatlearn.study.evaluation`: the cohorts and the metrics of one checkpoint;
+- :mod:`anatlearn.study.runner`: the whole grid, resumable, in parallel processes, with progress;
+- :mod:`anatlearn.study.selection`: the selection rule and the positive-control criterion;
+- :mod:`anatlearn.study.aggregate`, :mod:`anatlearn.study.summary`: tables, tests, figures, summary.md.
+"""
+
+from anatlearn.study.grid import GRIDS, StudySettings, build_cells
+from anatlearn.study.runner import run_study
+
+__all__ = ["GRIDS", "StudySettings", "build_cells", "run_study"]

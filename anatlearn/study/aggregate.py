@@ -1,0 +1,228 @@
+"""Aggregation of a study: tables over seeds, paired comparisons, budget curves.
+
+- ``units.tsv``: one row per evaluated (cell, budget), every metric a column.
+- ``summary.tsv`` / ``summary.json``: per configuration, budget and metric, the mean and sample standard
+  deviation (ddof = 1) over seeds and the number of seeds n.
+- ``paired_seeds.tsv``: paired t-test over seeds (seed s of A against seed s of B; t = mean(d) / (sd(d) /
+  sqrt(n)), n - 1 degrees of freedom; scipy.stats.ttest_rel), with the mean difference A - B and whether
+  every seed's difference has the same sign. Random init (budget 0) is compared at every budget.
+- ``paired_folds.tsv``: for the downstream probes, the corrected resampled t-test (Nadeau & Bengio 2003;
+  :func:`anatlearn.evaluate.stats.corrected_paired_ttest`) on the per-fold scores averaged over seeds (the
+  folds are identical for every cell).
+- ``key_comparisons.tsv``: the rows of both tests for AnatCL against each baseline, and the control
+  against random init.
+- ``budget_curves.png``: each headline metric against epochs, mean +- sd over seeds per configuration.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from anatlearn.evaluate.stats import corrected_paired_ttest
+from anatlearn.io import atomic_write_text
+from anatlearn.study.grid import CONTROL, MAIN_METHODS, RANDOM_INIT, settings_from_dict
+from anatlearn.study.selection import positive_control, select_configurations
+
+ID_COLUMNS = ["cell", "name", "method", "variant", "seed", "group", "budget"]
+HEADLINE_METRICS = ["AD-like-vs-CN balanced_accuracy", "SCZ-like-vs-CN balanced_accuracy", "MMSE-like r2",
+                    "PANSS-like r2", "brain_age_mae_internal", "brain_age_mae_external", "site_bacc", "icc_median",
+                    "anat_r2_GMV", "anat_r2_CT", "anat_r2_SA", "anat_r2_latents", "rankme", "val_anat_r2_GMV"]
+LOWER_IS_BETTER = {"brain_age_mae_internal", "brain_age_mae_external", "site_bacc"}
+BASELINES = ("yaware", "simclr", "l1-age", RANDOM_INIT)
+
+
+def _unit_files(out: Path):
+    return sorted(Path(out).glob("cells/*/seed-*/eval/budget-*.json"))
+
+
+def load_units(out: Path) -> pd.DataFrame:
+    """Every evaluated unit of the study in ``out``: the id columns and one column per metric."""
+    rows = []
+    for path in _unit_files(out):
+        doc = json.loads(path.read_text())
+        rows.append({**{k: doc[k] for k in ID_COLUMNS}, **doc["metrics"]})
+    if not rows:
+        return pd.DataFrame(columns=ID_COLUMNS)
+    return pd.DataFrame(rows).sort_values(["name", "budget", "seed"], ignore_index=True)
+
+
+def load_folds(out: Path) -> pd.DataFrame:
+    """Per-fold downstream scores: name, seed, budget, metric ("<task> <metric>"), fold, score, n_train, n_test."""
+    rows = []
+    for path in _unit_files(out):
+        doc = json.loads(path.read_text())
+        for key, f in doc.get("folds", {}).items():
+            rows += [{"name": doc["name"], "seed": doc["seed"], "budget": doc["budget"], "metric": key, "fold": i,
+                      "score": v, "n_train": f["n_train"], "n_test": f["n_test"]} for i, v in enumerate(f["scores"])]
+    return pd.DataFrame(rows, columns=["name", "seed", "budget", "metric", "fold", "score", "n_train", "n_test"])
+
+
+def metric_columns(units: pd.DataFrame) -> list[str]:
+    return [c for c in units.columns if c not in ID_COLUMNS]
+
+
+def seed_summary(units: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample sd (ddof = 1; NaN for one seed) and n over seeds per (name, group, budget, metric)."""
+    long = units.melt(id_vars=ID_COLUMNS, value_vars=metric_columns(units), var_name="metric").dropna(subset=["value"])
+    long["value"] = long["value"].astype(float)
+    g = long.groupby(["name", "group", "budget", "metric"], sort=True)["value"]
+    return g.agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
+                 n="count").reset_index()
+
+
+def _at_budget(units: pd.DataFrame, name: str, budget: int) -> pd.DataFrame:
+    """The units of ``name`` at ``budget`` (random init is budget 0 for every budget)."""
+    rows = units[units["name"] == name]
+    return rows if name == RANDOM_INIT else rows[rows["budget"] == budget]
+
+
+def paired_seeds(units: pd.DataFrame, pairs, metrics, budgets) -> pd.DataFrame:
+    """Paired t-tests over seeds (see module docstring) for each (budget, metric, pair)."""
+    rows = []
+    for budget, metric, (a, b) in itertools.product(budgets, metrics, pairs):
+        if metric not in units.columns:
+            continue
+        ua = _at_budget(units, a, budget).set_index("seed")[metric].dropna()
+        ub = _at_budget(units, b, budget).set_index("seed")[metric].dropna()
+        seeds = sorted(set(ua.index) & set(ub.index))
+        if not seeds:
+            continue
+        d = ua.loc[seeds].to_numpy(float) - ub.loc[seeds].to_numpy(float)
+        t, p = (float("nan"), float("nan"))
+        if len(d) > 1 and np.std(d) > 0:
+            res = sps.ttest_rel(ua.loc[seeds].to_numpy(float), ub.loc[seeds].to_numpy(float))
+            t, p = float(res.statistic), float(res.pvalue)
+        rows.append({"budget": budget, "metric": metric, "a": a, "b": b, "mean_a": float(ua.loc[seeds].mean()),
+                     "mean_b": float(ub.loc[seeds].mean()), "mean_diff": float(d.mean()),
+                     "sd_diff": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"), "t": t, "p": p,
+                     "n_seeds": len(d), "same_sign": bool(np.all(d > 0) or np.all(d < 0)),
+                     "test": "paired t-test over seeds"})
+    return pd.DataFrame(rows)
+
+
+def paired_folds(folds: pd.DataFrame, pairs, budgets) -> pd.DataFrame:
+    """Corrected resampled t-tests over CV folds on seed-averaged fold scores (see module docstring)."""
+    rows = []
+    if folds.empty:
+        return pd.DataFrame(rows)
+    mean = folds.groupby(["name", "budget", "metric", "fold"], as_index=False).agg(
+        score=("score", "mean"), n_train=("n_train", "mean"), n_test=("n_test", "mean"))
+    for budget, (a, b) in itertools.product(budgets, pairs):
+        fa = mean[(mean["name"] == a) & ((mean["budget"] == budget) | (a == RANDOM_INIT))]
+        fb = mean[(mean["name"] == b) & ((mean["budget"] == budget) | (b == RANDOM_INIT))]
+        for metric in sorted(set(fa["metric"]) & set(fb["metric"])):
+            sa = fa[fa["metric"] == metric].sort_values("fold")
+            sb = fb[fb["metric"] == metric].sort_values("fold")
+            if len(sa) != len(sb) or len(sa) < 2 or sa["score"].isna().any() or sb["score"].isna().any():
+                continue
+            t, p = corrected_paired_ttest(sa["score"], sb["score"], sa["n_train"].mean(), sa["n_test"].mean())
+            rows.append({"budget": budget, "metric": metric, "a": a, "b": b,
+                         "mean_diff": float(sa["score"].mean() - sb["score"].mean()), "t": t, "p": p,
+                         "n_folds": len(sa), "test": "corrected resampled t over CV folds (Nadeau-Bengio)"})
+    return pd.DataFrame(rows)
+
+
+def comparison_names(units: pd.DataFrame, selection: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """(configurations in the headline, key pairs): the main methods, the control, random init and the
+    selected variants; key pairs are every AnatCL configuration against each baseline (and the baselines'
+    selected variants), and the control against random init."""
+    present = set(units["name"])
+    selected = [v["selected"] for v in selection.values() if "+" in v["selected"]]
+    names = [n for n in (*MAIN_METHODS, *selected, CONTROL, RANDOM_INIT) if n in present]
+    anatcl = [n for n in names if n.startswith("anatcl")]
+    baselines = [n for n in names if n.split("+")[0] in BASELINES]
+    pairs = [(a, b) for a in anatcl for b in baselines]
+    if CONTROL in present and RANDOM_INIT in present:
+        pairs.append((CONTROL, RANDOM_INIT))
+    return names, pairs
+
+
+def budget_curves(summary: pd.DataFrame, names, path: Path, metrics=HEADLINE_METRICS) -> Path:
+    """One panel per metric: mean +- sd over seeds against epochs (log axis); random init a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in metrics if m in set(summary["metric"])]
+    cols = 4
+    rows = max(1, -(-len(metrics) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    colours = dict(zip(names, plt.cm.tab10.colors * 2))
+    trained_budgets = sorted(set(summary.loc[summary["budget"] > 0, "budget"]))
+    for ax, metric in zip(axes.flat, metrics):
+        m = summary[summary["metric"] == metric]
+        for name in names:
+            r = m[m["name"] == name].sort_values("budget")
+            if r.empty:
+                continue
+            sd = r["sd"].fillna(0).to_numpy()
+            if name == RANDOM_INIT:
+                y, s = float(r["mean"].iloc[0]), float(sd[0])
+                ax.axhline(y, color="k", ls="--", lw=1, label=name)
+                ax.axhspan(y - s, y + s, color="k", alpha=0.08)
+                continue
+            ax.plot(r["budget"], r["mean"], marker="o", ms=3, color=colours[name], label=name)
+            ax.fill_between(r["budget"], r["mean"] - sd, r["mean"] + sd, color=colours[name], alpha=0.15)
+        ax.set_title(metric + (" (lower better)" if metric in LOWER_IS_BETTER else ""), fontsize=9)
+        if len(trained_budgets) > 1 and min(trained_budgets) > 0:
+            ax.set_xscale("log")
+        ax.set_xticks(trained_budgets, [str(b) for b in trained_budgets])
+        ax.set_xlabel("epochs", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    fig.suptitle("Budget curves: mean +- sd over pretraining seeds", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write_tsv(path: Path, df: pd.DataFrame) -> None:
+    atomic_write_text(path, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+
+
+def aggregate_study(out: Path) -> Path:
+    """Write ``out/results/*`` and ``out/summary.md`` from the evaluated units; returns the summary path."""
+    from anatlearn.study.summary import write_summary
+
+    out = Path(out)
+    doc = json.loads((out / "study.json").read_text())
+    s = settings_from_dict(doc["settings"])
+    res = out / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    units = load_units(out)
+    folds = load_folds(out)
+    summary = seed_summary(units)
+    selection = select_configurations(units, s)
+    control = positive_control(units, s)
+    names, key_pairs = comparison_names(units, selection)
+    budgets = sorted(set(units.loc[units["budget"] > 0, "budget"]))
+    metrics = [m for m in HEADLINE_METRICS if m in units.columns]
+    all_pairs = list(itertools.combinations(names, 2))
+    seeds_all = paired_seeds(units, all_pairs, metrics, budgets)
+    folds_all = paired_folds(folds, all_pairs, budgets)
+    key = pd.concat([paired_seeds(units, key_pairs, metrics, budgets),
+                     paired_folds(folds, key_pairs, budgets)], ignore_index=True)
+    _write_tsv(res / "units.tsv", units)
+    _write_tsv(res / "summary.tsv", summary)
+    atomic_write_text(res / "summary.json", json.dumps({
+        "summary": json.loads(summary.to_json(orient="records")), "selection": selection,
+        "positive_control": control, "names": names, "key_pairs": key_pairs}, indent=1))
+    _write_tsv(res / "paired_seeds.tsv", seeds_all)
+    _write_tsv(res / "paired_folds.tsv", folds_all)
+    _write_tsv(res / "key_comparisons.tsv", key)
+    atomic_write_text(res / "selection.json", json.dumps(selection, indent=1))
+    atomic_write_text(res / "positive_control.json", json.dumps(control, indent=1))
+    figure = budget_curves(summary, names, res / "budget_curves.png")
+    return write_summary(out, s, doc, summary, selection, control, names, key, figure)

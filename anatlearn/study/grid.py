@@ -1,0 +1,154 @@
+"""The study's grid: settings, methods, seeds, budgets and ablation variants (the protocol of docs/study.md).
+
+A *cell* is one pretraining run (method, variant, seed) evaluated at several *budgets* (epochs along the
+same run); a *unit* is one (cell, budget) evaluation. ``random-init`` cells are evaluated once, at budget 0.
+The full grid is the pre-registered one; ``quick`` is the same path at toy size for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from anatlearn.errors import ConfigError
+
+RANDOM_INIT = "random-init"
+CONTROL = "gmv-regression"
+MAIN_METHODS = ("anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age")
+ANATCL_METHODS = ("anatcl-global", "anatcl-local")
+# Methods trained without augmentation in the main grid (regression baselines, as in the demo).
+UNAUGMENTED = ("l1-age", CONTROL)
+
+# Ablation variants: TrainConfig overrides applied to the base configuration, one factor at a time.
+VARIANTS: dict[str, dict] = {
+    "no-aug": {"augment": []},
+    "clamp": {"weight_map": "clamp"},
+    "kernel": {"weight_map": "kernel"},
+    "lambda-0.5": {"lambda_anat": 0.5},
+    "lambda-2": {"lambda_anat": 2.0},
+    "minmax": {"normalise": "minmax"},
+}
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "anatcl-global": tuple(VARIANTS),
+    "anatcl-local": tuple(VARIANTS),
+    "yaware": ("no-aug",),
+}
+BASE = "base"
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything that fixes what the study computes (written to ``study.json``; a resumed study must
+    match it)."""
+    n_pretrain: int = 400
+    n_validation: int = 120
+    n_downstream: int = 240
+    shape: tuple = (48, 56, 48)
+    n_sites: int = 5
+    world_seed: int = 0
+    width: float = 0.25
+    batch_size: int = 16
+    lr: float = 5e-4
+    augment: tuple = ("crop", "noise")
+    seeds: tuple = (0, 1, 2)
+    budgets: tuple = (10, 30, 100)
+    ablation_budgets: tuple = (10, 30)
+    selection_budget: int = 30
+    methods: tuple = MAIN_METHODS
+    ablations: tuple = tuple((m, v) for m, vs in ABLATIONS.items() for v in vs)
+    control: bool = True
+    n_splits: int = 5
+    n_repeats: int = 5
+    n_boot: int = 200
+    control_margin: float = 0.05
+
+    def to_dict(self) -> dict:
+        return json_ready(dataclasses.asdict(self))
+
+
+def json_ready(obj):
+    """Tuples as lists, recursively (what a JSON round trip gives), so settings compare equal after reading."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+FULL = StudySettings()
+MAIN = dataclasses.replace(FULL, ablations=())
+QUICK = StudySettings(n_pretrain=40, n_validation=20, n_downstream=32, shape=(32, 40, 32), n_sites=4, width=0.125,
+                      batch_size=8, seeds=(0, 1), budgets=(1, 2), ablation_budgets=(1,), selection_budget=1,
+                      methods=("anatcl-global",), ablations=(("anatcl-global", "kernel"),), control=True,
+                      n_splits=2, n_repeats=1, n_boot=20)
+GRIDS = {"full": FULL, "main": MAIN, "quick": QUICK}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One pretraining run of the grid: ``method`` with ablation ``variant`` at pretraining ``seed``."""
+    method: str
+    variant: str
+    seed: int
+    budgets: tuple
+    group: str  # "main", "control", "ablation" or "reference"
+    overrides: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        """The configuration's name: the method, plus ``+variant`` for an ablation."""
+        return self.method if self.variant == BASE else f"{self.method}+{self.variant}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/seed-{self.seed}"
+
+    def with_budgets(self, budgets) -> "Cell":
+        return dataclasses.replace(self, budgets=tuple(sorted(set(budgets))), overrides=dict(self.overrides))
+
+
+def grid_settings(grid: str) -> StudySettings:
+    if grid not in GRIDS:
+        raise ConfigError(f"unknown --grid {grid!r}; choose one of {', '.join(GRIDS)}")
+    return GRIDS[grid]
+
+
+def base_overrides(method: str, s: StudySettings) -> dict:
+    """TrainConfig values of a method's base configuration in the study."""
+    return {"augment": [] if method in UNAUGMENTED else list(s.augment)}
+
+
+def build_cells(s: StudySettings) -> list[Cell]:
+    """Every cell of the grid, random init first (it is also the timing probe of the evaluation), then the
+    main methods, the positive control and the ablations; seeds vary fastest within a configuration."""
+    cells = [Cell(RANDOM_INIT, BASE, seed, (0,), "reference") for seed in s.seeds]
+    methods = [(m, "main") for m in s.methods] + ([(CONTROL, "control")] if s.control else [])
+    for method, group in methods:
+        cells += [Cell(method, BASE, seed, tuple(s.budgets), group, base_overrides(method, s)) for seed in s.seeds]
+    for method, variant in s.ablations:
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown ablation variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        over = {**base_overrides(method, s), **VARIANTS[variant]}
+        cells += [Cell(method, variant, seed, tuple(s.ablation_budgets), "ablation", over) for seed in s.seeds]
+    return cells
+
+
+def n_units(cells) -> int:
+    return sum(len(c.budgets) for c in cells)
+
+
+def training_epochs(cells) -> int:
+    """Epochs to train over all cells (each cell runs to its largest budget once)."""
+    return sum(max(c.budgets) for c in cells if c.method != RANDOM_INIT)
+
+
+def settings_from_dict(values: dict) -> StudySettings:
+    """The settings written to study.json, read back (lists become the tuples of the dataclass)."""
+    known = {f.name for f in dataclasses.fields(StudySettings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"study.json: unknown settings {sorted(unknown)}")
+
+    def tup(v):
+        return tuple(tup(x) for x in v) if isinstance(v, list) else v
+    return StudySettings(**{k: tup(v) for k, v in values.items()})
