@@ -1,0 +1,203 @@
+"""File-level runs of the clinical tools, shared by the CLI and the demo: read tables, fit or load a model,
+write a results directory whose ``<tool>.json`` (written last) the report reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from anatlearn.clinical.brain_age import BrainAgeModel
+from anatlearn.clinical.combat import ComBatHarmonizer
+from anatlearn.clinical.group_stats import compare_groups
+from anatlearn.errors import ConfigError, DataError
+from anatlearn.evaluate.features import match_ids, read_features, read_participants, write_features
+from anatlearn.io import atomic_write_bytes, atomic_write_text
+from anatlearn.provenance import provenance
+
+
+def parse_where(items: Sequence[str] | None, option: str = "--reference-where") -> dict[str, list[str]]:
+    """``COL=V1,V2`` strings -> {COL: [V1, V2]}."""
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        col, sep, values = item.partition("=")
+        if not sep or not col or not values:
+            raise ConfigError(f"{option} {item!r}: expected COLUMN=VALUE[,VALUE...]")
+        out[col] = values.split(",")
+    return out
+
+
+def select_rows(participants: pd.DataFrame, where: dict[str, list[str]], option: str) -> pd.DataFrame:
+    source = participants.attrs.get("source", "the participants table")
+    keep = pd.Series(True, index=participants.index)
+    for col, values in where.items():
+        if col not in participants.columns:
+            raise DataError(f"{option}: column {col!r} not found in {source}")
+        keep &= participants[col].astype(str).isin(values)
+    if not keep.any():
+        raise DataError(f"{option}: no subject of {source} matches {where}")
+    out = participants[keep]
+    out.attrs = dict(participants.attrs)
+    return out
+
+
+def _load_pair(features, participants, name: str):
+    table = features if isinstance(features, pd.DataFrame) else read_features(features)
+    labels = participants if isinstance(participants, pd.DataFrame) else read_participants(participants)
+    source = str(features) if not isinstance(features, pd.DataFrame) else name
+    return match_ids(table, labels, source), labels
+
+
+def _column(participants: pd.DataFrame, column: str, option: str) -> pd.Series:
+    if column not in participants.columns:
+        raise DataError(f"{option} {column!r}: no such column in {participants.attrs.get('source', 'the participants table')} "
+                        f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+    return participants[column]
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=1, default=str, allow_nan=True))
+
+
+def run_brain_age(out, features, participants, reference=None, reference_participants=None, model=None,
+                  reference_where=None, age_column: str = "age", group_column: str | None = None,
+                  control: str = "CN", correction: str = "cole", folds: int = 5, seed: int = 0) -> dict:
+    """Fit (on ``reference``) or load (``model``) a brain-age model, score the cohort, compare groups, plot."""
+    from anatlearn.clinical import figures
+
+    out = Path(out)
+    if (reference is None) == (model is None):
+        raise ConfigError("give either --reference (with --reference-participants) to fit a model or --model to "
+                          "re-apply a saved one")
+    X, labels = _load_pair(features, participants, "features")
+    age = pd.to_numeric(_column(labels, age_column, "--age-column").loc[X.index], errors="coerce")
+    if age.isna().any():
+        raise DataError(f"--age-column {age_column!r}: missing or non-numeric age for {int(age.isna().sum())} "
+                        f"subject(s) (e.g. {age.index[age.isna()][0]})")
+    groups = _column(labels, group_column, "--group-column").loc[X.index] if group_column else None
+    out.mkdir(parents=True, exist_ok=True)
+    if model is None:
+        if reference_participants is None:
+            raise ConfigError("--reference needs --reference-participants (its ages)")
+        ref_labels = read_participants(reference_participants) if not isinstance(reference_participants, pd.DataFrame) \
+            else reference_participants
+        ref_labels = select_rows(ref_labels, parse_where(reference_where), "--reference-where")
+        R, _ = _load_pair(reference, ref_labels, "reference")
+        ref_age = pd.to_numeric(_column(ref_labels, age_column, "--age-column").loc[R.index], errors="coerce")
+        if ref_age.isna().any():
+            raise DataError(f"reference: missing or non-numeric {age_column!r} for subject {ref_age.index[ref_age.isna()][0]}")
+        fitted = BrainAgeModel(correction, folds, seed=seed).fit(R, ref_age.to_numpy())
+        fitted.save(out / "brain_age_model.npz")
+    else:
+        fitted = BrainAgeModel.load(model)
+    ref_table = fitted.reference_table()
+    atomic_write_text(out / "reference_brain_age.tsv", ref_table.to_csv(sep="\t", float_format="%.6g"))
+    table = fitted.gaps(X, age.to_numpy())
+    if groups is not None:
+        table[group_column] = groups.astype(str)
+    atomic_write_text(out / "brain_age.tsv", table.to_csv(sep="\t", float_format="%.6g"))
+    summary = {"reference": fitted.summary(), "n_cohort": len(table),
+               "cohort_mae": float(table["gap"].abs().mean()),
+               "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
+               if len(table) > 2 and table["age"].std() > 0 else None,
+               "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or out / "brain_age_model.npz")}
+    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups))
+    if groups is not None:
+        comp = pd.concat([compare_groups(table[c], groups, control, c) for c in ("corrected_gap", "gap")],
+                         ignore_index=True)
+        atomic_write_text(out / "group_comparison.tsv", comp.to_csv(sep="\t", index=False, float_format="%.6g"))
+        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups))
+        summary["group_column"], summary["control"] = group_column, control
+        summary["group_comparison"] = comp.to_dict("records")
+    summary["provenance"] = provenance(seed, {"correction": fitted.correction, "folds": fitted.folds,
+                                              "age_column": age_column, "reference_where": reference_where})
+    _write_json(out / "brain_age.json", summary)
+    return summary
+
+
+def site_balanced_accuracy(X: np.ndarray, sites: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated balanced accuracy of the evaluation's logistic site probe (a harmonisation check)."""
+    from anatlearn.evaluate.probes import cross_validate, make_splits
+
+    splits = make_splits(sites, "classification", folds, 1, seed, task="site")
+    recs = cross_validate(X, sites, "classification", splits, seed=seed)
+    return float(np.mean([r["score"] for r in recs if r["metric"] == "balanced_accuracy"]))
+
+
+def run_harmonize(out, features, participants, reference=None, reference_participants=None, model=None,
+                  covariates: Sequence[str] = (), categorical: Sequence[str] | None = None, site_column: str = "site",
+                  eb: bool = True, check_folds: int = 5, seed: int = 0) -> dict:
+    """Fit ComBat on ``reference`` (or load ``model``), harmonise the cohort, write OUT/features.parquet."""
+    out = Path(out)
+    if (reference is None) == (model is None):
+        raise ConfigError("give either --reference (with --reference-participants) to fit ComBat or --model to "
+                          "re-apply a saved one")
+    X, labels = _load_pair(features, participants, "features")
+    out.mkdir(parents=True, exist_ok=True)
+    if model is None:
+        if reference_participants is None:
+            raise ConfigError("--reference needs --reference-participants (its sites and covariates)")
+        R, ref_labels = _load_pair(reference, reference_participants, "reference")
+        harmoniser = ComBatHarmonizer(covariates, site_column, categorical, eb).fit(
+            R, ref_labels.loc[R.index], source=f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip())
+        harmoniser.save(out / "combat_model.npz")
+    else:
+        harmoniser = ComBatHarmonizer.load(model)
+    source = str(features) if not isinstance(features, pd.DataFrame) else "features"
+    H = harmoniser.transform(X, labels.loc[X.index], source=source)
+    write_features(H, out / "features.parquet")
+    summary = {**harmoniser.describe(), "n_subjects": len(H), "features": str(out / "features.parquet"),
+               "model": str(model or out / "combat_model.npz")}
+    sites = labels.loc[X.index, harmoniser.site_column].astype(str).to_numpy()
+    counts = pd.Series(sites).value_counts()
+    if len(counts) >= 2 and counts.min() >= check_folds:
+        summary["site_check"] = {"what": f"{check_folds}-fold CV balanced accuracy of a logistic site probe on this cohort",
+                                 "before": site_balanced_accuracy(X.to_numpy(), sites, check_folds, seed),
+                                 "after": site_balanced_accuracy(H.to_numpy(), sites, check_folds, seed),
+                                 "chance": 1.0 / len(counts)}
+    summary["provenance"] = provenance(seed, {"covariates": list(covariates), "site_column": site_column, "eb": eb})
+    _write_json(out / "harmonize.json", summary)
+    return summary
+
+
+def run_explain(out, weights, data, task: str, tasks: str = "synthetic", participants=None, features=None,
+                atlas: str | None = "auto", grid: int = 4, explain: int = 48, n_steps: int = 32, batch_size: int = 8,
+                seed: int = 0, progress=None) -> dict:
+    """Fit the probe of one task on frozen features and write its region maps (see clinical.explain)."""
+    from anatlearn.clinical.atlas import resolve_atlas
+    from anatlearn.clinical.explain import explain_regions
+    from anatlearn.data import open_dataset
+    from anatlearn.evaluate import load_tasks
+
+    if explain < 1:
+        raise ConfigError(f"--subjects must be >= 1, got {explain}")
+    dataset = open_dataset(data, require_age=False)
+    labels = read_participants(participants if participants is not None else data)
+    (the_task,) = load_tasks(tasks, select=[task])
+    y = the_task.select(labels)
+    ids = dataset.participants["participant_id"].astype(str).tolist()
+    position = {pid: i for i, pid in enumerate(ids)}
+    y = y[[pid in position for pid in y.index]]
+    if len(y) < 4:
+        raise DataError(f"task {task}: {len(y)} subjects of {data} have images; need at least 4 to fit a probe")
+    subset = dataset.subset([position[pid] for pid in y.index])
+    feats = None
+    if features is not None:
+        table = read_features(features)
+        missing = [pid for pid in y.index if pid not in table.index]
+        if missing:
+            raise DataError(f"--features {features}: no features for {len(missing)} subject(s) of task {task} "
+                            f"(e.g. {missing[0]})")
+        feats = table.loc[y.index].to_numpy()
+    shape = np.asarray(subset.volume(0)).shape[-3:]
+    regions = resolve_atlas(atlas, shape, data, grid)
+    result = explain_regions(weights, subset, y.to_numpy(), kind=the_task.kind, features=feats, atlas=regions,
+                             ids=list(y.index), explain=explain, n_steps=n_steps, batch_size=batch_size, seed=seed,
+                             progress=progress)
+    result.info.update({"task": task, "weights": str(weights), "data": str(data),
+                        "disease": next((d for d in the_task.positive if d in regions.truth), None)})
+    return result.write(out, title=f"{task}: region importance")
