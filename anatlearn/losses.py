@@ -192,8 +192,8 @@ def matched_anat_bandwidth(descriptors, ages, mode: str = "global", kernel: str 
     ``descriptors`` (n, K, D) are already normalised. The mean m(h) = mean_{a!=b} exp(-d_ab/h), d = 1 - A >= 0,
     increases monotonically from 0 (h -> 0) to 1 (h -> inf), so the root is found by bisection on log h.
     """
-    x = torch.as_tensor(np.asarray(descriptors), dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(ages), dtype=torch.float64)
+    x = torch.tensor(np.array(descriptors, dtype=np.float64))
+    y = torch.tensor(np.array(ages, dtype=np.float64))
     n = x.shape[0]
     if n < 2 or y.shape != (n,):
         raise DataError(f"the bandwidth rule needs >= 2 subjects with one age each, got descriptors "
@@ -285,15 +285,23 @@ class DescriptorRegressionLoss(nn.Module):
     """Positive control of the study: regress the normalised regional descriptors (for ``gmv-regression``
     the 68 regional GMVs, z-scored per region on the training set) from the representation by a linear head:
     L = (1/(B R)) sum_n sum_r (f(x_n)_r - g_nr)^2 (mean squared error over subjects and regions). It is the
-    L1 brain-age baseline generalised from one target to many, with the truth itself as the target."""
+    L1 brain-age baseline generalised from one target to many, with the truth itself as the target.
+
+    Called like the contrastive losses (the training step gathers the head outputs of every view and rank):
+    ``features`` (B, V, R) head outputs, of which the first view is the prediction; ``descriptors`` (B, K, D)
+    the targets, flattened to R = K * D."""
 
     needs_ages = False
     needs_descriptors = True
 
-    def forward(self, predictions: torch.Tensor, targets) -> dict:
-        targets = torch.as_tensor(targets, device=predictions.device, dtype=torch.float32)
-        predictions = predictions.float().reshape(targets.shape[0], -1)
+    def forward(self, features: torch.Tensor, ages=None, descriptors=None) -> dict:
+        if descriptors is None:
+            raise DataError("descriptor regression needs the subjects' descriptors as targets")
+        targets = torch.as_tensor(descriptors, device=features.device, dtype=torch.float32)
         targets = targets.reshape(targets.shape[0], -1)
+        predictions = features.float()
+        if predictions.ndim == 3:
+            predictions = predictions[:, 0]
         if predictions.shape != targets.shape:
             raise DataError(f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} differ in shape")
         return {"loss": ((predictions - targets) ** 2).mean()}

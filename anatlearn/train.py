@@ -19,7 +19,8 @@ from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_dataset
 from anatlearn.data.transforms import build_augmentations
 from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
 from anatlearn.io import atomic_write_text
-from anatlearn.losses import build_loss, method_needs
+from anatlearn.losses import (METHOD_DESCRIPTORS, REGRESSION_METHODS, build_loss, matched_anat_bandwidth,
+                              method_needs)
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.provenance import provenance, seed_everything
 from anatlearn.training import distributed as D
@@ -52,14 +53,27 @@ def _load_data(cfg: TrainConfig):
     needs_ages, needs_desc = method_needs(cfg.method)
     normaliser, descriptors = None, None
     if needs_desc:
+        names = METHOD_DESCRIPTORS.get(cfg.method, tuple(cfg.descriptors))  # gmv-regression: GMV only
         try:
-            raw = dataset.descriptors(tuple(cfg.descriptors), cfg.atlas)
+            raw = dataset.descriptors(names, cfg.atlas)
         except DataError as exc:
-            raise DataError(f"method {cfg.method} needs FreeSurfer descriptors ({', '.join(cfg.descriptors)}, "
+            raise DataError(f"method {cfg.method} needs FreeSurfer descriptors ({', '.join(names)}, "
                             f"{cfg.atlas}): {exc}") from None
         normaliser = DescriptorNormaliser(cfg.normalise).fit(raw)
         descriptors = normaliser.transform(raw)
     return dataset, normaliser, descriptors
+
+
+def _anat_bandwidth(cfg: TrainConfig, descriptors, ages) -> float | None:
+    """Bandwidth of weight_map "kernel": the configured one, or (0) the study's rule on the training subjects
+    (mean anatomical weight = mean age-kernel weight; :func:`anatlearn.losses.matched_anat_bandwidth`).
+    Deterministic in the data, so a resumed run computes the same value."""
+    if cfg.weight_map != "kernel" or descriptors is None:
+        return None
+    if cfg.anat_bandwidth > 0:
+        return cfg.anat_bandwidth
+    mode = "local" if cfg.method == "anatcl-local" else "global"
+    return matched_anat_bandwidth(descriptors, ages, mode, cfg.kernel, cfg.sigma)
 
 
 def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, stop_after_steps: int | None = None) -> Path:
@@ -100,15 +114,19 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
     ages = dataset.participants["age"].to_numpy(np.float64)
     age_stats = {"mean": float(ages.mean()), "std": float(ages.std() or 1.0)}
 
-    head = "regression" if cfg.method == "l1-age" else "projection"
-    model = build_model(default_model_config(cfg.encoder, cfg.width, 1, head)).to(info.device)
+    head = "regression" if cfg.method in REGRESSION_METHODS else "projection"
+    model_config = default_model_config(cfg.encoder, cfg.width, 1, head)
+    if cfg.method == "gmv-regression":  # one linear output per regional descriptor
+        model_config["head"]["out_features"] = int(np.prod(descriptors.shape[1:]))
+    model = build_model(model_config).to(info.device)
     if info.enabled and cfg.sync_bn and info.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     layout = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)  # before the optimiser sees the parameters
     loss_fn = build_loss(cfg.method, temperature=cfg.temperature, base_temperature=cfg.base_temperature or None,
                          kernel=cfg.kernel, sigma=cfg.sigma, lambda_age=cfg.lambda_age, lambda_anat=cfg.lambda_anat,
-                         normalise=None, weight_map=cfg.weight_map)  # descriptors arrive normalised
+                         normalise=None, weight_map=cfg.weight_map,  # descriptors arrive normalised
+                         anat_bandwidth=_anat_bandwidth(cfg, descriptors, ages))
     # fused kernel: one pass over all parameters instead of a dozen kernels per tensor; the step's overhead over
     # a bare forward+backward fell from 1.05-1.10x to 1.03-1.05x (medians) at 61x73x61 on CPU (benchmarks/RESULTS.md)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -137,6 +155,9 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
         run.write_json("provenance.json", provenance(cfg.seed, cfg.to_dict()))
         if normaliser:
             run.write_json("normaliser.json", normaliser.state_dict())
+        if getattr(loss_fn, "anat_bandwidth", None):  # weight_map "kernel": the bandwidth used (rule or given)
+            run.write_json("anat_bandwidth.json", {"anat_bandwidth": loss_fn.anat_bandwidth,
+                                                   "rule": "matched to the age kernel" if not cfg.anat_bandwidth else "given"})
     metrics = run.metrics_writer(global_step if state is not None else None) if info.is_main else None
     progress = _Progress(cfg.progress and info.is_main)
 
