@@ -21,11 +21,14 @@ def synth_command(
     noise_seed: int = typer.Option(0, help="Re-draw only scan/measurement noise (test-retest re-acquisition)."),
     nifti: bool = typer.Option(False, help="Also write the cohort as NIfTI + FreeSurfer aparc.stats under OUT/bids."),
     overwrite: bool = typer.Option(False, help="Replace a non-empty output directory."),
+    world: str = typer.Option("v2", "--world", help="Generative model: v2 (full-rank anatomy, disease sizes as "
+                              "Cohen's d; default) or v1 (the original world, reproduced bit-for-bit)."),
 ) -> None:
     """Generate a synthetic cohort (images, ROI tables, participants, ground truth); see docs/synthetic.md."""
     from anatlearn.data.synthetic import generate_cohort
     from anatlearn.io import check_output_path
 
     check_output_path(out, "dir", "OUT")
-    path = generate_cohort(out, subjects, shape, seed, sites, held_out_sites, tuple(disease), noise_seed, nifti, overwrite)
+    path = generate_cohort(out, subjects, shape, seed, sites, held_out_sites, tuple(disease), noise_seed, nifti, overwrite,
+                           world=world)
     typer.echo(f"wrote {subjects} subjects to {path}")

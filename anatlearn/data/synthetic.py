@@ -1,5 +1,8 @@
 """A synthetic cohort whose ground truth is known (``anatlearn synth``): see docs/synthetic.md.
 
+Two worlds: ``v2`` (default; full-rank healthy anatomy, disease sizes as Cohen's d: synthetic_world_v2.py)
+and ``v1`` (the original world, kept bit-for-bit so earlier results can be reproduced). World v1:
+
 Per subject n and region k (relative to the region's base values, World in synthetic_world.py):
 
     CT_nk  = base_ct_k * (1 + slope_k g(age_n) + 0.05 L_ct[k] . u_n + sex_ct_k male_n - 0.15 s_n d_k) * e^eps
@@ -26,7 +29,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter
 
 from anatlearn.data.regions import ROI_CHANNELS
-from anatlearn.data.synthetic_world import DISEASES, World, make_world
+from anatlearn.data.synthetic_world import DISEASES, WORLD_VERSIONS, World, make_world
 from anatlearn.errors import ConfigError
 
 SCORES = {"AD-like": ("MMSE_like", 29.0, -10.0, 1.5), "SCZ-like": ("PANSS_like", 45.0, 50.0, 6.0)}
@@ -76,6 +79,10 @@ def sample_subjects(world: World, n: int, seed: int, diseases=(), cohort_code: i
 
 def true_anatomy(world: World, subjects: pd.DataFrame) -> np.ndarray:
     """(n, K, 3) true CT (mm), GMV (mm^3), SA (mm^2)."""
+    if world.version == "v2":
+        from anatlearn.data.synthetic_world_v2 import true_anatomy_v2
+
+        return true_anatomy_v2(world, subjects)
     n, k = len(subjects), len(world.region_names)
     u = subjects[[c for c in subjects if c.startswith("u") and c[1:].isdigit()]].to_numpy()
     v = subjects[[c for c in subjects if c.startswith("v") and c[1:].isdigit()]].to_numpy()
@@ -133,14 +140,15 @@ def assign_splits(subjects: pd.DataFrame, n_sites: int, held_out_sites: int, see
 
 def generate_cohort(out, n_subjects: int = 200, shape=(61, 73, 61), seed: int = 0, n_sites: int = 4,
                     held_out_sites: int = 1, diseases=(), noise_seed: int = 0, nifti: bool = False,
-                    overwrite: bool = False, cohort_code: int | None = None) -> Path:
+                    overwrite: bool = False, cohort_code: int | None = None, world: str = "v2") -> Path:
     """Write a synthetic cohort in the OpenBHB per-subject layout (and optionally NIfTI + aparc.stats).
 
     Healthy cohort (``diseases=()``): splits train / internal_test / external_test (held-out sites).
     Downstream cohort (e.g. ``diseases=("AD-like", "SCZ-like")``): per disease, alternating patients and
     age/sex-matched controls, with ``diagnosis``, ``severity`` and a clinical score. Cohorts generated with
     the same ``seed``, ``shape`` and ``n_sites`` share one world. ``noise_seed`` re-draws only scan and
-    measurement noise (same subjects, same anatomy): a test-retest re-acquisition.
+    measurement noise (same subjects, same anatomy): a test-retest re-acquisition. ``world`` picks the
+    generative model: "v2" (default) or "v1" (the original world, reproduced bit-for-bit).
     """
     out = Path(out)
     shape = tuple(int(s) for s in shape)
@@ -153,9 +161,11 @@ def generate_cohort(out, n_subjects: int = 200, shape=(61, 73, 61), seed: int = 
         raise ConfigError(f"unknown disease {unknown[0]!r}; choose from {', '.join(DISEASES)}")
     if not 0 <= held_out_sites < n_sites:
         raise ConfigError(f"held_out_sites must be in [0, n_sites={n_sites}), got {held_out_sites}")
+    if world not in WORLD_VERSIONS:
+        raise ConfigError(f"unknown --world {world!r}; choose from {', '.join(WORLD_VERSIONS)}")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"output directory {out} is not empty (use --overwrite to replace it)")
-    world = make_world(shape, seed, n_sites)
+    version, world = world, make_world(shape, seed, n_sites, world)
     code = cohort_code if cohort_code is not None else (1 if diseases else 0)
     subjects = sample_subjects(world, n_subjects, seed, tuple(diseases), code)
     anatomy = true_anatomy(world, subjects)
@@ -179,7 +189,8 @@ def generate_cohort(out, n_subjects: int = 200, shape=(61, 73, 61), seed: int = 
         (tmp / "resource" / "resources.json").write_text(json.dumps(
             {"desikan_roi": {"channels": list(ROI_CHANNELS), "regions": world.region_names}}, indent=1))
         _write_truth(tmp / "truth", world, subjects, anatomy, dict(n_subjects=n_subjects, shape=shape, seed=seed,
-                     n_sites=n_sites, held_out_sites=held_out_sites, diseases=list(diseases), noise_seed=noise_seed))
+                     n_sites=n_sites, held_out_sites=held_out_sites, diseases=list(diseases), noise_seed=noise_seed,
+                     world=version))
         if nifti:
             from anatlearn.data.synthetic_nifti import write_nifti_layout
 
@@ -200,11 +211,18 @@ def _write_truth(path: Path, world: World, subjects: pd.DataFrame, anatomy: np.n
     latent_cols = ["participant_id"] + [c for c in subjects if c[0] in "uv" and c[1:].isdigit()] + ["severity"]
     subjects[latent_cols].to_csv(path / "latents.tsv", sep="\t", index=False)
     np.save(path / "anatomy.npy", anatomy.astype(np.float32))  # (n, K, 3): CT, GMV, SA without measurement noise
-    info = {"params": params, "region_names": world.region_names,
-            "diseases": {name: {"regions": [world.region_names[k] for k in np.nonzero(p)[0]],
-                                "weights": p[p > 0].round(3).tolist(),
-                                "fraction_in_healthy_span": round(world.span_fraction(p), 3)}
-                         for name, p in world.diseases.items()},
+    if world.version == "v2":
+        from anatlearn.data import synthetic_world_v2 as v2
+
+        diseases, model = v2.disease_report(world), v2.parameters()
+    else:
+        diseases = {name: {"regions": [world.region_names[k] for k in np.nonzero(p)[0]],
+                           "weights": p[p > 0].round(3).tolist(),
+                           "fraction_in_healthy_span": round(world.span_fraction(p), 3)}
+                    for name, p in world.diseases.items()}
+        model = {}
+    info = {"world": world.version, "params": params, "model": model, "region_names": world.region_names,
+            "diseases": diseases,
             "sites": {"gain": world.site_gain.round(3).tolist(), "noise": world.site_noise.round(4).tolist(),
                       "smooth_vox": world.site_smooth.round(2).tolist()},
             "affine": world.affine.tolist(), "provenance": provenance(params["seed"], params)}

@@ -40,6 +40,10 @@ class World:
     site_smooth: np.ndarray       # (S,) extra Gaussian smoothing (voxels)
     site_bias: np.ndarray         # (S, 3) linear log-bias-field coefficients
     diseases: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (K,) atrophy pattern in [0, 1]
+    seed: int = 0
+    version: str = "v1"            # "v1" or "v2" (synthetic_world_v2.py); v2 loadings are in log units
+    spec_ct: np.ndarray | None = None  # (K,) v2: SD of the region-specific component of log CT
+    spec_sa: np.ndarray | None = None  # (K,) v2: same for log SA
 
     @property
     def coords_unit(self) -> np.ndarray:
@@ -47,7 +51,8 @@ class World:
         return _unit_grid(self.shape)
 
     def span_fraction(self, pattern: np.ndarray) -> float:
-        """Fraction of ||d||^2 inside the span of the healthy thickness variation (loadings and age slope)."""
+        """v1: fraction of ||d||^2 inside the span of the healthy thickness variation (loadings and age slope).
+        World v2 reports richer statistics (synthetic_world_v2.disease_report)."""
         basis = np.column_stack([self.load_ct, self.age_slope * self.base_ct / self.base_ct.mean()])
         q, _ = np.linalg.qr(basis)
         proj = q @ (q.T @ pattern)
@@ -123,8 +128,25 @@ def _disease_pattern(centroids: np.ndarray, epicentre) -> np.ndarray:
     return pattern / pattern.max()
 
 
+WORLD_VERSIONS = ("v1", "v2")
+
+
 @functools.lru_cache(maxsize=8)
-def make_world(shape: tuple[int, int, int], seed: int, n_sites: int) -> World:
+def make_world(shape: tuple[int, int, int], seed: int, n_sites: int, version: str = "v2") -> World:
+    """The world of (shape, seed, n_sites). ``version="v1"`` is the original world (4 + 2 smooth factors, 1-2 %
+    region-specific noise; kept bit-for-bit); ``"v2"`` (default) the full-rank world of synthetic_world_v2."""
+    if version not in WORLD_VERSIONS:
+        raise ValueError(f"unknown world version {version!r}; choose from {', '.join(WORLD_VERSIONS)}")
+    base = _make_world_v1(tuple(shape), seed, n_sites)
+    if version == "v1":
+        return base
+    from anatlearn.data.synthetic_world_v2 import make_world_v2
+
+    return make_world_v2(base)
+
+
+@functools.lru_cache(maxsize=8)
+def _make_world_v1(shape: tuple[int, int, int], seed: int, n_sites: int) -> World:
     affine, tpl, labels, centroids, names = _template_and_labels(tuple(shape))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA7]))
     k = len(names)
@@ -137,5 +159,5 @@ def make_world(shape: tuple[int, int, int], seed: int, n_sites: int) -> World:
         # segmentation): a few percent of contrast, smoothness and residual bias, not scanner-intensity gains.
         site_gain=rng.uniform(0.95, 1.05, n_sites), site_noise=rng.uniform(0.01, 0.05, n_sites),
         site_smooth=rng.uniform(0.0, 1.2, n_sites), site_bias=rng.normal(0, 0.03, (n_sites, 3)),
-        diseases={name: _disease_pattern(centroids, epi) for name, epi in DISEASES.items()},
+        diseases={name: _disease_pattern(centroids, epi) for name, epi in DISEASES.items()}, seed=seed,
     )

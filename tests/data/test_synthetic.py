@@ -43,11 +43,12 @@ def test_retest_keeps_anatomy_and_redraws_noise(tmp_path):
     assert np.corrcoef(img_a.ravel(), img_r.ravel())[0, 1] > 0.95
 
 
-def test_descriptors_follow_the_designed_model(tmp_path):
+@pytest.mark.parametrize("world", ["v1", "v2"])
+def test_descriptors_follow_the_designed_model(tmp_path, world):
     """Measured CT correlates with age (thinning) and with the latent factors through their loadings."""
     from anatlearn.data.synthetic_world import make_world
 
-    root = generate_cohort(tmp_path / "s", 300, (32, 36, 32), seed=2)
+    root = generate_cohort(tmp_path / "s", 300, (32, 36, 32), seed=2, world=world)
     ds = open_dataset(root)
     x = ds.descriptors(("CT", "GMV", "SA"))
     lat = pd.read_csv(root / "truth" / "latents.tsv", sep="\t", dtype={"participant_id": str})
@@ -55,14 +56,22 @@ def test_descriptors_follow_the_designed_model(tmp_path):
     mean_ct = x[:, :, 0].mean(1)
     older = age > 40
     assert np.corrcoef(age[older], mean_ct[older])[0, 1] < -0.5  # cortical thinning with age
-    world = make_world((32, 36, 32), 2, 4)
+    w = make_world((32, 36, 32), 2, 4, world)
     # with age regressed out, each region's CT follows its loading on each latent factor
     ct = np.log(x[:, :, 0])
-    design = np.column_stack([np.ones_like(age), age, age**2, age**3, lat[["u0", "u1", "u2", "u3"]].to_numpy()])
+    u_cols = [c for c in lat if c[0] == "u" and c[1:].isdigit()]
+    assert len(u_cols) == w.load_ct.shape[1] == (4 if world == "v1" else 7)
+    z = (age - age.mean()) / age.std()
+    design = np.column_stack([np.ones_like(z), z, z**2, z**3, z**4, lat[u_cols].to_numpy()])
     coef, *_ = np.linalg.lstsq(design, ct, rcond=None)
-    for j in range(4):
-        r = np.corrcoef(coef[4 + j], world.load_ct[:, j])[0, 1]
-        assert r > 0.9, (j, r)
+    if world == "v1":  # loadings in units of 0.05 log CT
+        for j in range(4):
+            r = np.corrcoef(coef[5 + j], w.load_ct[:, j])[0, 1]
+            assert r > 0.9, (j, r)
+    else:  # v2 loadings are in log units: the regression recovers them (slope 1) through the noise
+        est, true = coef[5:].T.ravel(), w.load_ct.ravel()
+        assert np.corrcoef(est, true)[0, 1] > 0.9
+        assert np.polyfit(true, est, 1)[0] == pytest.approx(1.0, abs=0.1)
     # GMV = CT x SA (up to noise)
     assert np.corrcoef(np.log(x[:, :, 1]).ravel(), np.log(x[:, :, 0] * x[:, :, 2]).ravel())[0, 1] > 0.99
 
