@@ -36,6 +36,10 @@ def study_command(
         typer.echo(f"summary: {aggregate_study(out)}")
         return
     check_output_path(out, "dir", "--out")
+    if device == "cpu":  # pretraining picks a visible GPU by itself: hide it before torch looks
+        import os
+
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     from anatlearn.study import run_study
 
     doc = run_study(out, grid=grid, device=device, workers=workers, max_cells=max_cells)

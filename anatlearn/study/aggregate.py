@@ -95,7 +95,7 @@ def paired_seeds(units: pd.DataFrame, pairs, metrics, budgets) -> pd.DataFrame:
             continue
         d = ua.loc[seeds].to_numpy(float) - ub.loc[seeds].to_numpy(float)
         t, p = (float("nan"), float("nan"))
-        if len(d) > 1 and np.std(d) > 0:
+        if len(d) > 1 and np.std(d) > 1e-12 * max(1.0, float(np.abs(d).max())):  # else t is undefined
             res = sps.ttest_rel(ua.loc[seeds].to_numpy(float), ub.loc[seeds].to_numpy(float))
             t, p = float(res.statistic), float(res.pvalue)
         rows.append({"budget": budget, "metric": metric, "a": a, "b": b, "mean_a": float(ua.loc[seeds].mean()),

@@ -246,7 +246,9 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
               stop_after_steps: int | None = None, aggregate: bool = True) -> dict:
     """Run (or continue) the study in ``out``; returns ``study.json``'s content. ``max_cells`` stops after
     that many cells in this invocation (and ``stop_after_steps`` inside a cell's pretraining, for tests):
-    a later call continues where it stopped."""
+    a later call continues where it stopped. ``device="cpu"`` hides the GPU from worker processes; cells run
+    in this process (``workers=1``) train where :func:`anatlearn.train.pretrain` does unless the caller hid
+    it (the CLI does, before torch starts)."""
     from anatlearn.study.grid import grid_settings
     from anatlearn.study.evaluation import make_cohorts
     from anatlearn.study.selection import extend_selected
@@ -256,9 +258,7 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    else:
+    if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():

@@ -1,0 +1,77 @@
+"""The study end to end at toy size: a study stopped after one cell and again inside a cell's pretraining,
+then re-run, finishes with exactly the evaluations and weights of an uninterrupted study."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+
+from anatlearn.models import load_checkpoint
+from anatlearn.study.grid import QUICK
+from anatlearn.study.runner import run_study
+
+# one seed of anatcl-global at budgets 1 and 2, plus random init: 3 evaluations per study
+TOY = dataclasses.replace(QUICK, methods=("anatcl-global",), control=False, ablations=(), seeds=(0,))
+
+
+def _units(out):
+    return {p.relative_to(out).as_posix(): json.loads(p.read_text())["metrics"]
+            for p in sorted(out.glob("cells/*/seed-*/eval/budget-*.json"))}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # identical float reductions in every run
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, one_thread):
+    ref = tmp_path / "ref"
+    doc = run_study(ref, grid="test", settings=TOY, progress=False)
+    assert doc["complete"]
+    units = _units(ref)
+    assert sorted(units) == ["cells/anatcl-global/seed-0/eval/budget-0001.json",
+                             "cells/anatcl-global/seed-0/eval/budget-0002.json",
+                             "cells/random-init/seed-0/eval/budget-0000.json"]
+    metrics = units["cells/anatcl-global/seed-0/eval/budget-0002.json"]
+    assert {"AD-like-vs-CN balanced_accuracy", "anat_r2_GMV", "val_anat_r2_GMV", "rankme", "icc_median",
+            "brain_age_mae_external", "site_bacc"} <= set(metrics)
+    assert units["cells/anatcl-global/seed-0/eval/budget-0001.json"] != metrics  # training moved the features
+    progress = json.loads((ref / "progress.json").read_text())
+    assert progress["units_done"] == progress["units_total"] == 3
+    assert (ref / "summary.md").exists() and (ref / "results" / "summary.tsv").exists()
+    # only last.pt is kept per trained cell
+    assert [p.name for p in (ref / "cells/anatcl-global/seed-0/run/checkpoints").glob("*.pt")] == ["last.pt"]
+
+    out = tmp_path / "resumed"
+    shutil.copytree(ref / "data", out / "data")  # the same cohorts (generation is deterministic; saves time)
+    first = run_study(out, grid="test", settings=TOY, progress=False, max_cells=1)
+    assert not first["complete"] and sorted(_units(out)) == ["cells/random-init/seed-0/eval/budget-0000.json"]
+    # killed inside pretraining: after budget 1 is evaluated, one step into the resumed run to budget 2
+    steps_per_epoch = load_checkpoint(ref / "cells/anatcl-global/seed-0/run/checkpoints/last.pt")["global_step"] // 2
+    second = run_study(out, grid="test", settings=TOY, progress=False, stop_after_steps=steps_per_epoch + 1)
+    assert not second["complete"]
+    assert len(_units(out)) == 2
+    last = load_checkpoint(out / "cells/anatcl-global/seed-0/run/checkpoints/last.pt")
+    assert last["epoch"] == 1
+    third = run_study(out, grid="test", settings=TOY, progress=False)
+    assert third["complete"]
+    assert _units(out) == units  # every metric identical
+    a = load_checkpoint(ref / "cells/anatcl-global/seed-0/run/checkpoints/last.pt")["model"]
+    b = load_checkpoint(out / "cells/anatcl-global/seed-0/run/checkpoints/last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(json.loads((out / "study.json").read_text())["invocations"]) == 3
+
+
+def test_a_study_directory_refuses_other_settings(tmp_path):
+    from anatlearn.errors import ConfigError
+
+    out = tmp_path / "st"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"grid": "test", "settings": TOY.to_dict(), "invocations": []}))
+    with pytest.raises(ConfigError, match="other settings .*seeds"):
+        run_study(out, grid="test", settings=dataclasses.replace(TOY, seeds=(0, 1)), progress=False)
