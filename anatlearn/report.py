@@ -31,7 +31,11 @@ MAX_MAP_SUBJECTS = 1500
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}h3{font-size:1.05em}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-size:.85em}pre{font-size:.75em;overflow:auto}"""
+th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-size:.85em}pre{font-size:.75em;overflow:auto}
+.verdict{background:#f6f8fa;border-left:4px solid #3b6ea5;padding:.5em 1em .5em 2em;margin:.8em 0}.verdict li{margin:.3em 0}
+th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{background:#fce8e6}
+table.headline td,table.comparisons td{white-space:nowrap}summary{cursor:pointer;color:#3b6ea5}
+.scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -40,6 +44,11 @@ def _img(png: bytes, alt: str) -> str:
 
 def _table_html(df: pd.DataFrame, index: bool = True) -> str:
     return df.to_html(index=index, escape=True, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+
+
+def _pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """pivot_table of a results table read back from JSON (where NaN intervals come back as None)."""
+    return pivot_table(table.astype({c: float for c in ("mean", "ci_low", "ci_high") if c in table.columns}))
 
 
 def _classify(path: Path) -> str:
@@ -51,15 +60,28 @@ def _classify(path: Path) -> str:
                     f"(with results.json)")
 
 
-def _run_section(path: Path) -> str:
+def _read_metrics(path: Path) -> pd.DataFrame:
     try:
-        metrics = pd.read_csv(path / "metrics.csv")
+        return pd.read_csv(path / "metrics.csv")
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path / 'metrics.csv'}: {exc}") from None
-    if metrics.empty:
-        return f"<h3>{html.escape(path.name)}</h3><p class=note>metrics.csv is empty (no epoch finished).</p>"
-    return (f"<h3>Run {html.escape(path.name)}</h3>" + _img(figs.loss_curves(metrics, path.name), f"loss curves {path.name}")
-            + f"<p class=note>{len(metrics)} rows of {html.escape(str(path / 'metrics.csv'))}</p>")
+
+
+def _pretraining_section(paths: Sequence[Path]) -> str:
+    """Loss terms per run against epochs, each term on its own scale; throughput apart, small."""
+    runs = {p.name: _read_metrics(p) for p in paths}
+    empty = [n for n, m in runs.items() if m.empty]
+    runs = {n: m for n, m in runs.items() if not m.empty}
+    parts = [f"<p class=note>{html.escape(', '.join(empty))}: metrics.csv is empty (no epoch finished).</p>"] if empty else []
+    if runs:
+        names = ", ".join(runs)
+        parts.append(_img(figs.training_curves(runs), f"loss curves {names}"))
+        parts.append("<p class=note>Per-epoch means of each logged term of the runs' metrics.csv, each term on its "
+                     "own scale.</p>")
+        speed = figs.throughput(runs)
+        if speed is not None:
+            parts.append(_img(speed, f"throughput {names}"))
+    return "".join(parts)
 
 
 def _openbhb_section(res: Results, name: str) -> str:
@@ -67,14 +89,16 @@ def _openbhb_section(res: Results, name: str) -> str:
              "<p class=note>Ridge (brain age, MAE in years) and logistic regression (site, balanced accuracy: lower "
              "means less site information), both tuned by 5-fold CV on train; challenge score = BAcc<sup>0.3</sup> "
              "&times; MAE<sub>external</sub>. Intervals: 95 % bootstrap over test subjects.</p>",
-             _table_html(pivot_table(res.table))]
+             _table_html(_pivot(res.table))]
     if res.predictions is not None:
+        parts.append("<details><summary>predicted vs true age and site confusion, per method</summary>")
         for method, pred in res.predictions.groupby("method", sort=False):
             parts.append(_img(figs.age_scatter(pred, f"{method}: brain age"), f"predicted vs true age {method}"))
             conf = res.extra.get(method, {}).get("site_confusion")
             if conf:
                 parts.append(_img(figs.site_confusion(conf["labels"], conf["matrix"], f"{method}: site (internal test)"),
                                   f"site confusion {method}"))
+        parts.append("</details>")
     return "".join(parts)
 
 
@@ -87,10 +111,64 @@ def _tasks_section(res: Results, name: str) -> str:
     for metric in figs.PRIMARY:
         if (res.table["metric"] == metric).any():
             parts.append(_img(figs.task_bars(res.table, metric), f"{metric} per task"))
-    parts.append(_table_html(pivot_table(res.table)))
+    parts.append(_table_html(_pivot(res.table)))
     if res.paired is not None and len(res.paired):
-        parts.append("<p class=note>Paired tests on identical folds (corrected resampled t-test; Wilcoxon over "
-                     "repeat means):</p>" + _table_html(res.paired, index=False))
+        parts.append(f"<details><summary>all {len(res.paired)} paired tests (every pair of methods, every task and "
+                     "metric; corrected resampled t-test and Wilcoxon over repeat means)</summary>"
+                     + _table_html(res.paired, index=False) + "</details>")
+    return "".join(parts)
+
+
+def _anatomy_section(res: Results, name: str) -> str:
+    cfg = res.provenance.get("config", {})
+    per_target = res.extra.get("per_target", {})
+    parts = [f"<h3>{html.escape(name)}</h3>",
+             f"<p class=note>Cross-validated ridge regression ({cfg.get('n_splits', '?')}-fold over "
+             f"{cfg.get('n_subjects', '?')} subjects, features standardised in each fold, penalty by leave-one-out "
+             "on the training part) from each method's frozen features to each target; R² of the pooled "
+             "out-of-fold predictions, averaged over the targets of a family (e.g. the 68 regions' true log GMV). "
+             "RankMe: exp of the entropy of the normalised singular values of the raw feature matrix (Garrido et al., "
+             "ICML 2023); centred: of the between-subject variation.</p>",
+             _img(figs.anatomy_bars(res.table), "anatomy recovery"), _table_html(_pivot(res.table))]
+    if per_target:
+        frames = {(m, fam): pd.Series(v) for m, fams in per_target.items() for fam, v in fams.items()}
+        wide = pd.DataFrame(frames)
+        sizes = ", ".join(f"{fam}: {len(v)}" for fam, v in next(iter(per_target.values())).items())
+        parts.append(f"<details><summary>R² per target ({sizes})</summary>"
+                     + _table_html(wide) + "</details>")
+    return "".join(parts)
+
+
+def _other_section(res: Results, name: str) -> str:
+    return f"<h3>{html.escape(name)}</h3>" + _table_html(_pivot(res.table))
+
+
+def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
+    """Verdict, headline table and key comparisons (anatlearn.report_summary), first on the page."""
+    from anatlearn.report_summary import comparisons_html, headline_html, key_comparisons, verdict
+
+    tables = [r.table for _, r in loaded if r.table is not None and len(r.table)]
+    if not tables:
+        return ""
+    table = pd.concat(tables, ignore_index=True)
+    paired = [r.paired for _, r in loaded if r.paired is not None and len(r.paired)]
+    paired = pd.concat(paired, ignore_index=True) if paired else None
+    lines = verdict(table, paired, note)
+    parts = []
+    if lines:
+        parts.append("<h2>Verdict</h2><ul class=verdict>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines)
+                     + "</ul>")
+    head = headline_html(table)
+    if head:
+        parts.append("<h2>Headline</h2>" + head + "<p class=note>Means over folds (R², BAcc) or test subjects "
+                     "(MAE); ↓ lower is better; bold: best non-ceiling value. Intervals and every metric are in the "
+                     "sections below.</p>")
+    comp = comparisons_html(key_comparisons(table, paired))
+    if comp:
+        parts.append("<h2>Key comparisons: AnatCL against each baseline</h2>" + comp
+                     + f"<p class=note>Difference (AnatCL variant minus baseline); green: AnatCL better, red: worse; "
+                     f"p: corrected resampled t-test on identical folds (Nadeau &amp; Bengio 2003), bold when &lt; 0.05; "
+                     f"no p where the evaluation gives no paired test (anatomy recovery, OpenBHB, ICC).</p>")
     return "".join(parts)
 
 
@@ -114,10 +192,20 @@ def _maps_section(features: Mapping[str, pd.DataFrame], participants: pd.DataFra
     return "".join(parts)
 
 
+SECTIONS = {"anatomy": ("Anatomy recovery", _anatomy_section), "tasks": ("Downstream tasks", _tasks_section),
+            "openbhb": ("OpenBHB protocol", _openbhb_section)}
+OTHER_TITLES = {"icc": "Test-retest reliability"}
+
+
 def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
                  features: Mapping[str, pd.DataFrame] | None = None, participants: pd.DataFrame | None = None,
-                 title: str = "anatlearn report", seed: int = 0) -> Path:
-    """Write the HTML report to ``out`` (atomically) and return its path."""
+                 title: str = "anatlearn report", seed: int = 0, note: str = "") -> Path:
+    """Write the HTML report to ``out`` (atomically) and return its path.
+
+    Order: verdict, headline table and key comparisons (from every results directory), then anatomy
+    recovery, downstream tasks, OpenBHB, other results, pretraining curves, embedding maps, provenance.
+    ``note`` is appended to the verdict (e.g. the number of seeds behind it).
+    """
     runs, results = [], []
     for item in inputs:
         path = Path(item)
@@ -127,15 +215,17 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     if not runs and not results and not features:
         raise DataError("nothing to report: give run directories, results directories or --features tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
-    if runs:
-        body.append("<h2>Pretraining</h2>" + "".join(_run_section(p) for p in runs))
     loaded = [(p, Results.read(p)) for p in results]
-    openbhb = [(p, r) for p, r in loaded if r.kind == "openbhb"]
-    tasks = [(p, r) for p, r in loaded if r.kind != "openbhb"]
-    if openbhb:
-        body.append("<h2>OpenBHB protocol</h2>" + "".join(_openbhb_section(r, _name(p)) for p, r in openbhb))
-    if tasks:
-        body.append("<h2>Downstream tasks</h2>" + "".join(_tasks_section(r, _name(p)) for p, r in tasks))
+    body.append(_summary_section(loaded, note))
+    for kind, (heading, section) in SECTIONS.items():
+        of_kind = [(p, r) for p, r in loaded if r.kind == kind]
+        if of_kind:
+            body.append(f"<h2>{heading}</h2>" + "".join(section(r, _name(p)) for p, r in of_kind))
+    for p, r in loaded:
+        if r.kind not in SECTIONS:
+            body.append(f"<h2>{html.escape(OTHER_TITLES.get(r.kind, r.kind))}</h2>" + _other_section(r, _name(p)))
+    if runs:
+        body.append("<h2>Pretraining</h2>" + _pretraining_section(runs))
     if features:
         body.append("<h2>Embedding maps</h2>" + _maps_section(features, participants, seed))
     prov = {_name(p): r.provenance for p, r in loaded}

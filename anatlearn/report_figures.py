@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # before pyplot: headless, deterministic rendering
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 _X_COLUMNS = ("step", "epoch", "iteration")
 _SKIP = {"time", "wall_time", "elapsed", "elapsed_s", "lr", "learning_rate", "seconds"}
@@ -25,21 +26,112 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def loss_curves(metrics: pd.DataFrame, title: str) -> bytes:
-    """Every numeric column of a run's metrics.csv (loss terms, validation scores) against step/epoch."""
-    x_col = next((c for c in _X_COLUMNS if c in metrics.columns), None)
-    x = metrics[x_col].to_numpy() if x_col else np.arange(len(metrics))
-    cols = [c for c in metrics.columns if c not in _X_COLUMNS and c.lower() not in _SKIP
+def _is_throughput(col: str) -> bool:
+    c = col.lower()
+    return "per_s" in c or "throughput" in c or c.endswith("_s") and "samples" in c
+
+
+def _per_epoch(metrics: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Mean of every numeric column per epoch (per-step values are noisy at a few steps per epoch)."""
+    x_col = next((c for c in ("epoch", "step", "iteration") if c in metrics.columns), None)
+    if x_col is None:
+        return metrics.assign(row=np.arange(len(metrics))), "row"
+    numeric = metrics.select_dtypes("number")
+    numeric = numeric.drop(columns=[c for c in _X_COLUMNS if c != x_col and c in numeric.columns])
+    return numeric.groupby(x_col, as_index=False).mean(), x_col
+
+
+def loss_terms(metrics: pd.DataFrame) -> list[str]:
+    """The loss terms (and validation scores) of a metrics.csv: numeric columns except the step/epoch
+    counters, the learning rate, timings and throughput."""
+    return [c for c in metrics.columns if c not in _X_COLUMNS and c.lower() not in _SKIP and not _is_throughput(c)
             and pd.api.types.is_numeric_dtype(metrics[c]) and metrics[c].notna().any()]
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for c in cols:
-        ok = metrics[c].notna().to_numpy()
-        ax.plot(x[ok], metrics[c].to_numpy()[ok], label=c, marker="." if ok.sum() < 30 else None)
-    ax.set_xlabel(x_col or "row")
-    ax.set_title(title)
-    if cols:
-        ax.legend(fontsize=7)
+
+
+def training_curves(runs: dict[str, pd.DataFrame]) -> bytes:
+    """One panel per loss term, each on its own y scale, every run a line, per-epoch means against epochs
+    (terms differ by orders of magnitude and a shared axis flattens them)."""
+    terms = list(dict.fromkeys(t for m in runs.values() for t in loss_terms(m)))
+    n = max(1, len(terms))
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 2.7 * rows), squeeze=False)
+    colours = {name: f"C{i % 10}" for i, name in enumerate(runs)}
+    for ax, term in zip(axes.flat, terms):
+        for name, metrics in runs.items():
+            if term not in metrics.columns:
+                continue
+            per_epoch, x_col = _per_epoch(metrics)
+            ok = per_epoch[term].notna().to_numpy()
+            ax.plot(per_epoch[x_col].to_numpy()[ok], per_epoch[term].to_numpy()[ok], color=colours[name],
+                    label=name, marker="." if ok.sum() < 40 else None)
+        ax.set_title(term, fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(_per_epoch(next(iter(runs.values())))[1], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(terms):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="upper center", ncol=min(6, len(labels)), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0 + 0.06 / rows))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def throughput(runs: dict[str, pd.DataFrame]) -> bytes | None:
+    """A small chart of training throughput (samples/s, median per epoch) per run; None without such a column."""
+    fig, ax = plt.subplots(figsize=(5.0, 2.2))
+    drawn = False
+    for i, (name, metrics) in enumerate(runs.items()):
+        col = next((c for c in metrics.columns if _is_throughput(c)), None)
+        if col is None:
+            continue
+        x_col = "epoch" if "epoch" in metrics.columns else None
+        per = metrics.groupby(x_col)[col].median() if x_col else metrics[col]
+        ax.plot(per.index.to_numpy(), per.to_numpy(), color=f"C{i % 10}", label=name, lw=1)
+        ax.set_ylabel(col, fontsize=8)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.tick_params(labelsize=7)
+    ax.set_title("throughput (median per epoch)", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def anatomy_bars(table: pd.DataFrame) -> bytes:
+    """Anatomy recovery: R^2 per target family (grouped bars, one per method) and RankMe per method."""
+    r2 = table[(table["task"] == "anatomy recovery")]
+    rank = table[(table["task"] == "effective rank") & (table["metric"] == "rankme")]
+    fams = list(dict.fromkeys(r2["metric"]))
+    methods = list(dict.fromkeys(table["method"]))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [2.2, 1]})
+    width = 0.8 / max(1, len(methods))
+    for j, m in enumerate(methods):
+        g = r2[r2["method"] == m].set_index("metric").reindex(fams)
+        ax.bar(np.arange(len(fams)) + (j - (len(methods) - 1) / 2) * width, g["mean"].to_numpy(float), width,
+               label=m, color=f"C{j % 10}")
+    ax.set_xticks(np.arange(len(fams)), [f.removeprefix("r2_") for f in fams])
+    ax.set_ylabel("cross-validated R² (mean over targets)")
+    ax.set_title("anatomy recovery (higher: more anatomy in the features)", fontsize=9)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.grid(axis="y", alpha=0.3)
+    g = rank.set_index("method").reindex(methods)
+    ax2.barh(np.arange(len(methods)), g["mean"].to_numpy(float), color=[f"C{j % 10}" for j in range(len(methods))])
+    ax2.set_yticks(np.arange(len(methods)), methods, fontsize=7)
+    ax2.invert_yaxis()
+    ax2.set_xlabel("RankMe (effective rank)")
+    ax2.set_title("effective rank of the features", fontsize=9)
+    ax2.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=6, loc="lower left", ncol=2, frameon=True)
+    fig.tight_layout()
     return _png(fig)
 
 

@@ -10,7 +10,9 @@ import pytest
 from anatlearn.cli import main
 from anatlearn.errors import DataError
 from anatlearn.evaluate import Task, evaluate_openbhb, evaluate_tasks, make_feature_table, write_features
+from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
 from anatlearn.report import build_report
+from anatlearn.report_figures import loss_terms
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -18,7 +20,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class _Page(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.images, self.tables, self.headings, self.stack = [], 0, [], []
+        self.images, self.tables, self.headings, self.stack, self.h2 = [], 0, [], [], []
 
     def handle_starttag(self, tag, attrs):
         if tag not in ("img", "meta", "br"):
@@ -35,6 +37,8 @@ class _Page(HTMLParser):
     def handle_data(self, data):
         if self.stack and self.stack[-1] in ("h2", "h3"):
             self.headings.append(data)
+        if self.stack and self.stack[-1] == "h2":
+            self.h2.append(data)
 
 
 def _parse(path):
@@ -71,36 +75,57 @@ def inputs(tmp_path_factory):
     evaluate_tasks({"good": good, "rand": rand}, p, [Task("AD-vs-CN", "classification", "diagnosis", ("AD",), ("CN",)),
                                                      Task("MMSE", "regression", "mmse")],
                    n_splits=3, n_repeats=2).write(root / "tasks")
+    gmv = pd.DataFrame(good.to_numpy()[:, :2] @ rng.normal(size=(2, 5)) + rng.normal(0, 0.1, (n, 5)), index=ids)
+    evaluate_anatomy({"good": good, "rand": rand}, {"GMV": gmv}, n_splits=3).write(root / "anatomy")
     run = root / "run-anatcl"
     run.mkdir()
-    pd.DataFrame({"epoch": np.arange(1, 6), "loss": np.linspace(5, 3, 5), "loss_age": np.linspace(2.5, 1.4, 5),
-                  "lr": 1e-4}).to_csv(run / "metrics.csv", index=False)
+    pd.DataFrame({"step": np.arange(10), "epoch": np.arange(10) // 2, "loss": np.linspace(5, 3, 10),
+                  "loss_age": np.linspace(2.5, 1.4, 10), "lr": 1e-4, "samples_per_s": np.linspace(90, 130, 10)}
+                 ).to_csv(run / "metrics.csv", index=False)
     return root
 
 
 def test_report_parses_and_every_image_is_a_png(inputs, tmp_path):
     out = tmp_path / "report.html"
-    code = main(["report", str(inputs / "run-anatcl"), str(inputs / "openbhb"), str(inputs / "tasks"),
+    code = main(["report", str(inputs / "run-anatcl"), str(inputs / "openbhb"), str(inputs / "tasks"), str(inputs / "anatomy"),
                  "--features", f"good={inputs / 'good.parquet'}", "--features", str(inputs / "rand.csv"),
                  "--participants", str(inputs / "participants.tsv"), "--out", str(out), "--title", "Test <report>"])
     assert code == 0
     page = _parse(out)
-    # 1 loss plot + 2 methods x (age scatter + site confusion) + 4 metric bar charts + 2 embedding maps
-    assert len(page.images) == 1 + 4 + 4 + 2
+    # loss terms + throughput + 2 methods x (age scatter + site confusion) + 4 metric bar charts + anatomy
+    # recovery + 2 embedding maps
+    assert len(page.images) == 2 + 4 + 4 + 1 + 2
     alts = [img["alt"] for img in page.images]
-    assert "loss curves run-anatcl" in alts and "embedding map rand" in alts and "site confusion good" in alts
-    assert page.tables >= 3  # OpenBHB table, task table, paired tests
-    assert {"Pretraining", "OpenBHB protocol", "Downstream tasks", "Embedding maps"} <= set(page.headings)
+    assert {"loss curves run-anatcl", "throughput run-anatcl", "embedding map rand", "site confusion good",
+            "anatomy recovery"} <= set(alts)
+    assert page.tables >= 5  # headline, anatomy, OpenBHB, tasks, paired tests
+    # the verdict and the headline come first, diagnostics (pretraining curves) after the results
+    assert page.h2[:2] == ["Verdict", "Headline"]
+    assert page.h2.index("Anatomy recovery") < page.h2.index("Downstream tasks") < page.h2.index("Pretraining")
+    assert {"OpenBHB protocol", "Embedding maps"} <= set(page.h2)
     text = out.read_text()
     assert "Test &lt;report&gt;" in text and "AD-vs-CN" in text and "http" not in text.split("<body>")[1].split("<h2>Provenance")[0]
 
 
 def test_report_of_a_single_run_and_bad_inputs(inputs, tmp_path):
     page = _parse(build_report([inputs / "run-anatcl"], tmp_path / "r.html"))
-    assert len(page.images) == 1
+    assert len(page.images) == 2  # loss terms, throughput
     with pytest.raises(DataError, match="not a run directory"):
         build_report([tmp_path], tmp_path / "x.html")
     with pytest.raises(DataError, match="not found"):
         build_report([tmp_path / "missing"], tmp_path / "x.html")
     with pytest.raises(DataError, match="nothing to report"):
         build_report([], tmp_path / "x.html")
+
+
+def test_full_paired_table_is_folded_away(inputs, tmp_path):
+    text = build_report([inputs / "tasks"], tmp_path / "r.html").read_text()
+    details = text[text.index("<details><summary>all "):]
+    assert "p_corrected_t" in details.split("</details>")[0]  # the paired table lives inside <details>
+    assert "p_corrected_t" not in text[:text.index("<details><summary>all ")]
+
+
+def test_loss_terms_leave_out_counters_rate_and_throughput():
+    m = pd.DataFrame({"step": [1], "epoch": [0], "loss": [5.0], "age": [2.0], "anat": [3.0], "lr": [1e-3],
+                      "samples_per_s": [100.0], "val_mae": [4.0]})
+    assert loss_terms(m) == ["loss", "age", "anat", "val_mae"]
