@@ -230,7 +230,7 @@ def _run_cells(cells, out: Path, s: StudySettings, device: str, workers: int, pr
                 if f.exception() is not None:
                     _record_failure(out, futures[f], f.exception())
                     failed.append(futures[f].id)
-            progress.update([futures[f].id for f in pending][:workers])
+            progress.update([futures[f].id for f in pending if f.running()])
     return len(todo), failed
 
 
@@ -279,7 +279,7 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
         trained = [c for c in cells if c.method != RANDOM_INIT]
         epochs = _remaining_epochs(out, trained)
         units = n_units(cells) - sum(units_done(out, c) for c in cells)
-        if epochs and (max_cells is None or ran < max_cells):
+        if epochs:  # also when --max-cells stops here: `--max-cells 1` prints the estimate of a new study
             from anatlearn.study.evaluation import cohort_paths
 
             epoch_s = _time_steps(out, s, cohort_paths(out)["healthy"])
