@@ -180,7 +180,7 @@ def budget_curves(summary: pd.DataFrame, names, path: Path, metrics=HEADLINE_MET
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
-    fig.suptitle("Budget curves: mean +- sd over pretraining seeds", fontsize=11)
+    fig.suptitle("Budget curves: mean ± sd over pretraining seeds; dashed: random init", fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

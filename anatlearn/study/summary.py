@@ -23,6 +23,7 @@ TABLE_METRICS = [("AD-like-vs-CN balanced_accuracy", "AD BAcc"), ("SCZ-like-vs-C
                  ("rankme", "RankMe"), ("val_anat_r2_GMV", "val GMV R2")]
 VERDICT_METRICS = ["AD-like-vs-CN balanced_accuracy", "SCZ-like-vs-CN balanced_accuracy", "anat_r2_GMV",
                    "anat_r2_CT", "anat_r2_SA", "anat_r2_latents"]
+KEY_METRICS = [*VERDICT_METRICS, "brain_age_mae_external", "rankme"]
 LOWER_IS_BETTER = {"brain_age_mae_internal", "brain_age_mae_external", "site_bacc"}
 
 
@@ -82,7 +83,7 @@ def key_table(key: pd.DataFrame, budget: int) -> str:
     folds = key[(key["test"] != "paired t-test over seeds") & (key["budget"] == budget)]
     lines = ["| A | B | metric | mean diff A-B | p (seeds) | same sign, all seeds | p (CV folds) |",
              "|---|---|---|---|---|---|---|"]
-    for _, r in seeds.iterrows():
+    for _, r in seeds[seeds["metric"].isin(KEY_METRICS)].iterrows():
         f = folds[(folds["a"] == r["a"]) & (folds["b"] == r["b"]) & (folds["metric"] == r["metric"])]
         pf = f"{f['p'].iloc[0]:.3g}" if len(f) else ""
         lines.append(f"| {r['a']} | {r['b']} | {r['metric']} | {r['mean_diff']:+.4f} | {r['p']:.3g} | "
@@ -142,8 +143,9 @@ def write_summary(out: Path, s: StudySettings, doc: dict, summary: pd.DataFrame,
     if budgets:
         parts += [f"## Key comparisons at {budgets[-1]} epochs", "",
                   "Paired t-test over seeds; corrected resampled t-test (Nadeau & Bengio 2003) over CV folds on "
-                  "seed-averaged fold scores. All pairs and budgets: results/paired_seeds.tsv, "
-                  "results/paired_folds.tsv.", "", key_table(key, budgets[-1]), ""]
+                  "seed-averaged fold scores (downstream probes only). Every metric: results/key_comparisons.tsv; "
+                  "all pairs and budgets: results/paired_seeds.tsv, results/paired_folds.tsv.", "",
+                  key_table(key, budgets[-1]), ""]
     path = Path(out) / "summary.md"
     atomic_write_text(path, "\n".join(parts))
     return path
