@@ -31,12 +31,16 @@ def prep_command(
     seed: int = typer.Option(0, "--seed", help="Random seed of ANTs' metric sampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every subject, even finished ones (and accept changed options)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Record invalid input images as failed in qc.tsv instead of stopping."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: prepare only subjects I, I+N, ... (I from 0) of a job array; default from SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT. Shared files are left to --merge."),
+    merge: bool = typer.Option(False, "--merge", help="After the --shard tasks: write participants.tsv, qc.tsv, qc.html from what every task finished; list failed and missing subjects."),
 ) -> None:
     """Prepare T1w images (N4, registration to MNI152, segmentation, modulation); see docs/prep.md."""
     from anatlearn.errors import ConfigError
+    from anatlearn.io import check_output_path
     from anatlearn.prep import require_ants
     from anatlearn.prep.pipeline import PrepConfig
-    from anatlearn.prep.run import run_prep
+    from anatlearn.prep.run import merge_prep, run_prep
+    from anatlearn.prep.shards import Shard
 
     try:
         iters = tuple(int(v) for v in syn_iterations.split(","))
@@ -46,8 +50,17 @@ def prep_command(
                         target_voxel_mm=target_voxel_mm, syn_iterations=iters, atropos_iterations=atropos_iterations,
                         modulation=modulation, min_correlation=min_correlation, write_nifti=nifti, jobs=jobs,
                         threads=threads, seed=seed)
+    check_output_path(out, "dir", "--out")
+    inputs = {"bids": str(bids) if bids else None, "images": str(images) if images else None}
+    echo = lambda s: typer.echo(s, err=True)  # noqa: E731
+    if merge:
+        if shard is not None:
+            raise ConfigError("--merge assembles the output of every --shard task: give one of them, not both")
+        summary = merge_prep(out, config, **inputs, echo=echo)
+        typer.echo(summary.line())
+        return
+    part = Shard.parse(shard) if shard is not None else Shard.from_slurm()
     require_ants()
-    summary = run_prep(out, config, bids=str(bids) if bids else None, images=str(images) if images else None,
-                       overwrite=overwrite, skip_invalid=skip_invalid, progress=sys.stderr.isatty(),
-                       echo=lambda s: typer.echo(s, err=True))
+    summary = run_prep(out, config, **inputs, overwrite=overwrite, skip_invalid=skip_invalid,
+                       progress=sys.stderr.isatty(), echo=echo, shard=part)
     typer.echo(summary.line())

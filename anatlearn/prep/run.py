@@ -10,7 +10,9 @@ Output directory (the OpenBHB per-subject layout that :func:`anatlearn.data.open
     OUT/qc.tsv, OUT/qc.html, OUT/prep.json QC table and page; configuration, seed and versions
 
 Every file is written to a temporary name and renamed (:mod:`anatlearn.io`); the ``.npy`` is written last,
-so a subject whose ``.npy`` exists is finished and is skipped by the next run. Subjects run in separate
+so a subject whose ``.npy`` exists is finished and is skipped by the next run. With ``shard`` (``--shard I/N``,
+a job-array task) only that task's subjects are prepared and no shared file is written; ``merge_prep``
+(``--merge``) writes the shared files afterwards (:mod:`anatlearn.prep.shards`). Subjects run in separate
 processes (``spawn``) with one ITK thread each when ``jobs > 1``. A failing subject is recorded in
 ``qc.tsv`` and the others go on; if every subject fails, :class:`~anatlearn.errors.DataError` is raised.
 """
@@ -34,6 +36,7 @@ import pandas as pd
 from anatlearn.errors import AnatlearnError, ConfigError, DataError
 from anatlearn.io import atomic_path, atomic_write_text
 from anatlearn.prep.pipeline import PrepConfig, configure_threads
+from anatlearn.prep.shards import SHARDS_DIR, Shard, missing_reason, read_records, write_record
 from anatlearn.prep.templates import SUFFIXES
 from anatlearn.prep.validate import Subject, load_image, subjects_from_bids, subjects_from_list
 
@@ -130,10 +133,23 @@ class PrepSummary:
     n_failed: int = 0
     n_skipped: int = 0
     warnings: list[str] = field(default_factory=list)
+    n_missing: int = 0  # merge only: subjects that no shard task finished (counted in n_failed too)
+    shard: Shard | None = None
 
     def line(self) -> str:
-        return (f"{self.n_ok} subject(s) prepared ({self.n_skipped} already done, skipped), {self.n_failed} failed; "
+        failed = f"{self.n_failed} failed" + (f" ({self.n_missing} missing)" if self.n_missing else "")
+        if self.shard is not None:
+            return (f"shard {self.shard}: {self.n_ok} subject(s) prepared ({self.n_skipped} already done, skipped), "
+                    f"{failed}; run `anatlearn prep --merge` with the same options once every task has finished")
+        return (f"{self.n_ok} subject(s) prepared ({self.n_skipped} already done, skipped), {failed}; "
                 f"QC: {self.out / 'qc.tsv'}, {self.out / 'qc.html'}")
+
+
+def _option_changes(previous: dict, config: PrepConfig) -> str:
+    """'key: old -> new' for every result-changing option that differs ('' if none)."""
+    old = PrepConfig.from_dict(previous).result_fields()
+    diff = {k: (old.get(k), v) for k, v in config.result_fields().items() if old.get(k) != v}
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
 
 
 def _check_out(out: Path, config: PrepConfig, overwrite: bool) -> None:
@@ -145,27 +161,33 @@ def _check_out(out: Path, config: PrepConfig, overwrite: bool) -> None:
             previous = json.loads(meta.read_text())["config"]
         except (json.JSONDecodeError, KeyError) as exc:
             raise DataError(f"cannot read {meta}: {exc}") from None
-        old = PrepConfig.from_dict(previous).result_fields()
-        diff = {k: (old.get(k), v) for k, v in config.result_fields().items() if old.get(k) != v}
-        if diff and not overwrite:
-            raise ConfigError(f"{out} was prepared with other options ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())}); "
+        changes = _option_changes(previous, config)
+        if changes and not overwrite:
+            raise ConfigError(f"{out} was prepared with other options ({changes}); "
                               f"use another --out, or --overwrite to redo every subject")
-    elif out.is_dir() and any(out.iterdir()):
+    for path, rec in read_records(out).items():  # the --shard tasks of this directory: the same options
+        changes = _option_changes(rec.get("config", {}), config)
+        if changes and not overwrite:
+            raise ConfigError(f"{out} was prepared with other options by shard task {path} ({changes}); "
+                              f"every task and the merge need the same options")
+    if meta.is_file() or (out / SHARDS_DIR).is_dir():  # a prep output, or shard tasks' output (not merged yet)
+        return
+    if out.is_dir() and any(out.iterdir()):
         raise DataError(f"output directory {out} is not empty and holds no prep.json: not an anatlearn prep output")
 
 
 def run_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = None, images: str | None = None,
              overwrite: bool = False, skip_invalid: bool = False, progress: bool = False,
-             echo: Callable[[str], None] = print) -> PrepSummary:
-    """Prepare every subject of a BIDS directory or an image list into ``out`` (see the module docstring)."""
-    if (bids is None) == (images is None):
-        raise ConfigError("give exactly one of --bids DIR or --images LIST")
-    subjects, warnings = subjects_from_bids(bids) if bids is not None else (subjects_from_list(images), [])
+             echo: Callable[[str], None] = print, shard: Shard | None = None) -> PrepSummary:
+    """Prepare every subject of a BIDS directory or an image list into ``out`` (see the module docstring);
+    with ``shard``, only that job-array task's share (see :mod:`anatlearn.prep.shards`)."""
+    subjects, warnings = _subjects(bids, images)
     out = Path(out)
     _check_out(out, config, overwrite)
+    mine = shard.select(subjects) if shard is not None else subjects
     rows: dict[str, dict] = {}
     pending: list[Subject] = []
-    for s in subjects:
+    for s in mine:
         files = subject_files(out, s.participant_id, config.target)
         if not overwrite and files["npy"].is_file() and files["json"].is_file():
             rows[s.participant_id] = {**json.loads(files["json"].read_text()), "skipped": True}
@@ -180,11 +202,72 @@ def run_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = None
             rows[s.participant_id] = {"participant_id": s.participant_id, "status": "failed", "error": str(exc),
                                       "source": str(s.path)}
     pending = [s for s in pending if s.participant_id not in rows]
+    if shard is not None:
+        return _run_shard(out, config, shard, mine, pending, rows, progress, echo)
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     _write_provenance(out, config, bids, images, None)
     rows.update(_run_pending(pending, out, config, progress))
     return _finish(out, config, subjects, rows, warnings, bids, images, echo)
+
+
+def _subjects(bids, images) -> tuple[list[Subject], list[str]]:
+    if (bids is None) == (images is None):
+        raise ConfigError("give exactly one of --bids DIR or --images LIST")
+    return subjects_from_bids(bids) if bids is not None else (subjects_from_list(images), [])
+
+
+def _run_shard(out: Path, config: PrepConfig, shard: Shard, mine: list[Subject], pending: list[Subject],
+               rows: dict[str, dict], progress: bool, echo) -> PrepSummary:
+    """One job-array task: its subjects only; its QC rows go to its own record, no shared file is written."""
+    ids = [s.participant_id for s in mine]
+    (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)  # first: marks OUT as a sharded prep for other tasks
+    (out / "logs").mkdir(exist_ok=True)
+    write_record(out, shard, config.to_dict(), ids, None)
+    rows.update(_run_pending(pending, out, config, progress))
+    ordered = [{k: v for k, v in rows[p].items() if k != "skipped"} for p in ids]
+    write_record(out, shard, config.to_dict(), ids, [_jsonable(r) for r in ordered])
+    ok = [r for r in ordered if r.get("status") == "ok"]
+    skipped = sum(bool(rows[p].get("skipped")) for p in ids)
+    summary = PrepSummary(out, pd.DataFrame(ordered), len(ok), len(ordered) - len(ok), skipped, shard=shard)
+    for rec in ordered:
+        if rec.get("status") != "ok":
+            echo(f"failed: sub-{rec['participant_id']}: {rec.get('error', '')}")
+    if ids and not ok:
+        raise DataError(f"shard {shard}: every subject failed ({len(ids)}); see {out / 'logs'}")
+    return summary
+
+
+def merge_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = None, images: str | None = None,
+               echo: Callable[[str], None] = print) -> PrepSummary:
+    """``--merge``: participants.tsv, qc.tsv, qc.html and prep.json of a sharded ``out`` from every finished
+    subject and the task records; subjects that no task finished are listed as missing (an error at the end,
+    after the files are written, so that a scheduler sees the merge as incomplete)."""
+    subjects, warnings = _subjects(bids, images)
+    out = Path(out)
+    if not (out / SHARDS_DIR).is_dir():
+        raise DataError(f"{out} holds no {SHARDS_DIR}/ directory: nothing to merge (run the --shard I/N tasks first)")
+    _check_out(out, config, overwrite=False)
+    records = read_records(out)
+    recorded = {r["participant_id"]: r for rec in records.values() for r in rec.get("rows", [])}
+    rows: dict[str, dict] = {}
+    for s in subjects:
+        pid = s.participant_id
+        files = subject_files(out, pid, config.target)
+        if files["npy"].is_file() and files["json"].is_file():
+            rows[pid] = json.loads(files["json"].read_text())
+        elif pid in recorded:
+            rows[pid] = recorded[pid]
+        else:
+            rows[pid] = {"participant_id": pid, "status": "missing", "error": missing_reason(pid, records),
+                         "source": str(s.path)}
+    summary = _finish(out, config, subjects, rows, warnings, bids, images, echo)
+    if summary.n_missing:
+        first = [p for p, r in rows.items() if r["status"] == "missing"][:5]
+        raise DataError(f"{summary.n_missing} subject(s) missing from the merge of {out} "
+                        f"(first: {', '.join('sub-' + p for p in first)}); their tasks did not finish: re-run "
+                        f"them with the same options, then --merge again (the tables written now list them)")
+    return summary
 
 
 def _run_pending(pending: list[Subject], out: Path, config: PrepConfig, progress: bool) -> dict[str, dict]:
@@ -257,14 +340,15 @@ def _finish(out: Path, config: PrepConfig, subjects: list[Subject], rows: dict[s
                         f"(add it to {out / 'participants.tsv'})")
     with atomic_path(out / "participants.tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    summary = PrepSummary(out, qc, int(ok.sum()), int((~ok).sum()), int((skipped & ok).sum()), warnings)
-    _write_provenance(out, config, bids, images, {"ok": summary.n_ok, "failed": summary.n_failed,
-                                                  "skipped": summary.n_skipped})
+    summary = PrepSummary(out, qc, int(ok.sum()), int((~ok).sum()), int((skipped & ok).sum()), warnings,
+                          n_missing=int((qc["status"] == "missing").sum()))
+    counts = {"ok": summary.n_ok, "failed": summary.n_failed, "skipped": summary.n_skipped}
+    _write_provenance(out, config, bids, images, counts | ({"missing": summary.n_missing} if summary.n_missing else {}))
     write_qc_page(out, qc, summary.line())
     for w in warnings:
         echo(f"warning: {w}")
     for rec in qc[~ok].to_dict("records"):
-        echo(f"failed: sub-{rec['participant_id']}: {rec['error']}")
+        echo(f"{'missing' if rec['status'] == 'missing' else 'failed'}: sub-{rec['participant_id']}: {rec['error']}")
     if summary.n_ok == 0:
         first = qc.iloc[0]
         raise DataError(f"every subject failed ({len(qc)}); first: sub-{first['participant_id']}: {first['error']} "
