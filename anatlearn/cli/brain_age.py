@@ -27,7 +27,9 @@ def brain_age_command(
 ) -> None:
     """Fit a ridge brain-age model on a healthy reference (or load one) and score a cohort; see docs/clinical.md."""
     from anatlearn.clinical.run import run_brain_age
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "dir", "--out")
     summary = run_brain_age(out, features, participants, reference, reference_participants, model, reference_where,
                             age_column, group_column, control, correction, folds, seed)
     ref = summary["reference"]

@@ -27,7 +27,9 @@ def explain_command(
 ) -> None:
     """Integrated gradients through encoder + probe, aggregated per region; see docs/clinical.md."""
     from anatlearn.clinical.run import run_explain
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "dir", "--out")
     summary = run_explain(out, weights, data, task, tasks, participants, features, atlas, grid, subjects, steps,
                           batch_size, seed)
     top = ", ".join(f"{r['region']} ({100 * r['share']:.1f} %)" for r in summary["top_regions"][:5])

@@ -25,7 +25,9 @@ def harmonize_command(
 ) -> None:
     """Fit ComBat on a reference (or load it) and harmonise a cohort of known sites; see docs/clinical.md."""
     from anatlearn.clinical.run import run_harmonize
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "dir", "--out")
     covariates = list(covariate or [])
     cat = None
     if categorical:
