@@ -8,7 +8,10 @@
    accuracy), the downstream tasks (repeated stratified CV, intervals, paired tests) and test-retest ICC;
    report references: probes on 4x-pooled voxels (a non-learned image baseline) and ceilings (probes on the
    true latents and on the measured descriptors).
-4. Write ``OUT/report.html``, ``OUT/results.csv`` and ``OUT/demo.json``; print the table.
+   Anatomy recovery: cross-validated ridge R^2 from each model's features to the downstream subjects' true
+   regional anatomy and latent factors, and the effective rank (RankMe) of the features.
+4. Write ``OUT/report.html``, ``OUT/results.csv``, ``OUT/summary.md`` (verdict and headline table) and
+   ``OUT/demo.json``; print the table.
 """
 
 from __future__ import annotations
@@ -59,10 +62,10 @@ def _log(msg: str) -> None:
 def _truth_features(root: Path, participants: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Ceilings: probes on the true latent factors and on the measured ROI descriptors (CT, GMV, SA)."""
     from anatlearn.data import open_dataset
-    from anatlearn.evaluate import make_feature_table
+    from anatlearn.evaluate import make_feature_table, truth_targets
 
     lat = pd.read_csv(root / "truth" / "latents.tsv", sep="\t", dtype={"participant_id": str})
-    cols = [c for c in lat if c[0] in "uv" and c[1:].isdigit()] + ["severity"]
+    cols = list(truth_targets(root)["latents"].columns) + ["severity"]  # every latent factor family
     ds = open_dataset(root)
     desc = ds.descriptors(("CT", "GMV", "SA"))
     ids = ds.participants["participant_id"].astype(str).tolist()
@@ -90,7 +93,8 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     from anatlearn.data import open_dataset
     from anatlearn.data.synthetic import generate_cohort
     from anatlearn.embed import AnatEncoder
-    from anatlearn.evaluate import evaluate_openbhb, evaluate_tasks, icc, icc_summary, load_tasks, read_participants
+    from anatlearn.evaluate import (Results, evaluate_openbhb, evaluate_tasks, icc, icc_summary, load_tasks,
+                                    read_participants)
     from anatlearn.models import build_model, default_model_config, save_checkpoint
     from anatlearn.provenance import provenance
     from anatlearn.report import build_report
@@ -159,24 +163,66 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     tasks = evaluate_tasks(task_feats, p_down, load_tasks("synthetic"), n_splits=s.n_splits, n_repeats=s.n_repeats,
                            seed=seed)
     tasks.write(res_dir / "tasks")
-    icc_rows = [{"method": m, "task": "test-retest", "metric": "ICC median", **_icc_row(icc_summary(icc(f, feats["retest"][m])))}
-                for m, f in feats["downstream"].items()]
+    icc_rows = [{"method": m, "task": "test-retest", "metric": "ICC median",
+                 **_icc_row(icc_summary(icc(f, feats["retest"][m])))} for m, f in feats["downstream"].items()]
+    icc_results = Results(kind="icc", table=pd.DataFrame(icc_rows),
+                          provenance=provenance(seed, {"kind": "agreement"}))
+    icc_results.write(res_dir / "icc")
+    anatomy = _anatomy_recovery(down, task_feats, s, seed)
+    anatomy.write(res_dir / "anatomy")
     timings["evaluate"] = time.perf_counter() - t
     _log(f"evaluated in {timings['evaluate']:.0f} s")
 
-    table = pd.concat([obhb.table, tasks.table, pd.DataFrame(icc_rows)], ignore_index=True)
+    table = pd.concat([anatomy.table, obhb.table, tasks.table, icc_results.table], ignore_index=True)
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
+    note = (f"One pretraining run per method (seed {seed}, {s.epochs} epochs, width {s.width}, {s.n_pretrain} "
+            f"healthy subjects): one seed cannot rank methods whose differences are within run-to-run noise; "
+            f"the multi-seed study (docs/study.md) does.")
+    summary_md = demo_summary_markdown(table, tasks.paired, note)
+    atomic_write_text(out / "summary.md", summary_md)
     t = time.perf_counter()
-    report = build_report([*runs.values(), res_dir / "openbhb", res_dir / "tasks"], out / "report.html",
-                          features={m: f for m, f in feats["downstream"].items()}, participants=p_down,
-                          title="anatlearn demo: synthetic benchmark", seed=seed)
+    results_dirs = [res_dir / name for name in ("anatomy", "tasks", "openbhb", "icc")]
+    report = build_report([*results_dirs, *runs.values()],
+                          out / "report.html", features={m: f for m, f in feats["downstream"].items()},
+                          participants=p_down, title="anatlearn demo: synthetic benchmark", seed=seed,
+                          note=note)
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     summary = {"settings": dataclasses.asdict(s), "quick": quick, "seed": seed, "methods": list(methods),
                "timings_s": {k: round(v, 1) for k, v in timings.items()}, "claims": claims(tasks, obhb),
+               "anatomy_recovery": _by_method(anatomy.table), "summary": str(out / "summary.md"),
                "report": str(report), "provenance": provenance(seed, dataclasses.asdict(s))}
     atomic_write_text(out / "demo.json", json.dumps(summary, indent=1, default=str))
     return summary
+
+
+def _anatomy_recovery(cohort: Path, features: dict[str, pd.DataFrame], s: DemoSettings, seed: int):
+    """Anatomy recovery (anatlearn.evaluate.anatomy_recovery) of every model, the pooled voxels and the
+    ceilings on the downstream subjects: cross-validated ridge R^2 to their true log regional GMV, CT, SA and
+    latent factors (truth/), and the RankMe effective rank of each feature table."""
+    from anatlearn.evaluate import truth_targets
+    from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
+
+    return evaluate_anatomy(features, truth_targets(cohort), n_splits=s.n_splits, seed=seed)
+
+
+def _by_method(table: pd.DataFrame) -> dict:
+    """{method: {metric: value}} of a tidy table (for demo.json)."""
+    return {m: {r.metric: round(float(r.mean), 4) for r in g.itertuples()}
+            for m, g in table.groupby("method", sort=False)}
+
+
+def demo_summary_markdown(table: pd.DataFrame, paired: pd.DataFrame | None, note: str) -> str:
+    """``OUT/summary.md``: the verdict and the README-style headline table (methods x key metrics)."""
+    from anatlearn.report_summary import headline_markdown, verdict
+
+    lines = ["# anatlearn demo: summary", "", *[f"- {v}" for v in verdict(table, paired, note)], "",
+             headline_markdown(table), "",
+             "R²: cross-validated ridge from the features to the true log regional GMV / CT / SA (mean over the 68 "
+             "regions) and to the latent factors of the downstream subjects; RankMe: effective rank of the features "
+             "(Garrido et al. 2023); BAcc: balanced accuracy of a linear probe; ↓: lower is better; bold: best "
+             "non-ceiling value.", ""]
+    return "\n".join(lines)
 
 
 def _icc_row(summary: dict) -> dict:

@@ -130,7 +130,8 @@ def anatomy_bars(table: pd.DataFrame) -> bytes:
     ax2.set_xlabel("RankMe (effective rank)")
     ax2.set_title("effective rank of the features", fontsize=9)
     ax2.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=6, loc="lower left", ncol=2, frameon=True)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="upper center", ncol=min(5, len(methods)),
+               frameon=False, bbox_to_anchor=(0.5, 1.12))
     fig.tight_layout()
     return _png(fig)
 

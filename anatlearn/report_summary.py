@@ -160,28 +160,31 @@ def _p_text(p: float) -> str:
 
 
 def comparisons_html(comp: pd.DataFrame) -> str:
-    """Key comparisons as one table: rows 'variant − baseline', columns key metrics; green where AnatCL is
-    better, red where worse, p of the paired test in brackets and bold when p < 0.05."""
+    """Key comparisons, one table per AnatCL variant: rows key metrics, columns baselines, cells the
+    difference (variant - baseline), green where AnatCL is better, red where worse, the paired test's p
+    below it (bold when p < 0.05)."""
     if comp.empty:
         return ""
-    cols = list(dict.fromkeys(comp["column"]))
-    th = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    rows = []
-    for (a, b), g in comp.groupby(["variant", "baseline"], sort=False):
-        by = g.set_index("column")
-        cells = []
-        for c in cols:
-            if c not in by.index:
-                cells.append("<td></td>")
-                continue
-            r = by.loc[c]
-            cls = "" if r["diff"] == 0 else " class=better" if r["better"] else " class=worse"
-            p = r["p"]
-            ptxt = "" if p is None or pd.isna(p) else _p_text(p)
-            cells.append(f"<td{cls}>{r['diff']:+.3f}{ptxt}</td>")
-        rows.append(f"<tr><th class=m>{html.escape(a)} − {html.escape(b)}</th>{''.join(cells)}</tr>")
-    return (f"<div class=scroll><table class=comparisons><tr><th>difference</th>{th}</tr>{''.join(rows)}</table>"
-            "</div>")
+    out = []
+    for a, g in comp.groupby("variant", sort=False):
+        baselines = list(dict.fromkeys(g["baseline"]))
+        th = "".join(f"<th>{html.escape(b)}</th>" for b in baselines)
+        rows = []
+        for c, gc in g.groupby("column", sort=False):
+            by = gc.set_index("baseline")
+            cells = []
+            for b in baselines:
+                if b not in by.index:
+                    cells.append("<td></td>")
+                    continue
+                r = by.loc[b]
+                cls = "" if r["diff"] == 0 else " class=better" if r["better"] else " class=worse"
+                ptxt = "" if r["p"] is None or pd.isna(r["p"]) else _p_text(r["p"])
+                cells.append(f"<td{cls}>{r['diff']:+.3f}{ptxt}</td>")
+            rows.append(f"<tr><th class=m>{html.escape(str(c))}</th>{''.join(cells)}</tr>")
+        out.append(f"<div class=scroll><table class=comparisons><tr><th class=m>{html.escape(a)} minus</th>{th}</tr>"
+                   f"{''.join(rows)}</table></div>")
+    return "".join(out)
 
 
 def verdict(table: pd.DataFrame, paired: pd.DataFrame | None = None, note: str = "") -> list[str]:

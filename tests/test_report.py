@@ -1,6 +1,10 @@
 """The HTML report: it parses, every figure is an embedded, decodable, non-empty PNG, tables are present."""
 
 import base64
+import os
+import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 
 import numpy as np
@@ -129,3 +133,38 @@ def test_loss_terms_leave_out_counters_rate_and_throughput():
     m = pd.DataFrame({"step": [1], "epoch": [0], "loss": [5.0], "age": [2.0], "anat": [3.0], "lr": [1e-3],
                       "samples_per_s": [100.0], "val_mae": [4.0]})
     assert loss_terms(m) == ["loss", "age", "anat", "val_mae"]
+
+
+CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+def _chromium(tmp_path, *args):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("ANATLEARN_REQUIRE_CHROMIUM"),
+                    reason="chromium not installed (apt-get install -y chromium); CI sets ANATLEARN_REQUIRE_CHROMIUM")
+def test_report_in_a_headless_browser(inputs, tmp_path):
+    """What a reader sees: the browser's DOM starts with the verdict, and the first screen of the page (1280 x
+    900 pixels) holds the verdict box and the headline table, not a blank page or a chart."""
+    from PIL import Image
+
+    assert CHROMIUM is not None, "ANATLEARN_REQUIRE_CHROMIUM is set but no chromium is installed"
+    out = build_report([inputs / "anatomy", inputs / "tasks", inputs / "openbhb", inputs / "run-anatcl"],
+                       tmp_path / "report.html", note="A note for the reader.")
+    dom = _chromium(tmp_path, "--dump-dom", out.as_uri()).stdout
+    h2 = re.findall(r"<h2>(.*?)</h2>", dom)
+    assert h2[:2] == ["Verdict", "Headline"], h2
+    assert "A note for the reader." in dom.split("<h2>Headline</h2>")[0]
+    png = tmp_path / "top.png"
+    _chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,900", out.as_uri())
+    top = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert top.shape[:2] == (900, 1280)
+    ink = (top < 200).any(axis=2)  # text, rules and table borders
+    assert ink.mean() > 0.01, "the first screen is blank"
+    border = (np.abs(top - np.array([0x3B, 0x6E, 0xA5])).sum(axis=2) < 30)  # the verdict box's left rule
+    assert border[:450].sum() > 100, "no verdict box near the top of the first screen"
+    header = (np.abs(top - np.array([0xF4, 0xF4, 0xF4])).sum(axis=2) < 6)  # table header cells
+    assert header.sum() > 2000, "no headline table on the first screen"
