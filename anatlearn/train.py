@@ -8,7 +8,9 @@ order are checkpointed), rank-0 logging and checkpointing under torchrun/DDP, an
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,52 @@ def _epoch_batches(sampler: DistributedSampler, epoch: int, per_rank: int) -> li
     sampler.set_epoch(epoch)
     order = list(sampler)
     return [order[i:i + per_rank] for i in range(0, len(order) - per_rank + 1, per_rank)]
+
+
+def train_step(net: torch.nn.Module, batch: dict, loss_fn, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler | None = None, *, method: str = "anatcl-global",
+               device: torch.device = torch.device("cpu"), amp_dtype: torch.dtype | None = None,
+               layout: torch.memory_format = torch.contiguous_format, age_stats: dict | None = None,
+               where: Callable[[], str] = lambda: "this step") -> dict[str, float]:
+    """One optimisation step on a loader batch (``views`` B x V x 1 x D x H x W, ``age``, optional
+    ``descriptors``); returns the loss terms as floats. The loop of :func:`pretrain` and
+    ``benchmarks/bench_train_step.py`` both run exactly this.
+
+    The V views of each subject go through ``net`` as one batch of B*V volumes. Contrastive methods gather
+    the projections of every rank (gradient to this rank's shard) and scale the global loss by the world
+    size so that DDP's gradient average equals the single-process gradient (``training/distributed.py``);
+    ``l1-age`` regresses the first view's output on the standardised age (age - mean) / std. With a
+    GradScaler (fp16) the loss is scaled before backward and the step skipped on inf gradients.
+    ``where()`` describes the step in error messages (NaN/inf output or loss)."""
+    x = batch["views"].to(device, non_blocking=True)
+    b, v = x.shape[:2]
+    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with ctx:
+        out = net(x.flatten(0, 1).contiguous(memory_format=layout))
+    if not torch.isfinite(out).all():
+        raise TrainingError(f"the model produced NaN/inf at {where()}. Lower the learning rate or check the input "
+                            f"volumes.")
+    age = batch["age"].to(device)
+    if method == "l1-age":
+        pred = out.reshape(b, v)[:, 0]
+        terms = loss_fn(pred, (age - age_stats["mean"]) / age_stats["std"])
+        loss_value = terms["loss"]
+    else:
+        feats = D.gather_with_grad(out.reshape(b, v, -1).float())
+        desc = batch.get("descriptors")
+        terms = loss_fn(feats, D.gather(age), None if desc is None else D.gather(desc.to(device)))
+        loss_value = terms["loss"] * D.loss_scale()
+    if not torch.isfinite(terms["loss"]):
+        raise TrainingError(f"loss is {terms['loss'].item()} at {where()}")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss_value).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss_value.backward()
+        optimizer.step()
+    return {k: float(t.detach()) for k, t in terms.items()}
 
 
 def _load_data(cfg: TrainConfig):
@@ -182,42 +230,16 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
         progress.start(epoch, len(batches), step_in_epoch)
         t0 = time.perf_counter()  # samples/s include data loading: the time from one step's end to the next
         for batch in loader:
-            x = batch["views"].to(info.device, non_blocking=True)
-            b, v = x.shape[:2]
-            ctx = torch.autocast(info.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-            with ctx:
-                out = net(x.flatten(0, 1).contiguous(memory_format=layout))
-            if not torch.isfinite(out).all():
-                raise TrainingError(f"the model produced NaN/inf at epoch {epoch}, step {step_in_epoch} (global step "
-                                    f"{global_step}); batch subjects: {', '.join(ids[batch['index'].numpy()][:8])}. "
-                                    f"Lower the learning rate or check the input volumes.")
-            age = batch["age"].to(info.device)
-            if cfg.method == "l1-age":
-                pred = out.reshape(b, v)[:, 0]
-                terms = loss_fn(pred, (age - age_stats["mean"]) / age_stats["std"])
-                loss_value = terms["loss"]
-            else:
-                feats = D.gather_with_grad(out.reshape(b, v, -1).float())
-                desc = batch.get("descriptors")
-                terms = loss_fn(feats, D.gather(age), None if desc is None else D.gather(desc.to(info.device)))
-                loss_value = terms["loss"] * D.loss_scale()
-            if not torch.isfinite(terms["loss"]):
-                raise TrainingError(f"loss is {terms['loss'].item()} at epoch {epoch}, step {step_in_epoch} "
-                                    f"(global step {global_step}); batch subjects: {', '.join(ids[batch['index'].numpy()][:8])}")
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss_value).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss_value.backward()
-                optimizer.step()
+            where = functools.partial(_where, epoch, step_in_epoch, global_step, ids, batch["index"])
+            values = train_step(net, batch, loss_fn, optimizer, scaler, method=cfg.method, device=info.device,
+                                amp_dtype=amp_dtype, layout=layout, age_stats=age_stats, where=where)
+            b = batch["views"].shape[0]
             step_in_epoch += 1
             global_step += 1
             now = time.perf_counter()
             rate, t0 = b * info.world_size / (now - t0), now
             row = {"step": global_step, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": rate,
-                   **{k: float(t.detach()) for k, t in terms.items()}}
+                   **values}
             if metrics:
                 metrics.write(row)
             progress.update(row)
@@ -229,12 +251,23 @@ def _train(cfg: TrainConfig, info: D.DistInfo, run: RunDir, resume: bool, stop_a
         progress.stop()
         scheduler.step()
         epoch, step_in_epoch = epoch + 1, 0
-        checkpoint(run.ckpt_dir / f"epoch-{epoch}.pt", epoch, 0)
+        checkpoint(run.full_checkpoint(epoch), epoch, 0)
         if info.is_main:
-            save_checkpoint(run.last, torch.load(run.ckpt_dir / f"epoch-{epoch}.pt", weights_only=True))
+            run.point_last_to(run.full_checkpoint(epoch))  # resume point first, then retention
+            if (cfg.keep_every and epoch % cfg.keep_every == 0) or epoch in cfg.save_epochs:
+                save_checkpoint(run.milestone(epoch), {**meta, "model": _contiguous(model.state_dict()), "epoch": epoch,
+                                                       "global_step": global_step, "weights_only": True,
+                                                       "provenance": provenance(cfg.seed, cfg.to_dict())})
+            run.prune_full(cfg.keep_last)
+        D.barrier()
     if metrics:
         metrics.close()
     return run.path
+
+
+def _where(epoch: int, step: int, global_step: int, ids: np.ndarray, index: torch.Tensor) -> str:
+    """The step and its subjects, for error messages (formatted only when a step fails)."""
+    return f"epoch {epoch}, step {step} (global step {global_step}); batch subjects: {', '.join(ids[index.numpy()][:8])}"
 
 
 def _contiguous(state: dict) -> dict:
@@ -279,4 +312,4 @@ class _Progress:
                   f"lr {self.last['lr']:.2e} {self.last['samples_per_s']:.1f} subjects/s", file=sys.stderr)
 
 
-__all__ = ["AnatlearnError", "TrainConfig", "pretrain"]
+__all__ = ["AnatlearnError", "TrainConfig", "pretrain", "train_step"]

@@ -1,12 +1,11 @@
 """Training-step benchmark: one full AnatCL pretraining step over a bare backbone forward+backward.
 
-Ours = the body of the training loop of :func:`anatlearn.train.pretrain` (``_train``), on a loader batch
-already in memory: ContrastiveModel (ResNet-18 + projection head, L2-normalised) forward on the flattened
-views, the NaN/inf check, the AnatCL loss (rbf age kernel + global anatomical similarity from descriptors),
-``zero_grad(set_to_none=True)``, backward, the optimiser step (Adam with weight decay and ``fused=True``, as
-train.py builds it), and the per-term metric values. train.py exposes no step function, so
-:func:`anatcl_step` replicates that loop body statement by statement (single process, no AMP on CPU: DDP
-gathers are identities there).
+Ours = :func:`anatlearn.train.train_step`, the function the training loop of :func:`anatlearn.train.pretrain`
+calls, on a loader batch already in memory: ContrastiveModel (ResNet-18 + projection head, L2-normalised)
+forward on the flattened views, the NaN/inf check, the AnatCL loss (rbf age kernel + global anatomical
+similarity from descriptors), ``zero_grad(set_to_none=True)``, backward, the optimiser step (Adam with
+weight decay and ``fused=True``, as train.py builds it), and the per-term metric values (single process, no
+AMP on CPU: DDP gathers are identities there). :func:`anatcl_step` adds only the learning rate the loop logs.
 
 Baseline = what the step cannot avoid: the same ResNet-18 encoder, forward on the same batch,
 ``.sum().backward()`` (gradients reset with ``zero_grad(set_to_none=True)`` as ours does).
@@ -26,9 +25,9 @@ import statistics
 
 from common import Row, child_timing, fmt_s, interleaved_samples
 
-from anatlearn.errors import TrainingError
 from anatlearn.losses import build_loss
 from anatlearn.models import build_model, default_model_config
+from anatlearn.train import train_step
 
 
 def make_batch(b: int, v: int, shape, k: int = 68, seed: int = 0) -> dict:
@@ -39,22 +38,10 @@ def make_batch(b: int, v: int, shape, k: int = 68, seed: int = 0) -> dict:
 
 
 def anatcl_step(net, loss_fn, optimizer, batch, layout=torch.contiguous_format) -> dict:
-    """One step exactly as the loop of anatlearn.train._train runs it on CPU (amp off, world size 1)."""
-    x = batch["views"]
-    b, v = x.shape[:2]
-    out = net(x.flatten(0, 1).contiguous(memory_format=layout))
-    if not torch.isfinite(out).all():
-        raise TrainingError("the model produced NaN/inf")
-    feats = out.reshape(b, v, -1).float()  # D.gather_with_grad is the identity in one process
-    desc = batch.get("descriptors")
-    terms = loss_fn(feats, batch["age"], desc)
-    loss_value = terms["loss"] * 1  # D.loss_scale() == 1
-    if not torch.isfinite(terms["loss"]):
-        raise TrainingError(f"loss is {terms['loss'].item()}")
-    optimizer.zero_grad(set_to_none=True)
-    loss_value.backward()
-    optimizer.step()
-    return {"lr": optimizer.param_groups[0]["lr"], **{k: float(t.detach()) for k, t in terms.items()}}
+    """One step of the training loop on CPU (amp off, world size 1): train.py's own step function, plus the
+    learning rate that the loop reads for its metrics row."""
+    values = train_step(net, batch, loss_fn, optimizer, None, method="anatcl-global", layout=layout)
+    return {"lr": optimizer.param_groups[0]["lr"], **values}
 
 
 def _setup(width: float, seed: int = 0, channels_last: bool = False, **adam):

@@ -39,12 +39,18 @@ def pretrain_command(
     seed: Optional[int] = typer.Option(None, help="Random seed (default 0)."),
     num_workers: Optional[int] = typer.Option(None, help="Data-loading worker processes (default 2)."),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last_3d activations (faster CPU steps for narrow models, e.g. width 0.25; default off)."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Also checkpoint every N steps (default: each epoch)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Also write checkpoints/last.pt every N steps (default: at each epoch end only)."),
+    keep_last: Optional[int] = typer.Option(None, help="Full checkpoints (model + optimiser, checkpoints/epoch-NNNN.pt) to keep, newest first; last.pt is the newest (default 1)."),
+    keep_every: Optional[int] = typer.Option(None, help="Also keep a weights-only milestone (checkpoints/epoch-NNNN.weights.pt, no optimiser state) every N epochs (default 0: none)."),
+    save_epochs: Optional[str] = typer.Option(None, help="Weights-only milestones at these epochs, comma-separated, e.g. 10,30,100."),
     resume: bool = typer.Option(False, help="Continue the run in --out exactly where it stopped."),
     overwrite: bool = typer.Option(False, help="Replace a run already in --out."),
     stop_after_steps: Optional[int] = typer.Option(None, hidden=True),
 ) -> None:
-    """Pretrain an encoder; writes config.toml, metrics.csv and checkpoints/ to the run directory."""
+    """Pretrain an encoder; writes config.toml, metrics.csv and checkpoints/ to the run directory.
+
+    Disk: by default one full checkpoint is kept (last.pt, a hard link to the newest epoch-NNNN.pt); see
+    --keep-last, --keep-every and --save-epochs (docs/training.md)."""
     from anatlearn.errors import ConfigError
     from anatlearn.train import pretrain
     from anatlearn.training.config import resolve_config
@@ -54,6 +60,8 @@ def pretrain_command(
     for key in ("descriptors", "augment"):
         if overrides.get(key) == []:
             overrides[key] = None
+    if save_epochs is not None:
+        overrides["save_epochs"] = _epoch_list(save_epochs)
     cfg = resolve_config(str(config) if config else None, overrides)
     if not cfg.data or not cfg.out:
         raise ConfigError("--data and --out are required (on the command line or in --config)")
@@ -62,3 +70,14 @@ def pretrain_command(
     check_output_path(cfg.out, "dir", "--out")
     path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
     typer.echo(f"run directory: {path}")
+
+
+def _epoch_list(text: str) -> list[int]:
+    """``"10,30,100"`` -> ``[10, 30, 100]`` (sorted, duplicates dropped); ``""`` -> no milestones."""
+    from anatlearn.errors import ConfigError
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        return sorted({int(p) for p in parts})
+    except ValueError:
+        raise ConfigError(f"--save-epochs {text!r}: give whole epoch numbers separated by commas, e.g. 10,30,100") from None

@@ -4,8 +4,10 @@
     RUN/provenance.json             seed, versions, machine
     RUN/normaliser.json             descriptor normalisation statistics (also inside every checkpoint)
     RUN/metrics.csv                 step, epoch, loss terms, lr, samples/s
-    RUN/checkpoints/last.pt         written atomically every --checkpoint-every steps and at each epoch end
-    RUN/checkpoints/epoch-N.pt      one per epoch
+    RUN/checkpoints/last.pt         full state, written atomically every --checkpoint-every steps and at each
+                                    epoch end (then a hard link to the newest epoch-NNNN.pt); --resume reads it
+    RUN/checkpoints/epoch-NNNN.pt   full state at an epoch end; the keep_last newest are kept
+    RUN/checkpoints/epoch-NNNN.weights.pt   weights-only milestones (keep_every, save_epochs); never deleted
     RUN/.lock                       held while a run writes here (a second run refuses to start)
 """
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +30,9 @@ from anatlearn.errors import ConfigError, TrainingError
 from anatlearn.io import atomic_write_text
 
 METRIC_FIELDS = ["step", "epoch", "loss", "age", "anat", "lr", "samples_per_s"]
+# Full epoch-end checkpoints of this naming; old runs' unpadded ``epoch-N.pt`` (<= 3 digits) never match, so
+# retention leaves them alone.
+_FULL = re.compile(r"epoch-(\d{4,})\.pt")
 
 
 class RunDir:
@@ -64,6 +71,37 @@ class RunDir:
                 if child.name != ".lock":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         self.ckpt_dir.mkdir(exist_ok=True)
+
+    def full_checkpoint(self, epoch: int) -> Path:
+        """Full state (model + optimiser, ...) at the end of ``epoch``; names sort by epoch."""
+        return self.ckpt_dir / f"epoch-{epoch:04d}.pt"
+
+    def milestone(self, epoch: int) -> Path:
+        """Weights-only checkpoint at the end of ``epoch`` (for embedding, never for resuming)."""
+        return self.ckpt_dir / f"epoch-{epoch:04d}.weights.pt"
+
+    def point_last_to(self, target: Path) -> None:
+        """Make ``last.pt`` the same file as ``target`` without a second copy: a hard link created beside it
+        and renamed onto ``last.pt`` (atomic; a crash leaves the previous ``last.pt``). File systems without
+        hard links get a copy, also renamed into place."""
+        tmp = self.ckpt_dir / f".{self.last.name}.link.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(target, tmp)
+        except OSError:
+            shutil.copyfile(target, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, self.last)
+
+    def prune_full(self, keep_last: int) -> list[Path]:
+        """Delete all but the ``keep_last`` newest full epoch checkpoints; returns the deleted paths.
+        ``last.pt`` and the milestones are never touched."""
+        found = sorted((int(m.group(1)), p) for p in self.ckpt_dir.iterdir() if (m := _FULL.fullmatch(p.name)))
+        stale = [p for _, p in found[:max(len(found) - keep_last, 0)]]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     def release(self) -> None:
         if self._lock is not None:

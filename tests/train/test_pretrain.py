@@ -37,7 +37,7 @@ def test_each_method_decreases_its_loss(method, tiny_cohort, tmp_path, monkeypat
 def test_run_directory_contents(tiny_cohort, tmp_path):
     run = pretrain(tiny_config(tiny_cohort, tmp_path / "r", method="anatcl-local", epochs=2))
     assert (run / "config.toml").exists() and (run / "provenance.json").exists() and (run / "normaliser.json").exists()
-    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "epoch-1.pt", "epoch-2.pt"}
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "epoch-0002.pt"}  # default keep_last=1
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["config"]["method"] == "anatcl-local"
     assert len(ckpt["normaliser"]["mean"]) == 68
