@@ -35,6 +35,8 @@ def brain_age_command(
     ref = summary["reference"]
     typer.echo(f"reference: {ref['n_reference']} subjects, CV MAE {ref['mae_reference_cv']:.2f} y, r(gap, age) "
                f"{ref['r_gap_age_reference']:+.3f} -> corrected {ref['r_corrected_gap_age_reference']:+.3f} ({ref['correction']})")
+    if "warning" in summary:
+        typer.echo(f"warning: {summary['warning']}", err=True)
     typer.echo(f"cohort: {summary['n_cohort']} subjects, MAE {summary['cohort_mae']:.2f} y")
     for row in summary.get("group_comparison", []):
         if row["measure"] == "corrected_gap":

@@ -47,7 +47,7 @@ class LinearProbeHead(nn.Module):
         self.linear = nn.Linear(coef.shape[1], 1)
         with torch.no_grad():
             self.linear.weight.copy_(torch.from_numpy(weight).float())
-            self.linear.bias.fill_(intercept - float(weight @ mean))
+            self.linear.bias.fill_(intercept - float(weight[0] @ mean))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features)[:, 0]

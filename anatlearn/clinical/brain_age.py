@@ -73,6 +73,19 @@ def as_ages(age, n: int, source: str = "age") -> np.ndarray:
     return out
 
 
+def fit_bias(age, predicted) -> tuple[float, float]:
+    """(a, b) of the OLS line predicted = a * age + b (the age dependence the correction removes)."""
+    a, b = np.polyfit(np.asarray(age, float), np.asarray(predicted, float), 1)
+    return float(a), float(b)
+
+
+def correct_predictions(predicted, age, slope: float, offset: float, correction: str = "cole") -> np.ndarray:
+    """Bias-corrected predicted age: (pred - b) / a (cole) or age + pred - a age - b (beheshti)."""
+    predicted, age = np.asarray(predicted, float), np.asarray(age, float)
+    residual = predicted - slope * age - offset
+    return age + (residual / slope if correction == "cole" else residual)
+
+
 class BrainAgeModel:
     """Ridge brain-age model with a reference-fitted linear bias correction (scikit-learn style).
 
@@ -109,7 +122,7 @@ class BrainAgeModel:
         # The fitted pipeline as plain arrays: pred = ((x - mean) / scale) . coef + intercept.
         self.mean_, self.scale_ = scaler.mean_.copy(), scaler.scale_.copy()
         self.coef_, self.intercept_, self.alpha_ = ridge.coef_.copy(), float(ridge.intercept_), float(ridge.alpha_)
-        slope, intercept = np.polyfit(y, cv_pred, 1)
+        slope, intercept = fit_bias(y, cv_pred)
         if slope < MIN_SLOPE:
             raise DataError(f"the age model's cross-validated predictions do not follow age (slope {slope:.3f} of "
                             f"predicted on chronological age); the bias correction is undefined for these features")
@@ -134,9 +147,7 @@ class BrainAgeModel:
     def correct(self, predicted, age) -> np.ndarray:
         """Bias-corrected predicted age: (pred - b) / a (cole) or age + (pred - a age - b) (beheshti)."""
         self._check_fitted()
-        predicted, age = np.asarray(predicted, float), np.asarray(age, float)
-        residual = predicted - self.slope_ * age - self.offset_
-        return age + (residual / self.slope_ if self.correction == "cole" else residual)
+        return correct_predictions(predicted, age, self.slope_, self.offset_, self.correction)
 
     def gaps(self, X, age, ids=None) -> pd.DataFrame:
         """Per subject: age, predicted_age, gap, corrected_predicted_age, corrected_gap and whether the

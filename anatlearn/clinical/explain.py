@@ -147,6 +147,24 @@ def _load_model(model):
     return load_pretrained(model)
 
 
+def _embed(net, vols: _Volumes, batch_size: int) -> np.ndarray:
+    """Frozen features of every volume: anatlearn models through AnatEncoder (its fast CPU path), any other
+    module by plain batched inference."""
+    from anatlearn.models import ContrastiveModel
+
+    if isinstance(net, ContrastiveModel):
+        from anatlearn.embed import AnatEncoder
+
+        return AnatEncoder(net, batch_size=batch_size, channels_last=False).transform(
+            [vols[i] for i in range(len(vols))]).to_numpy()
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(vols), batch_size):
+            batch = torch.from_numpy(np.stack([vols[i] for i in range(start, min(start + batch_size, len(vols)))]))
+            rows.append(net(batch[:, None]).float().numpy())
+    return np.concatenate(rows)
+
+
 def fit_probe(features: np.ndarray, y: np.ndarray, kind: str, seed: int = 0):
     """The evaluation's probe fitted on every given subject (inner CV picks C / alpha)."""
     from anatlearn.evaluate.probes import _inner_folds, make_probe
@@ -184,10 +202,7 @@ def explain_regions(model, volumes, y=None, *, kind: str = "classification", pro
         if len(y) != len(vols):
             raise DataError(f"{len(y)} labels for {len(vols)} volumes")
         if features is None:
-            from anatlearn.embed import AnatEncoder
-
-            features = AnatEncoder(net, batch_size=batch_size, channels_last=False, jit=False).transform(
-                [vols[i] for i in range(len(vols))]).to_numpy()
+            features = _embed(net, vols, batch_size)
         probe = fit_probe(np.asarray(features, dtype=np.float64), y, kind, seed)
     if isinstance(explain, int):
         order = np.random.default_rng(seed).permutation(len(vols))

@@ -105,6 +105,10 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
                "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
                if len(table) > 2 and table["age"].std() > 0 else None,
                "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or out / "brain_age_model.npz")}
+    if fitted.correction == "cole" and fitted.slope_ < 0.5:
+        summary["warning"] = (f"the reference's predictions follow age with slope a = {fitted.slope_:.2f}; the cole "
+                              f"correction divides residuals by a, so corrected gaps are {1 / fitted.slope_:.1f}x wider "
+                              f"(--correction beheshti does not rescale)")
     atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups))
     if groups is not None:
         comp = pd.concat([compare_groups(table[c], groups, control, c) for c in ("corrected_gap", "gap")],
@@ -123,8 +127,9 @@ def site_balanced_accuracy(X: np.ndarray, sites: np.ndarray, folds: int = 5, see
     """Cross-validated balanced accuracy of the evaluation's logistic site probe (a harmonisation check)."""
     from anatlearn.evaluate.probes import cross_validate, make_splits
 
-    splits = make_splits(sites, "classification", folds, 1, seed, task="site")
-    recs = cross_validate(X, sites, "classification", splits, seed=seed)
+    names, codes = np.unique(np.asarray(sites).astype(str), return_inverse=True)
+    splits = make_splits(codes, "classification", folds, 1, seed, task="site", class_names=dict(enumerate(names)))
+    recs = cross_validate(X, codes, "classification", splits, seed=seed)
     return float(np.mean([r["score"] for r in recs if r["metric"] == "balanced_accuracy"]))
 
 
