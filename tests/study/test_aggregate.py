@@ -124,3 +124,14 @@ def test_aggregate_writes_tables_figure_and_summary(tmp_path):
             ("anatcl-global+kernel", "random-init")} <= set(zip(key["a"], key["b"]))
     assert (out / "results" / "budget_curves.png").stat().st_size > 10_000
     assert np.isfinite(json.loads((out / "results" / "summary.json").read_text())["positive_control"]["mean_difference"])
+
+
+def test_selected_variant_is_resumed_to_the_full_budget(tmp_path):
+    from anatlearn.study.grid import build_cells
+    from anatlearn.study.selection import extend_selected
+
+    out = _study(tmp_path / "st")
+    extended = extend_selected(out, S, build_cells(S))
+    assert sorted(c.id for c in extended) == [f"anatcl-global+kernel/seed-{s}" for s in range(3)]
+    assert all(c.budgets == (1, 2) for c in extended)  # the ablation budget plus the largest main budget
+    assert json.loads((out / "selection.json").read_text())["anatcl-global"]["selected"] == "anatcl-global+kernel"
