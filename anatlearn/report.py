@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from anatlearn import report_clinical
 from anatlearn import report_figures as figs
 from anatlearn.errors import DataError
 from anatlearn.evaluate.features import match_ids
@@ -206,13 +207,16 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     recovery, downstream tasks, OpenBHB, other results, pretraining curves, embedding maps, provenance.
     ``note`` is appended to the verdict (e.g. the number of seeds behind it).
     """
-    runs, results = [], []
+    runs, results, clinical = [], [], []
     for item in inputs:
         path = Path(item)
         if not path.exists():
             raise DataError(f"report input not found: {path}")
+        if report_clinical.is_clinical(path):  # brain-age / harmonize / explain outputs
+            clinical.append(path)
+            continue
         (runs if _classify(path) == "run" else results).append(path)
-    if not runs and not results and not features:
+    if not runs and not results and not features and not clinical:
         raise DataError("nothing to report: give run directories, results directories or --features tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
     loaded = [(p, Results.read(p)) for p in results]
@@ -224,6 +228,8 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     for p, r in loaded:
         if r.kind not in SECTIONS:
             body.append(f"<h2>{html.escape(OTHER_TITLES.get(r.kind, r.kind))}</h2>" + _other_section(r, _name(p)))
+    if clinical:
+        body.append(report_clinical.section(clinical))
     if runs:
         body.append("<h2>Pretraining</h2>" + _pretraining_section(runs))
     if features:
