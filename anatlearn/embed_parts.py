@@ -241,8 +241,6 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
 
     ``stop_after_chunks`` (tests only) kills this process with SIGKILL after writing that many chunks.
     """
-    from anatlearn.evaluate.features import make_feature_table, write_features
-
     d = d or Dist()
     out = Path(out)
     parts = parts_dir(out)
@@ -279,6 +277,17 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
     skipped = plan.n_chunks - len(missing)
     if d.rank != 0:
         return PartsResult(None, done, skipped, plan.n_chunks)
+    table = merge_parts(parts, plan, ids, encoder.metadata, out, write)
+    if not keep_parts:
+        shutil.rmtree(parts, ignore_errors=True)
+    return PartsResult(table, done, skipped, plan.n_chunks)
+
+
+def merge_parts(parts: Path, plan: ChunkPlan, ids: list[str], metadata: dict, out: Path,
+                write: Callable[[pd.DataFrame, Path], object] | None = None) -> pd.DataFrame:
+    """Read every chunk in order, check its ids against the plan, and write the one table to ``out``."""
+    from anatlearn.evaluate.features import make_feature_table, write_features
+
     feats = []
     for k in range(plan.n_chunks):
         rows = plan.rows(k)
@@ -288,11 +297,9 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
                             f"{ids[rows.start]}..{ids[rows.stop - 1]}; with several nodes, --out must be on a "
                             f"filesystem every node sees; re-run the same command to compute it")
         feats.append(chunk)
-    table = make_feature_table(np.concatenate(feats), ids, metadata=encoder.metadata)
+    table = make_feature_table(np.concatenate(feats), ids, metadata=metadata)
     (write or write_features)(table, out)
-    if not keep_parts:
-        shutil.rmtree(parts, ignore_errors=True)
-    return PartsResult(table, done, skipped, plan.n_chunks)
+    return table
 
 
 class _progress:
