@@ -228,13 +228,16 @@ def task_bars(table: pd.DataFrame, metric: str) -> bytes:
         mean = g["mean"].to_numpy(float)
         err = np.vstack([mean - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - mean])
         err = np.where(np.isfinite(err), err, 0.0)
-        ax.bar(np.arange(len(tasks)) + (j - (len(methods) - 1) / 2) * width, mean, width, yerr=err, capsize=2,
-               label=m)
+        x = np.arange(len(tasks)) + (j - (len(methods) - 1) / 2) * width
+        ax.bar(x, mean, width, label=m, color=f"C{j % 10}")
+        # errorbar apart: bar(yerr=) on a single task trips a NumPy deprecation inside matplotlib
+        ax.errorbar(x, mean, yerr=err, fmt="none", ecolor="k", elinewidth=0.8, capsize=2)
     ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20, ha="right", fontsize=8)
     better = "lower is better" if metric == "mae" else "higher is better"
     ax.set_ylabel(f"{metric} ({better})")
     if metric in ("balanced_accuracy", "roc_auc"):
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(0, 1)  # bounded metrics: intervals of a few folds can reach past [0, 1]
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not over, bars
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)

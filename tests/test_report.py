@@ -93,7 +93,8 @@ def test_report_parses_and_every_image_is_a_png(inputs, tmp_path):
     out = tmp_path / "report.html"
     code = main(["report", str(inputs / "run-anatcl"), str(inputs / "openbhb"), str(inputs / "tasks"), str(inputs / "anatomy"),
                  "--features", f"good={inputs / 'good.parquet'}", "--features", str(inputs / "rand.csv"),
-                 "--participants", str(inputs / "participants.tsv"), "--out", str(out), "--title", "Test <report>"])
+                 "--participants", str(inputs / "participants.tsv"), "--out", str(out), "--title", "Test <report>",
+                 "--note", "Two seeds & one budget."])
     assert code == 0
     page = _parse(out)
     # loss terms + throughput + 2 methods x (age scatter + site confusion) + 4 metric bar charts + anatomy
@@ -107,6 +108,7 @@ def test_report_parses_and_every_image_is_a_png(inputs, tmp_path):
     assert page.h2[:2] == ["Verdict", "Headline"]
     assert page.h2.index("Anatomy recovery") < page.h2.index("Downstream tasks") < page.h2.index("Pretraining")
     assert {"OpenBHB protocol", "Embedding maps"} <= set(page.h2)
+    assert "<li>Two seeds &amp; one budget.</li>" in out.read_text().split("<h2>Headline")[0]
     text = out.read_text()
     assert "Test &lt;report&gt;" in text and "AD-vs-CN" in text and "http" not in text.split("<body>")[1].split("<h2>Provenance")[0]
 

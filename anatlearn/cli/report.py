@@ -17,8 +17,10 @@ def report_command(
     participants: Path = typer.Option(None, "--participants", help="Participants table colouring the maps (age, site, diagnosis)."),
     title: str = typer.Option("anatlearn report", help="Page title."),
     seed: int = typer.Option(0, help="Seed of t-SNE/UMAP and of the subject subsample of large maps."),
+    note: str = typer.Option("", help="A sentence appended to the verdict (e.g. how many seeds are behind it)."),
 ) -> None:
-    """Write a single HTML page: loss curves, OpenBHB figures, per-task bars, embedding maps, tables."""
+    """Write a single HTML page: verdict, headline table and key comparisons first, then anatomy recovery,
+    per-task bars, OpenBHB figures, loss curves, embedding maps, tables."""
     from anatlearn.cli.evaluate import parse_feature_args
     from anatlearn.evaluate import read_participants
     from anatlearn.io import check_output_path
@@ -27,5 +29,6 @@ def report_command(
     check_output_path(out, "file", "--out")
     tables = parse_feature_args(features) if features else None
     labels = read_participants(participants) if participants else None
-    path = build_report(inputs or [], out, features=tables, participants=labels, title=title, seed=seed)
+    path = build_report(inputs or [], out, features=tables, participants=labels, title=title, seed=seed,
+                        note=note)
     typer.echo(f"wrote {path}")
