@@ -294,8 +294,7 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
         if left is None or left > 0:
             n, f = _run_cells(trained, out, s, device, workers, bar, left, stop_after_steps)
             ran, failed = ran + n, failed + f
-        stopped = (max_cells is not None and ran >= max_cells) or any(
-            units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
+        stopped = any(units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
         if not stopped and not failed:
             extended = extend_selected(out, s, cells)
             if extended:
