@@ -34,6 +34,9 @@ HEADLINE_METRICS = ["AD-like-vs-CN balanced_accuracy", "SCZ-like-vs-CN balanced_
                     "PANSS-like r2", "brain_age_mae_internal", "brain_age_mae_external", "site_bacc", "icc_median",
                     "anat_r2_GMV", "anat_r2_CT", "anat_r2_SA", "anat_r2_latents", "rankme", "val_anat_r2_GMV"]
 LOWER_IS_BETTER = {"brain_age_mae_internal", "brain_age_mae_external", "site_bacc"}
+SEED_COLUMNS = ["budget", "metric", "a", "b", "mean_a", "mean_b", "mean_diff", "sd_diff", "t", "p", "n_seeds",
+                "same_sign", "test"]
+FOLD_COLUMNS = ["budget", "metric", "a", "b", "mean_diff", "t", "p", "n_folds", "test"]
 BASELINES = ("yaware", "simclr", "l1-age", RANDOM_INIT)
 
 
@@ -103,14 +106,14 @@ def paired_seeds(units: pd.DataFrame, pairs, metrics, budgets) -> pd.DataFrame:
                      "sd_diff": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"), "t": t, "p": p,
                      "n_seeds": len(d), "same_sign": bool(np.all(d > 0) or np.all(d < 0)),
                      "test": "paired t-test over seeds"})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
 
 def paired_folds(folds: pd.DataFrame, pairs, budgets) -> pd.DataFrame:
     """Corrected resampled t-tests over CV folds on seed-averaged fold scores (see module docstring)."""
     rows = []
     if folds.empty:
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=FOLD_COLUMNS)
     mean = folds.groupby(["name", "budget", "metric", "fold"], as_index=False).agg(
         score=("score", "mean"), n_train=("n_train", "mean"), n_test=("n_test", "mean"))
     for budget, (a, b) in itertools.product(budgets, pairs):
@@ -125,7 +128,7 @@ def paired_folds(folds: pd.DataFrame, pairs, budgets) -> pd.DataFrame:
             rows.append({"budget": budget, "metric": metric, "a": a, "b": b,
                          "mean_diff": float(sa["score"].mean() - sb["score"].mean()), "t": t, "p": p,
                          "n_folds": len(sa), "test": "corrected resampled t over CV folds (Nadeau-Bengio)"})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=FOLD_COLUMNS)
 
 
 def comparison_names(units: pd.DataFrame, selection: dict) -> tuple[list[str], list[tuple[str, str]]]:
