@@ -133,9 +133,11 @@ def world_atlas(data_dir: str | os.PathLike) -> Atlas:
                  f"synthetic world ({path})", truth)
 
 
-def resolve_atlas(spec: str | None, shape, data_dir: str | os.PathLike | None = None, grid: int = 4) -> Atlas:
+def resolve_atlas(spec: str | None, shape, data_dir: str | os.PathLike | None = None, grid: int = 4,
+                  affine: np.ndarray | None = None) -> Atlas:
     """``auto`` (the synthetic world's regions when ``data_dir`` is a synthetic cohort, else the patch grid),
-    ``world``, ``grid`` or a label NIfTI path; checked against the image ``shape``."""
+    ``world``, ``grid`` or a label NIfTI path; checked against the image ``shape`` and, when the images
+    carry one (NIfTI datasets), their ``affine``."""
     spec = spec or "auto"
     if spec == "auto":
         synthetic = data_dir is not None and (Path(data_dir) / "truth" / "world.json").is_file()
@@ -145,10 +147,13 @@ def resolve_atlas(spec: str | None, shape, data_dir: str | os.PathLike | None = 
             raise DataError("--atlas world needs the synthetic cohort's directory (--data)")
         atlas = world_atlas(data_dir)
     elif spec == "grid":
-        atlas = patch_grid(shape, grid)
+        atlas = patch_grid(shape, grid, affine)
     elif spec.endswith((".nii", ".nii.gz")) or Path(spec).exists():
         atlas = nifti_atlas(spec)
     else:
         raise DataError(f"--atlas {spec!r}: choose {ATLAS_CHOICES}")
     atlas.check_shape(shape)
+    if affine is not None and not np.allclose(atlas.affine, affine, atol=1e-3):
+        raise DataError(f"atlas {atlas.source} is not in the images' space: affine\n{np.round(atlas.affine, 3)}\n"
+                        f"vs the images'\n{np.round(np.asarray(affine), 3)}")
     return atlas
