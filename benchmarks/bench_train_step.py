@@ -168,8 +168,9 @@ def run(quick: bool = False):
                       f"{fmt_s(t['foreach'])} | {loop} | {b * v / t['ours']:.2f} |")
         del model, model_fe, model_fu, encoder, optimizer, opt_fe, opt_fu, batch, x
     sections["Training step (CPU)"] = (
-        "\n".join(detail) + "\n\nOurs: the loop body of `anatlearn.train` (model + projection head, NaN check, AnatCL "
-        "loss with descriptors, zero_grad, backward, Adam step, metric values) on an in-memory batch; bare: the "
+        "\n".join(detail) + "\n\nOurs: `anatlearn.train.train_step`, the step the training loop calls (model + "
+        "projection head, NaN check, AnatCL loss with descriptors, zero_grad, backward, Adam step, metric values) on an "
+        "in-memory batch; bare: the "
         "encoder's forward + `.sum().backward()` on the same batch. train.py builds Adam with `fused=True` (adopted "
         "after this table showed it the fastest); the other columns are the alternatives: `foreach=True` and torch's "
         "CPU default, the per-parameter loop (a dozen kernels and temporaries per parameter tensor). Median of "
