@@ -24,14 +24,21 @@ def explain_command(
     steps: int = typer.Option(32, "--steps", help="Integrated-gradients quadrature points."),
     batch_size: int = typer.Option(8, "--batch-size", help="Volumes per forward/backward pass."),
     seed: int = typer.Option(0, help="Seed of the probe's inner CV and of the subject subset."),
+    device: str = typer.Option("cpu", help="torch device of the attributions, e.g. cpu or cuda."),
 ) -> None:
     """Integrated gradients through encoder + probe, aggregated per region; see docs/clinical.md."""
     from anatlearn.clinical.run import run_explain
     from anatlearn.io import check_output_path
 
     check_output_path(out, "dir", "--out")
+    import torch
+
+    from anatlearn.errors import ConfigError
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but no CUDA GPU is available")
     summary = run_explain(out, weights, data, task, tasks, participants, features, atlas, grid, subjects, steps,
-                          batch_size, seed)
+                          batch_size, seed, device=device)
     top = ", ".join(f"{r['region']} ({100 * r['share']:.1f} %)" for r in summary["top_regions"][:5])
     typer.echo(f"{summary['n_explained']} subjects over {summary['n_regions']} regions ({summary['atlas']}); top: {top}")
     for disease, auc in summary.get("truth_auc", {}).items():

@@ -66,25 +66,25 @@ class ProbedEncoder(nn.Module):
 
 
 def integrated_gradients(model: nn.Module, volumes: np.ndarray, baseline: np.ndarray, n_steps: int = 32,
-                         batch_size: int = 8, progress=None) -> tuple[np.ndarray, np.ndarray]:
+                         batch_size: int = 8, progress=None, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(attributions (n, X, Y, Z) float32, convergence deltas (n,)) of ``model``'s scalar output for each
     volume against ``baseline`` (X, Y, Z), with Captum's IntegratedGradients (gausslegendre, ``n_steps``)."""
     from captum.attr import IntegratedGradients
 
     if n_steps < 2:
         raise ConfigError(f"--steps must be >= 2, got {n_steps}")
-    model = model.eval()
+    model = model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     ig = IntegratedGradients(model)
-    base = torch.from_numpy(np.ascontiguousarray(baseline, dtype=np.float32))[None, None]
+    base = torch.from_numpy(np.ascontiguousarray(baseline, dtype=np.float32))[None, None].to(device)
     out = np.empty((len(volumes), *baseline.shape), dtype=np.float32)
     deltas = np.empty(len(volumes))
     for i, vol in enumerate(volumes):
-        x = torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))[None, None]
+        x = torch.from_numpy(np.ascontiguousarray(vol, dtype=np.float32))[None, None].to(device)
         attr, delta = ig.attribute(x, baselines=base, n_steps=n_steps, internal_batch_size=batch_size,
                                    return_convergence_delta=True)
-        out[i] = attr[0, 0].detach().numpy()
+        out[i] = attr[0, 0].detach().cpu().numpy()
         deltas[i] = float(delta.abs().item())
         if progress:
             progress(i + 1, len(volumes))

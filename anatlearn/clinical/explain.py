@@ -178,14 +178,16 @@ def fit_probe(features: np.ndarray, y: np.ndarray, kind: str, seed: int = 0):
 
 def explain_regions(model, volumes, y=None, *, kind: str = "classification", probe=None, features=None,
                     atlas: Atlas | None = None, ids=None, explain: int | list[int] = 48, n_steps: int = 32,
-                    batch_size: int = 8, seed: int = 0, grid: int = 4, progress=None) -> RegionExplanation:
+                    batch_size: int = 8, seed: int = 0, grid: int = 4, progress=None,
+                    device: str = "cpu") -> RegionExplanation:
     """Region importance of a probe through a frozen encoder.
 
     ``model``: an encoder (``nn.Module`` with ``encode`` or mapping (B, 1, X, Y, Z) -> (B, F)) or a checkpoint
     path. ``volumes``: (n, X, Y, Z) array, list of arrays or dataset. ``probe``: a fitted scikit-learn probe;
     if None it is fitted on ``features`` (embedded with the encoder when None) and labels ``y`` of ``kind``.
     ``atlas``: an :class:`~anatlearn.clinical.atlas.Atlas` (default: a ``grid``^3 patch grid). ``explain``:
-    how many subjects to attribute (a seeded random subset) or their indices.
+    how many subjects to attribute (a seeded random subset) or their indices. ``device``: where the
+    attributions run (e.g. ``cuda``; the probe is fitted on CPU).
     """
     vols = _Volumes(volumes)
     if len(vols) == 0:
@@ -213,7 +215,8 @@ def explain_regions(model, volumes, y=None, *, kind: str = "classification", pro
     scorer = ProbedEncoder(net, LinearProbeHead(probe)).float()
     batch = [vols[i] for i in chosen]
     attr, deltas = integrated_gradients(scorer, batch, baseline, n_steps=n_steps, batch_size=batch_size,
-                                        progress=progress)
+                                        progress=progress, device=device)
+    scorer = scorer.cpu()
     with torch.no_grad():
         s_x = scorer(torch.from_numpy(np.stack(batch))[:, None]).numpy()
         s_0 = float(scorer(torch.from_numpy(baseline)[None, None]).item())

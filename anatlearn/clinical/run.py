@@ -178,7 +178,7 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
 
 def run_explain(out, weights, data, task: str, tasks: str = "synthetic", participants=None, features=None,
                 atlas: str | None = "auto", grid: int = 4, explain: int = 48, n_steps: int = 32, batch_size: int = 8,
-                seed: int = 0, progress=None) -> dict:
+                seed: int = 0, progress=None, device: str = "cpu") -> dict:
     """Fit the probe of one task on frozen features and write its region maps (see clinical.explain)."""
     from anatlearn.clinical.atlas import resolve_atlas
     from anatlearn.clinical.explain import explain_regions
@@ -200,6 +200,11 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
     feats = None
     if features is not None:
         table = features if isinstance(features, pd.DataFrame) else read_features(features)
+        made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
+        if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
+                and not os.path.samefile(made_by, str(weights)):
+            raise DataError(f"--features {features} were embedded with {made_by}, not with --weights {weights}; the "
+                            f"probe must be fitted on the explained encoder's own features")
         missing = [pid for pid in y.index if pid not in table.index]
         if missing:
             raise DataError(f"--features {features}: no features for {len(missing)} subject(s) of task {task} "
@@ -209,7 +214,7 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
     regions = resolve_atlas(atlas, shape, data, grid, getattr(dataset, "affine", None))
     result = explain_regions(weights, subset, y.to_numpy(), kind=the_task.kind, features=feats, atlas=regions,
                              ids=list(y.index), explain=explain, n_steps=n_steps, batch_size=batch_size, seed=seed,
-                             progress=progress)
+                             progress=progress, device=device)
     result.info.update({"task": task, "weights": str(weights), "data": str(data),
                         "disease": next((d for d in the_task.positive if d in regions.truth), None)})
     return result.write(out, title=f"{task}: region importance")
