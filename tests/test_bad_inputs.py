@@ -213,7 +213,7 @@ def test_unwritable_output_directory(cohort, tmp_path, capfd):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     run_cli(capfd, ["pretrain", "--data", cohort, "--out", blocker / "run", "--method", "simclr", *TRAIN],
-            "cannot write to output directory", str(blocker / "run"))
+            "cannot create --out", str(blocker / "run"), "is a file, not a directory")
 
 
 # --- checkpoints --------------------------------------------------------------------------------------
