@@ -50,6 +50,13 @@ def _evaluator(out: Path, s: StudySettings, device: str):
 def _init_worker(threads: int, device: str) -> None:
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:  # Linux: die with the study process (a killed study leaves no orphan training its cell)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
     import torch
 
     torch.set_num_threads(threads)
@@ -220,8 +227,9 @@ def _run_cells(cells, out: Path, s: StudySettings, device: str, workers: int, pr
     loader = 1 if device == "cuda" else 0
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads, device)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, device))
+    try:
         futures = {pool.submit(_work, c, out, s, device, loader): c for c in todo}
         pending = set(futures)
         while pending:
@@ -231,7 +239,19 @@ def _run_cells(cells, out: Path, s: StudySettings, device: str, workers: int, pr
                     _record_failure(out, futures[f], f.exception())
                     failed.append(futures[f].id)
             progress.update([futures[f].id for f in pending if f.running()])
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM from `timeout`): stop the workers now rather than wait for their cells;
+        # what they leave is a resumable state (atomic checkpoints and evaluations)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return len(todo), failed
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _record_failure(out: Path, cell, exc: BaseException) -> None:
@@ -266,6 +286,12 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = _check_settings(out, s, grid)
+    import signal
+    import threading
+
+    # SIGTERM (e.g. from `timeout`) ends the study like Ctrl-C: workers stopped, wall time recorded
+    previous = (signal.signal(signal.SIGTERM, _raise_interrupt)
+                if threading.current_thread() is threading.main_thread() else None)
     atomic_write_text(out / "study.json", json.dumps(doc, indent=1))
     t0 = time.perf_counter()
     make_cohorts(out, s)
@@ -303,6 +329,9 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
                 _log(f"selection rule: resuming {len(extended)} selected-variant cells to {max(s.budgets)} epochs")
                 n, f = _run_cells(extended, out, s, device, workers, bar, None)
                 failed += f
+    except KeyboardInterrupt:
+        _log("interrupted; run the same command again to continue")
+        raise
     finally:
         bar.update()
         bar.close()
@@ -312,6 +341,8 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
                                    "cells_run": ran, "commit": _git_commit(), "machine": _machine(device)})
         doc["wall_s_total"] = round(sum(i["wall_s"] for i in doc["invocations"]), 1)
         atomic_write_text(out / "study.json", json.dumps(doc, indent=1))
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     _log(f"measured: {wall:.0f} s in this invocation, {doc['wall_s_total']:.0f} s over {len(doc['invocations'])}")
     if failed:
         raise StudyError(f"{len(failed)} cell(s) failed: {', '.join(failed[:5])} (see their error.txt); "
