@@ -10,7 +10,8 @@ demo's "pooled voxels" baseline).
 2. ComBat fitted on the healthy ``train`` split (covariates age + sex, and sex only: with age preserved the
    test subjects' own age enters their harmonised features), applied to ``internal_test``; OpenBHB-style
    probes trained on ``train``: site balanced accuracy and brain-age MAE on ``internal_test``, raw vs
-   harmonised. Diagnosis: the same harmoniser (age + sex) applied to the downstream cohort (same sites);
+   harmonised. Diagnosis: a harmoniser (age + sex) fitted on the whole healthy cohort (the downstream cohort
+   also has the site held out of the healthy train split), applied to the downstream cohort;
    5 x 5-fold CV balanced accuracy of AD-like and SCZ-like vs controls, raw vs harmonised, corrected paired t.
 3. Region maps: integrated gradients (16 steps, cohort-mean baseline) of the AD-like and SCZ-like probes for
    3 seeded subsets of 12 subjects; AUC of region importance vs the task's true regions (world.json).
@@ -86,7 +87,8 @@ def brain_age_and_harmonisation(h_feats, p_h, d_feats, p_d, seed=0) -> dict:
                                                        age.loc[te].to_numpy(), "regression")})
     out["harmonisation_openbhb"] = rows
     out["site_chance"] = 1.0 / sites.loc[tr].nunique()
-    hm = ComBatHarmonizer(["age", "sex"]).fit(h_feats.loc[tr], p_h.loc[tr])
+    # the downstream cohort spans every site, also the healthy cohort's held-out one: fit on all healthy subjects
+    hm = ComBatHarmonizer(["age", "sex"]).fit(h_feats, p_h.loc[h_feats.index])
     d_h = hm.transform(d_feats, p_d.loc[d_feats.index])
     res = evaluate_tasks({"raw": d_feats, "ComBat": d_h}, p_d, load_tasks("synthetic", select=list(TASKS)), seed=seed)
     bacc = res.table[res.table["metric"] == "balanced_accuracy"]
