@@ -180,9 +180,16 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
             f"the multi-seed study (docs/study.md) does.")
     summary_md = demo_summary_markdown(table, tasks.paired, note)
     atomic_write_text(out / "summary.md", summary_md)
+    t = time.perf_counter()  # brain age, ComBat and a region map of the first method (anatlearn.clinical)
+    from anatlearn.clinical.demo_steps import run_clinical_demo
+
+    first = next(iter(weights))
+    clinical = run_clinical_demo(out / "clinical", weights[first], down, feats["healthy"][first],
+                                 feats["downstream"][first], p_healthy, p_down, seed=seed, quick=quick)
+    timings["clinical"] = time.perf_counter() - t
     t = time.perf_counter()
     results_dirs = [res_dir / name for name in ("anatomy", "tasks", "openbhb", "icc")]
-    report = build_report([*results_dirs, *runs.values()],
+    report = build_report([*results_dirs, clinical, *runs.values()],
                           out / "report.html", features={m: f for m, f in feats["downstream"].items()},
                           participants=p_down, title="anatlearn demo: synthetic benchmark", seed=seed,
                           note=note)
