@@ -53,10 +53,15 @@ def _load(path: Path) -> dict:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
+def _encoder_note(checkpoint) -> str:
+    return f"<p class=note>Encoder: {html.escape(str(checkpoint))}</p>" if checkpoint else ""
+
+
 def _brain_age(d: Path) -> str:
     s = _load(d / "brain_age.json")
     ref = s["reference"]
     parts = [f"<h3>Brain age: {html.escape(d.name)}</h3>",
+             _encoder_note(s.get("encoder")),
              f"<p class=note>Ridge on frozen features, fitted on {ref['n_reference']} reference subjects "
              f"(cross-validated MAE {ref['mae_reference_cv']:.2f} y). Bias correction <b>{html.escape(ref['correction'])}</b> "
              f"fitted on the reference's CV predictions (pred = {ref['slope_a']:.2f} age + {ref['offset_b']:.1f}): "
@@ -76,7 +81,7 @@ def _brain_age(d: Path) -> str:
 def _harmonize(d: Path) -> str:
     s = _load(d / "harmonize.json")
     sites = ", ".join(f"{k} ({v})" for k, v in s.get("sites", {}).items())
-    parts = [f"<h3>Harmonisation: {html.escape(d.name)}</h3>",
+    parts = [f"<h3>Harmonisation: {html.escape(d.name)}</h3>", _encoder_note(s.get("encoder")),
              f"<p class=note>{html.escape(s.get('method', 'ComBat'))} over sites {html.escape(sites)} (reference counts), "
              f"preserving {html.escape(', '.join(s.get('covariates', [])) or 'no covariate')}; {s['n_subjects']} "
              f"subjects harmonised.</p>"]
@@ -95,6 +100,7 @@ def _explain(d: Path) -> str:
     aucs = s.get("truth_auc", {})
     auc = "; ".join(f"AUC vs true {html.escape(k)} regions {v:.3f}" for k, v in aucs.items())
     parts = [f"<h3>Region map: {html.escape(str(s.get('task', d.name)))} ({html.escape(d.name)})</h3>",
+             _encoder_note(s.get("weights")),
              f"<p class=note>{html.escape(s.get('method', ''))} through encoder + probe, baseline "
              f"{html.escape(s.get('baseline', ''))}, {s['n_explained']} subjects, summed over {s['n_regions']} regions "
              f"of {html.escape(s['atlas'])}; importance = {html.escape(s['importance'])}."

@@ -59,6 +59,11 @@ def _column(participants: pd.DataFrame, column: str, option: str) -> pd.Series:
     return participants[column]
 
 
+def _encoder_of(table: pd.DataFrame) -> str | None:
+    """The checkpoint a feature table was embedded with (its metadata), for the report."""
+    return table.attrs.get("metadata", {}).get("checkpoint")
+
+
 def _write_json(path: Path, doc: dict) -> None:
     atomic_write_text(path, json.dumps(doc, indent=1, default=str, allow_nan=True))
 
@@ -100,7 +105,7 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
     if groups is not None:
         table[group_column] = groups.astype(str)
     atomic_write_text(out / "brain_age.tsv", table.to_csv(sep="\t", float_format="%.6g"))
-    summary = {"reference": fitted.summary(), "n_cohort": len(table),
+    summary = {"reference": fitted.summary(), "n_cohort": len(table), "encoder": _encoder_of(X),
                "cohort_mae": float(table["gap"].abs().mean()),
                "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
                if len(table) > 2 and table["age"].std() > 0 else None,
@@ -162,7 +167,8 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     source = str(features) if not isinstance(features, pd.DataFrame) else "features"
     H = harmoniser.transform(X, labels.loc[X.index], source=source)
     write_features(H, out / "features.parquet")
-    summary = {**harmoniser.describe(), "n_subjects": len(H), "features": str(out / "features.parquet"),
+    summary = {**harmoniser.describe(), "n_subjects": len(H), "encoder": _encoder_of(X),
+               "features": str(out / "features.parquet"),
                "model": str(model or out / "combat_model.npz")}
     sites = labels.loc[X.index, harmoniser.site_column].astype(str).to_numpy()
     counts = pd.Series(sites).value_counts()
