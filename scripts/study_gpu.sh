@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run (or continue) `anatlearn study` on a GPU machine for a bounded time, then pack what it finished.
 # Usage: STUDY_SECONDS=450 WORKERS=14 OUT=packed scripts/study_gpu.sh [STUDY_DIR]
-# Several small runs share one GPU (width-0.25 models are launch-bound: benchmarks/RESULTS_GPU.md), so the
-# cells run in WORKERS parallel processes. A stopped study continues with the same command; the packed
-# archive holds the evaluations, tables, figures and logs, not the checkpoints or cohorts.
+# The cells run in WORKERS parallel processes sharing the GPU. Measured on an H200 (docs/study.md): 14
+# workers ran the study's width-0.25 cells only ~2x faster than one (time-slicing between the processes'
+# CUDA contexts; NVIDIA MPS might do better, untried). A stopped study continues with the same command; the
+# packed archive holds the evaluations, tables, figures and logs, not the checkpoints or cohorts.
 set -uo pipefail
 STUDY=${1:-study-out}; OUT=${OUT:-packed}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
