@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[test,prep]"
 	# The released AnatCL package: an independent reference for strict checkpoint loading (needs only torch).
 	$(PIP) install -q --no-deps anatcl==0.0.3
+	# prep's brain extraction (weights inside the wheel); --no-deps: it declares torch and a GUI toolkit.
+	$(PIP) install -q --no-deps deepbet==1.0.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,6 +17,7 @@ def prep_command(
     bids: Optional[Path] = typer.Option(None, "--bids", help="BIDS directory: participants.tsv + sub-*/[ses-*/]anat/*_T1w.nii[.gz]."),
     images: Optional[Path] = typer.Option(None, "--images", help="CSV/TSV list: participant_id, path (+ columns carried over)."),
     target: str = typer.Option("vbm", "--target", help="vbm (modulated GM, 121x145x121, 1.5 mm) or quasiraw (T1w, 182x218x182, 1 mm)."),
+    skull_strip: str = typer.Option("auto", "--skull-strip", help="Brain extraction with deepbet: auto (when the image has a skull; recorded in qc.tsv), yes, no."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Subjects prepared in parallel (processes; one ITK thread each)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ITK threads per subject (default: all cores if --jobs 1, else 1)."),
     registration: str = typer.Option("auto", "--registration", help="auto (affine for quasiraw, affine+SyN for vbm), syn, affine, rigid, none."),
@@ -27,6 +28,9 @@ def prep_command(
     atropos_iterations: int = typer.Option(5, "--atropos-iterations", help="Atropos EM iterations."),
     modulation: str = typer.Option("full", "--modulation", help="Jacobian modulation of GM: full (affine x SyN), nonlinear, none."),
     min_correlation: float = typer.Option(0.5, "--min-correlation", help="QC gate: a subject whose correlation with the template is lower is reported as failed."),
+    flag_dice: Optional[float] = typer.Option(None, "--flag-dice", help="QC: flag a subject whose brain-mask Dice with the template is lower (default 0.95; docs/prep.md)."),
+    flag_corr: Optional[float] = typer.Option(None, "--flag-corr", help="QC: flag a subject whose T1w correlation with the template is lower (default 0.60)."),
+    flag_corr_gm: Optional[float] = typer.Option(None, "--flag-corr-gm", help="QC: flag a vbm subject whose GM map's correlation with the template GM is lower (default 0.50)."),
     nifti: bool = typer.Option(True, "--nifti/--no-nifti", help="Also write each volume as NIfTI with its MNI affine."),
     seed: int = typer.Option(0, "--seed", help="Random seed of ANTs' metric sampling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every subject, even finished ones (and accept changed options)."),
@@ -49,7 +53,9 @@ def prep_command(
     config = PrepConfig(target=target, n4=n4, registration=registration, template_resolution=template_resolution,
                         target_voxel_mm=target_voxel_mm, syn_iterations=iters, atropos_iterations=atropos_iterations,
                         modulation=modulation, min_correlation=min_correlation, write_nifti=nifti, jobs=jobs,
-                        threads=threads, seed=seed)
+                        threads=threads, seed=seed, skull_strip=skull_strip,
+                        **{k: v for k, v in (("flag_dice_brain", flag_dice), ("flag_corr_template", flag_corr),
+                                             ("flag_corr_gm", flag_corr_gm)) if v is not None})
     check_output_path(out, "dir", "--out")
     inputs = {"bids": str(bids) if bids else None, "images": str(images) if images else None}
     echo = lambda s: typer.echo(s, err=True)  # noqa: E731

@@ -2,6 +2,9 @@
 
 Steps (each optional step is a :class:`PrepConfig` field):
 
+0. **Skull stripping** (``skull_strip``, :mod:`anatlearn.prep.skullstrip`): deepbet's brain mask, applied
+   when the image has a skull (``auto``) or always (``yes``); the extracted mask then replaces the
+   template's mask in steps 3-4.
 1. **N4 bias-field correction** (Tustison et al. 2010, IEEE TMI 29:1310) of the native image.
 2. **Registration** to the bundled MNI152 2009a template (:mod:`anatlearn.prep.templates`) with
    ``ants.registration``: affine (centre-of-mass start, Mattes mutual information) for ``quasiraw``;
@@ -33,6 +36,8 @@ import nibabel as nib
 import numpy as np
 
 from anatlearn.errors import ConfigError, DataError
+from anatlearn.prep.qc import FLAG_CORR_GM, FLAG_CORR_TEMPLATE, FLAG_DICE_BRAIN
+from anatlearn.prep.skullstrip import check_choice, extract_brain
 from anatlearn.prep.templates import Grid, load_template, target_grid, template_on_grid
 
 REGISTRATIONS = {"none": None, "rigid": "Rigid", "affine": "Affine", "syn": "SyN"}
@@ -43,9 +48,13 @@ MODULATIONS = ("full", "nonlinear", "none")
 class PrepConfig:
     """Options of ``anatlearn prep``. ``registration="auto"`` is affine for quasiraw and SyN for vbm;
     ``target_voxel_mm`` replaces the target grid by a coarser one over the same box (tests);
-    ``min_correlation`` / ``min_dice`` are the QC gates below which a subject is reported as failed."""
+    ``skull_strip`` is auto | yes | no (:mod:`anatlearn.prep.skullstrip`);
+    ``min_correlation`` / ``min_dice`` are the QC gates below which a subject is reported as failed (no
+    output); ``flag_*`` are the QC thresholds below which a prepared subject is ``flagged``
+    (:mod:`anatlearn.prep.qc`, docs/prep.md)."""
 
     target: str = "vbm"
+    skull_strip: str = "auto"
     n4: bool = True
     registration: str = "auto"
     template_resolution: float = 1.0
@@ -56,6 +65,9 @@ class PrepConfig:
     modulation: str = "full"
     min_correlation: float = 0.5
     min_dice: float = 0.0
+    flag_dice_brain: float = FLAG_DICE_BRAIN
+    flag_corr_template: float = FLAG_CORR_TEMPLATE
+    flag_corr_gm: float = FLAG_CORR_GM
     write_nifti: bool = True
     qc_figures: bool = True
     jobs: int = 1
@@ -74,6 +86,7 @@ class PrepConfig:
             raise ConfigError("--template-resolution and --target-voxel-mm must be positive")
         if self.jobs < 1 or (self.threads is not None and self.threads < 1):
             raise ConfigError("--jobs and --threads must be at least 1")
+        check_choice(self.skull_strip)
         if self.atropos_iterations < 1:
             raise ConfigError("--atropos-iterations must be at least 1")
 
@@ -90,7 +103,8 @@ class PrepConfig:
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
 
-    RUNTIME_ONLY = ("jobs", "threads", "qc_figures", "min_correlation", "min_dice")
+    RUNTIME_ONLY = ("jobs", "threads", "qc_figures", "min_correlation", "min_dice", "flag_dice_brain",
+                    "flag_corr_template", "flag_corr_gm")
 
     def result_fields(self) -> dict:
         """The options that change the prepared volumes (a resumed run must use the same)."""
@@ -160,6 +174,10 @@ class SubjectResult:
     jacobian_mean: float
     warped_t1: np.ndarray
     native_gm_ml: float = float("nan")
+    corr_gm: float = float("nan")
+    skull_strip: str = "no"
+    outside_brain: float = float("nan")
+    strip_seconds: float = 0.0
 
 
 def _affine_det(path: str) -> float:
@@ -185,9 +203,16 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
 
     native = _to_ants(img)
     arr = native.numpy()
+    threads = int(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", 0)) or config.threads
+    strip = extract_brain(img, config.skull_strip, threads)
+    brain = None  # the extracted brain mask in native space, when the skull is removed
+    if strip.applied:
+        brain = native.new_image_like(strip.mask)
+        arr = arr * strip.mask
+    log.info("skull stripping: %s (%.1f s)", strip.decision, strip.seconds)
     native = native.new_image_like(np.clip(arr, 0, None) / max(float(np.percentile(arr, 99.9)), 1e-6))
     if config.n4:
-        native = ants.n4_bias_field_correction(native, mask=foreground_mask(native))
+        native = ants.n4_bias_field_correction(native, mask=brain if brain is not None else foreground_mask(native))
         log.info("N4 bias-field correction done (%.1f s)", time.perf_counter() - t0)
 
     with tempfile.TemporaryDirectory(prefix="anatlearn-prep-") as tmp:
@@ -224,20 +249,28 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             return ants.apply_transforms(native, moving, inv, interpolator="linear", whichtoinvert=inv_flags)
 
         warped_t1 = to_grid(native)
-        fg = to_grid(foreground_mask(native), "linear")
-        dice_brain = dice(fg, on_grid["mask"])
+        # QC: the subject's brain (the extracted mask, or the foreground of a skull-stripped input) in MNI
+        # space against the template's brain mask; with a skull left on, this measures the head and fails
+        warped_brain = to_grid(brain if brain is not None else foreground_mask(native), "linear")
+        dice_brain = dice(warped_brain, on_grid["mask"])
         corr = masked_correlation(warped_t1, on_grid["t1"], on_grid["mask"])
-        native_mask = to_native("mask")
-        native_mask = native_mask.new_image_like((native_mask.numpy() >= 0.5).astype(np.float32))
+        if brain is not None:
+            native_mask = brain
+        else:  # no extraction: the template's brain mask pulled back (its accuracy is the registration's)
+            native_mask = to_native("mask")
+            native_mask = native_mask.new_image_like((native_mask.numpy() >= 0.5).astype(np.float32))
         if native_mask.numpy().sum() == 0:
             raise DataError("registration failed: the template brain mask falls outside the image")
 
-        dice_tissue, jac_mean, gm_ml = float("nan"), float("nan"), float("nan")
+        dice_tissue, jac_mean, gm_ml, corr_gm = float("nan"), float("nan"), float("nan"), float("nan")
         if config.target == "quasiraw":
-            volume = warped_t1 * on_grid["mask"]
+            volume = warped_t1 * (on_grid["mask"] if brain is None else (warped_brain >= 0.5))
         else:
             t2 = time.perf_counter()
             priors = [to_native(k) for k in ("csf", "gm", "wm")]
+            if brain is not None:  # CSF prior = whatever of the extracted brain is neither GM nor WM
+                m = native_mask.numpy()
+                priors[0] = priors[0].new_image_like(np.clip(m - priors[1].numpy() - priors[2].numpy(), 0, 1) * m)
             seg = ants.atropos(a=native, x=native_mask, i=priors, m="[0.1,1x1x1]",
                                c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight)
             csf_n, gm_n, wm_n = seg["probabilityimages"]
@@ -245,6 +278,7 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             gm_ml = float(gm_n.numpy().sum() * spacing / 1000.0)
             log.info("Atropos segmentation done (%.1f s), native GM %.1f ml", time.perf_counter() - t2, gm_ml)
             gm_t = to_grid(gm_n)
+            corr_gm = masked_correlation(gm_t, on_grid["gm"], on_grid["mask"])
             tissue = to_grid(gm_n.new_image_like(gm_n.numpy() + wm_n.numpy()))
             dice_tissue = dice(tissue, on_grid["gm"] + on_grid["wm"])
             jac = np.ones(grid.shape, np.float32)
@@ -256,9 +290,11 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
                     jac = jac * _affine_det(fwd[-1])
             jac_mean = float(jac[on_grid["mask"] > 0.5].mean())
             volume = gm_t * jac
-    log.info("metrics: dice_brain %.4f, corr_template %.4f, dice_tissue %.4f", dice_brain, corr, dice_tissue)
+    log.info("metrics: dice_brain %.4f, corr_template %.4f, corr_gm %.4f, dice_tissue %.4f", dice_brain, corr,
+             corr_gm, dice_tissue)
     return SubjectResult(np.asarray(volume, np.float32), dice_brain, dice_tissue, corr, jac_mean,
-                         np.asarray(warped_t1, np.float32), gm_ml)
+                         np.asarray(warped_t1, np.float32), gm_ml, corr_gm, strip.decision, strip.outside,
+                         round(strip.seconds, 2))
 
 
 def configure_threads(threads: int | None) -> None:

@@ -40,8 +40,9 @@ from anatlearn.prep.shards import SHARDS_DIR, Shard, missing_reason, read_record
 from anatlearn.prep.templates import SUFFIXES
 from anatlearn.prep.validate import Subject, load_image, subjects_from_bids, subjects_from_list
 
-QC_COLUMNS = ("participant_id", "status", "error", "dice_brain", "dice_tissue", "corr_template", "jacobian_mean",
-              "native_gm_ml", "seconds", "source", "figure")
+QC_COLUMNS = ("participant_id", "status", "error", "skull_strip", "outside_brain", "dice_brain", "corr_template",
+              "corr_gm", "dice_tissue", "jacobian_mean", "native_gm_ml", "strip_seconds", "seconds", "source", "figure")
+TEXT_COLUMNS = ("error", "skull_strip", "source", "figure")
 
 
 def subject_files(out: Path, pid: str, target: str) -> dict[str, Path]:
@@ -67,7 +68,7 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
     import nibabel as nib
 
     from anatlearn.prep.pipeline import prepare_subject
-    from anatlearn.prep.qc import qc_figure
+    from anatlearn.prep.qc import flag_reasons, qc_figure
     from anatlearn.prep.templates import template_on_grid
 
     cfg, out = PrepConfig.from_dict(config), Path(out)
@@ -80,7 +81,8 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
                  cfg.transform, cfg.seed)
         res = prepare_subject(load_image(source), cfg, log)
         row.update(dice_brain=res.dice_brain, dice_tissue=res.dice_tissue, corr_template=res.corr_template,
-                   jacobian_mean=res.jacobian_mean, native_gm_ml=res.native_gm_ml)
+                   jacobian_mean=res.jacobian_mean, native_gm_ml=res.native_gm_ml, corr_gm=res.corr_gm,
+                   skull_strip=res.skull_strip, outside_brain=res.outside_brain, strip_seconds=res.strip_seconds)
         problems = []
         if not np.isfinite(res.volume).all():
             problems.append("the prepared volume has NaN/inf voxels")
@@ -88,12 +90,13 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
             problems.append(f"correlation with the template {res.corr_template:.3f} < {cfg.min_correlation}")
         if not (res.dice_brain >= cfg.min_dice):
             problems.append(f"brain-mask Dice {res.dice_brain:.3f} < {cfg.min_dice}")
+        flags = [] if problems else flag_reasons(row, cfg)  # prepared, but QC says it needs a look
         grid = cfg.grid
         if cfg.qc_figures:
             outline = template_on_grid(grid)["mask"]
             shown = res.volume if cfg.target == "vbm" else res.warped_t1
             qc_figure(shown, outline, files["png"], f"sub-{pid}  {cfg.target}  corr {res.corr_template:.3f}  "
-                      f"Dice {res.dice_brain:.3f}" + ("  FAILED QC" if problems else ""))
+                      f"Dice {res.dice_brain:.3f}" + ("  FAILED QC" if problems else "  FLAGGED" if flags else ""))
             row["figure"] = os.path.relpath(files["png"], out)
         if problems:
             raise DataError("registration failed QC: " + "; ".join(problems))
@@ -101,7 +104,8 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
             with atomic_path(files["nii"]) as tmp:
                 nib.save(nib.Nifti1Image(res.volume, grid.matrix), str(tmp) + ".nii.gz")
                 os.replace(str(tmp) + ".nii.gz", tmp)
-        row.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+        row.update(status="flagged" if flags else "ok", error="QC flagged: " + "; ".join(flags) if flags else "",
+                   seconds=round(time.perf_counter() - t0, 2))
         atomic_write_text(files["json"], json.dumps(_jsonable(row), indent=1))
         with atomic_path(files["npy"]) as tmp:  # last: its presence marks the subject finished
             with open(tmp, "wb") as fh:
@@ -135,9 +139,12 @@ class PrepSummary:
     warnings: list[str] = field(default_factory=list)
     n_missing: int = 0  # merge only: subjects that no shard task finished (counted in n_failed too)
     shard: Shard | None = None
+    n_flagged: int = 0  # prepared but below a QC threshold (not in n_ok nor n_failed)
 
     def line(self) -> str:
         failed = f"{self.n_failed} failed" + (f" ({self.n_missing} missing)" if self.n_missing else "")
+        if self.n_flagged:
+            failed = f"{self.n_flagged} flagged by QC, {failed}"
         if self.shard is not None:
             return (f"shard {self.shard}: {self.n_ok} subject(s) prepared ({self.n_skipped} already done, skipped), "
                     f"{failed}; run `anatlearn prep --merge` with the same options once every task has finished")
@@ -232,7 +239,8 @@ def _run_shard(out: Path, config: PrepConfig, shard: Shard, mine: list[Subject],
     summary = PrepSummary(out, pd.DataFrame(ordered), len(ok), len(ordered) - len(ok), skipped, shard=shard)
     for rec in ordered:
         if rec.get("status") != "ok":
-            echo(f"failed: sub-{rec['participant_id']}: {rec.get('error', '')}")
+            echo(f"{'flagged' if rec.get('status') == 'flagged' else 'failed'}: sub-{rec['participant_id']}: "
+                 f"{rec.get('error', '')}")
     if ids and not ok:
         raise DataError(f"shard {shard}: every subject failed ({len(ids)}); see {out / 'logs'}")
     return summary
@@ -326,9 +334,9 @@ def _finish(out: Path, config: PrepConfig, subjects: list[Subject], rows: dict[s
     skipped = qc.pop("skipped").fillna(False).astype(bool) if "skipped" in qc else pd.Series(False, index=qc.index)
     for col in QC_COLUMNS:
         if col not in qc:
-            qc[col] = np.nan if col not in ("error", "source", "figure") else ""
+            qc[col] = np.nan if col not in TEXT_COLUMNS else ""
     qc = qc[list(QC_COLUMNS)]
-    for col in ("error", "source", "figure"):
+    for col in TEXT_COLUMNS:
         qc[col] = qc[col].fillna("").astype(str)
     qc["error"] = qc["error"].str.replace(r"\s+", " ", regex=True)
     with atomic_path(out / "qc.tsv") as tmp:
@@ -340,16 +348,21 @@ def _finish(out: Path, config: PrepConfig, subjects: list[Subject], rows: dict[s
                         f"(add it to {out / 'participants.tsv'})")
     with atomic_path(out / "participants.tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    summary = PrepSummary(out, qc, int(ok.sum()), int((~ok).sum()), int((skipped & ok).sum()), warnings,
-                          n_missing=int((qc["status"] == "missing").sum()))
+    flagged = qc["status"] == "flagged"  # prepared (files written) but left out of participants.tsv
+    summary = PrepSummary(out, qc, int(ok.sum()), int((~ok & ~flagged).sum()), int((skipped & ok).sum()), warnings,
+                          n_missing=int((qc["status"] == "missing").sum()), n_flagged=int(flagged.sum()))
     counts = {"ok": summary.n_ok, "failed": summary.n_failed, "skipped": summary.n_skipped}
-    _write_provenance(out, config, bids, images, counts | ({"missing": summary.n_missing} if summary.n_missing else {}))
+    counts |= {k: n for k, n in (("missing", summary.n_missing), ("flagged", summary.n_flagged)) if n}
+    _write_provenance(out, config, bids, images, counts)
     write_qc_page(out, qc, summary.line())
     for w in warnings:
         echo(f"warning: {w}")
-    for rec in qc[~ok].to_dict("records"):
+    for rec in qc[~ok & ~flagged].to_dict("records"):
         echo(f"{'missing' if rec['status'] == 'missing' else 'failed'}: sub-{rec['participant_id']}: {rec['error']}")
-    if summary.n_ok == 0:
+    for rec in qc[flagged].to_dict("records"):  # last: what the user must look at (qc.html lists them too)
+        echo(f"flagged: sub-{rec['participant_id']}: {rec['error']} (outputs written, not in participants.tsv; "
+             f"see {rec['figure'] or out / 'qc.html'})")
+    if summary.n_ok == 0 and summary.n_flagged == 0:
         first = qc.iloc[0]
         raise DataError(f"every subject failed ({len(qc)}); first: sub-{first['participant_id']}: {first['error']} "
                         f"(see {out / 'qc.tsv'} and {out / 'logs'})")

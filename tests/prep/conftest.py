@@ -14,7 +14,8 @@ os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
 pytest.importorskip("ants")
 
 RES = 4.0  # template and target grid resolution of the tests (mm); the defaults are 1 mm / the real grids
-FAST = ["--template-resolution", "4", "--target-voxel-mm", "4", "--threads", "1"]
+# phantoms are skull-stripped: --skull-strip no saves deepbet's ~5 s per subject (auto: test_real_head.py)
+FAST = ["--template-resolution", "4", "--target-voxel-mm", "4", "--threads", "1", "--skull-strip", "no"]
 
 
 def deformed_affine(seed: int, scale: float | None = None) -> np.ndarray:

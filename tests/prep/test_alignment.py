@@ -30,7 +30,7 @@ def metrics(result, config):
 def prep(phantom, **kw):
     from anatlearn.prep.pipeline import PrepConfig, prepare_subject
 
-    cfg = PrepConfig(template_resolution=RES, target_voxel_mm=RES, **kw)
+    cfg = PrepConfig(template_resolution=RES, target_voxel_mm=RES, **{"skull_strip": "no", **kw})
     return prepare_subject(phantom.image, cfg), cfg
 
 
