@@ -22,14 +22,17 @@ FLAG_CORR_GM = 0.50
 def flag_reasons(metrics: dict, config) -> list[str]:
     """Why a prepared subject is flagged (empty: it passes): its brain-mask Dice with the template, its T1w
     correlation with the template and (vbm) its GM map's correlation with the template's GM, each
-    against ``config.flag_*``. A missing metric (NaN) of a computed kind flags too."""
+    against ``config.flag_*``. A metric that is NaN flags too; one absent from ``metrics`` (a row written
+    before it existed) is not checked."""
     checks = [("brain-mask Dice", "dice_brain", config.flag_dice_brain),
               ("T1w correlation with the template", "corr_template", config.flag_corr_template)]
     if config.target == "vbm":
         checks.append(("GM correlation with the template", "corr_gm", config.flag_corr_gm))
     out = []
     for name, key, threshold in checks:
-        value = float(metrics.get(key, float("nan")))
+        if key not in metrics:
+            continue
+        value = float("nan") if metrics[key] is None else float(metrics[key])
         if not value >= threshold:
             out.append(f"{name} {value:.3f} < {threshold:g}")
     return out

@@ -121,6 +121,16 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
     return row
 
 
+def _reflag(row: dict, config: PrepConfig) -> dict:
+    """A finished subject's status under this run's --flag-* thresholds (they change no volume)."""
+    from anatlearn.prep.qc import flag_reasons
+
+    if row.get("status") in ("ok", "flagged"):
+        flags = flag_reasons(row, config)
+        row.update(status="flagged" if flags else "ok", error="QC flagged: " + "; ".join(flags) if flags else "")
+    return row
+
+
 def _jsonable(row: dict) -> dict:
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
 
@@ -197,7 +207,7 @@ def run_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = None
     for s in mine:
         files = subject_files(out, s.participant_id, config.target)
         if not overwrite and files["npy"].is_file() and files["json"].is_file():
-            rows[s.participant_id] = {**json.loads(files["json"].read_text()), "skipped": True}
+            rows[s.participant_id] = _reflag({**json.loads(files["json"].read_text()), "skipped": True}, config)
         else:
             pending.append(s)
     for s in pending:  # validate before writing anything: bad input is one clear error naming the file
