@@ -6,14 +6,14 @@
 # Usage: scripts/slurm_prep.sh BIDS_DIR OUT_DIR [TASKS] [extra anatlearn prep options, e.g. --target quasiraw]
 #   Submits the array and the merge (which starts when every task has ended, successfully or not).
 #   Re-running the same command re-submits everything; finished subjects are skipped by every task.
-# Sizing (docs/scale.md): a VBM subject takes ~6 min of one 2-core slot at the default 1 mm template,
-# ~3 min with --template-resolution 2; peak memory per task ~1-2 GiB with --jobs 1 (measured: docs/scale.md).
+# Sizing (docs/scale.md): a VBM subject takes ~332 s of CPU on one core at the default 1 mm template and
+# peaks at ~3 GiB (measured); 50,000 subjects ~4,600 core-hours, e.g. 1000 tasks of 50 subjects, ~5 h each.
 set -euo pipefail
 BIDS=${1:?BIDS directory}; OUT=${2:?output directory}; TASKS=${3:-100}; shift $(( $# < 3 ? $# : 3 ))
 mkdir -p "$OUT/slurm-logs"
 ARRAY=$(sbatch --parsable --job-name=anatlearn-prep --array="0-$((TASKS - 1))" \
-  --cpus-per-task=2 --mem=4G --time=24:00:00 --output="$OUT/slurm-logs/prep-%A_%a.out" \
-  --wrap="anatlearn prep --bids '$BIDS' --out '$OUT' --jobs 1 --threads 2 $*")
+  --cpus-per-task=1 --mem=4G --time=24:00:00 --output="$OUT/slurm-logs/prep-%A_%a.out" \
+  --wrap="anatlearn prep --bids '$BIDS' --out '$OUT' --jobs 1 --threads 1 $*")
 # afterany: merge even when some tasks failed or timed out, so the QC page lists what is missing
 sbatch --job-name=anatlearn-prep-merge --dependency="afterany:$ARRAY" --cpus-per-task=1 --mem=4G \
   --time=01:00:00 --output="$OUT/slurm-logs/merge-%j.out" \
