@@ -16,7 +16,8 @@ categorical ones as indicator columns minus their first level). Fit, on a refere
 4. harmonised y* = sigma (z - gamma*_i) / sqrt(delta*_i) + alpha + x B_cov.
 ``transform`` applies step 2 and 4 with the fitted alpha, B_cov, sigma, gamma*, delta* to subjects of the
 fitted sites, with their own covariates (as neuroHarmonize's ``harmonizationApply``); a site unseen at fit
-time has no gamma*/delta* and is refused.
+time has no gamma*/delta* and is refused. Features constant within a site are left unadjusted (as in sva's
+ComBat): shrinking their zero site effect would give them a per-site offset, i.e. site information.
 
 Why our own implementation: neuroHarmonize 2.5.2 (the maintained package) requires numpy<2 and pandas<3,
 which conflicts with anatlearn's pinned numpy 2.3 / pandas 3; neuroCombat 0.2.12 (2021) is unmaintained and
@@ -140,19 +141,27 @@ class ComBatHarmonizer:
         var = ((Y - design @ B) ** 2).mean(axis=0)
         var[var == 0] = np.median(var[var != 0]) if (var != 0).any() else 1.0
         self.sigma_ = np.sqrt(var)
+        # A feature constant within a site (e.g. a dead ReLU unit) has no site effect to estimate and is left as
+        # it is, as sva's ComBat does: shrinking its zero effect towards the prior mean would add a per-site
+        # constant, i.e. perfect site information in a feature that had none (seen on random-init encoders).
+        within = np.stack([Y[sites == s].var(axis=0) for s in self.sites_])
+        keep = (within > 1e-14 * np.maximum((Y**2).mean(axis=0), 1e-300)).all(axis=0)
+        if not keep.any():
+            raise DataError(f"{source}: every feature is constant within some site; nothing to harmonise")
         z = (Y - self.alpha_ - cov @ self.beta_) / self.sigma_
-        gamma_hat = np.stack([z[sites == s].mean(axis=0) for s in self.sites_])
-        delta_hat = np.stack([z[sites == s].var(axis=0, ddof=1) for s in self.sites_])
-        delta_hat[delta_hat == 0] = 1.0
-        if self.eb and Y.shape[1] > 1:
+        zk = z[:, keep]
+        gamma_hat = np.stack([zk[sites == s].mean(axis=0) for s in self.sites_])
+        delta_hat = np.stack([zk[sites == s].var(axis=0, ddof=1) for s in self.sites_])
+        if self.eb and keep.sum() > 1:
             gamma_bar, tau2 = gamma_hat.mean(axis=1), gamma_hat.var(axis=1, ddof=1)
             m, s2 = delta_hat.mean(axis=1), delta_hat.var(axis=1, ddof=1)
             a, b = (2 * s2 + m**2) / s2, (m * s2 + m**3) / s2  # inverse-gamma prior by moments
-            post = [_eb_posteriors(z[sites == s], gamma_hat[i], delta_hat[i], gamma_bar[i], tau2[i], a[i], b[i])
+            post = [_eb_posteriors(zk[sites == s], gamma_hat[i], delta_hat[i], gamma_bar[i], tau2[i], a[i], b[i])
                     for i, s in enumerate(self.sites_)]
-            self.gamma_, self.delta_ = np.stack([p[0] for p in post]), np.stack([p[1] for p in post])
-        else:
-            self.gamma_, self.delta_ = gamma_hat, delta_hat
+            gamma_hat, delta_hat = np.stack([p[0] for p in post]), np.stack([p[1] for p in post])
+        # unadjusted features: gamma = 0, delta = 1, so transform returns them unchanged
+        self.gamma_, self.delta_ = np.zeros((n_sites, Y.shape[1])), np.ones((n_sites, Y.shape[1]))
+        self.gamma_[:, keep], self.delta_[:, keep] = gamma_hat, delta_hat
         self.site_counts_ = counts
         return self
 
@@ -191,6 +200,7 @@ class ComBatHarmonizer:
         return {"method": "ComBat (parametric EB)" if self.eb else "ComBat (L/S, no EB)",
                 "site_column": self.site_column, "covariates": self.covariates,
                 "categorical_levels": self.levels_,
+                "features_left_unadjusted": int(((self.gamma_ == 0) & (self.delta_ == 1)).all(axis=0).sum()),
                 "sites": {str(s): int(n) for s, n in zip(self.sites_, self.site_counts_)}}
 
     # -- storage -------------------------------------------------------------------------------------------

@@ -124,6 +124,8 @@ def main(argv=None) -> None:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-maps", action="store_true",
+                    help="Redo parts 1-2 only; keep the region maps of an existing OUT/validation.json.")
     args = ap.parse_args(argv)
     from anatlearn.models import build_model, load_pretrained
 
@@ -135,10 +137,12 @@ def main(argv=None) -> None:
     p_h, p_d = read_participants(args.healthy), read_participants(args.downstream)
     atlas = world_atlas(args.downstream)
     results = {"provenance": provenance(args.seed, vars(args))}
+    previous = json.loads((out / "validation.json").read_text()) if args.skip_maps else {}
     for label, model in (("pretrained", pretrained), ("random-init", random_init), ("pooled voxels", _pooled_encoder())):
         h_feats, d_feats = _embed(model, open_dataset(args.healthy)), _embed(model, open_dataset(args.downstream))
         results[label] = brain_age_and_harmonisation(h_feats, p_h, d_feats, p_d, args.seed)
-        results[label]["region_maps"] = region_maps(model, args.downstream, d_feats, p_d, atlas)
+        results[label]["region_maps"] = (previous[label]["region_maps"] if args.skip_maps
+                                         else region_maps(model, args.downstream, d_feats, p_d, atlas))
         atomic_write_text(out / "validation.json", json.dumps(results, indent=1, default=str))
         print(f"[validation] {label} done", flush=True)
 

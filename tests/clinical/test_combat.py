@@ -98,3 +98,18 @@ def test_round_trip_without_pickle(tmp_path):
 
     with pytest.raises(DataError, match="holds a 'combat' model"):
         BrainAgeModel.load(path)
+
+
+def test_features_constant_within_a_site_are_left_alone():
+    """A dead unit (constant everywhere) or one constant within one site must not gain a per-site offset from
+    the empirical-Bayes shrinkage (which would make it a perfect site indicator)."""
+    _, X, cov, _ = cohort(120, seed=5, n_features=10)
+    X = X.copy()
+    X["f0000"] = 0.0
+    X.loc[cov["site"] == "B", "f0001"] = 0.25
+    h = ComBatHarmonizer(["age", "sex"]).fit(X, cov)
+    H = h.transform(X, cov)
+    np.testing.assert_allclose(H["f0000"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(H["f0001"], X["f0001"], atol=1e-9)
+    assert h.describe()["features_left_unadjusted"] == 2
+    assert site_mean_spread(H.to_numpy()[:, 2:], cov["site"].to_numpy()) < 0.1
