@@ -52,9 +52,23 @@ def test_pooled_r2_matches_a_brute_force_reference_with_a_fixed_alpha():
     pred = np.empty_like(y)
     for tr, te in KFold(4, shuffle=True, random_state=7).split(x):
         sc = StandardScaler().fit(x[tr])
-        pred[te] = Ridge(alpha=10.0).fit(sc.transform(x[tr]), y[tr]).predict(sc.transform(x[te]))
+        z_tr = sc.transform(x[tr])
+        z_te = np.clip(sc.transform(x[te]), z_tr.min(0), z_tr.max(0))  # held-out values within the training range
+        pred[te] = Ridge(alpha=10.0).fit(z_tr, y[tr]).predict(z_te)
     ref = 1 - ((y - pred) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
     np.testing.assert_allclose(res["r2_per_target"], ref, rtol=1e-8)
+
+
+def test_a_nearly_dead_unit_cannot_wreck_the_probe():
+    """A ReLU unit that fires faintly in one training subject and strongly in one held-out subject has a tiny
+    training sd; unclipped, the held-out z-score is ~1e6 and R^2 collapses (seen on real y-Aware features)."""
+    x, y = _linear_world(n=100, d=10, t=3, noise=0.1, seed=5)
+    train0, test0 = next(KFold(5, shuffle=True, random_state=0).split(x))
+    spike = np.zeros(100)
+    spike[train0[0]], spike[test0[0]] = 1e-6, 1.0
+    clean = anatomy_recovery(x, y)["r2_mean"]
+    assert clean > 0.95
+    assert anatomy_recovery(np.c_[x, spike], y)["r2_mean"] > clean - 0.01
 
 
 def test_dataframes_are_aligned_by_participant_id():
