@@ -238,6 +238,13 @@ def _run_shard(out: Path, config: PrepConfig, shard: Shard, mine: list[Subject],
                rows: dict[str, dict], progress: bool, echo) -> PrepSummary:
     """One job-array task: its subjects only; its QC rows go to its own record, no shared file is written."""
     ids = [s.participant_id for s in mine]
+    for path, rec in read_records(out).items():  # tasks of another split could share subjects with this one
+        count = str(rec.get("shard", "")).split("/")[-1]
+        if count != str(shard.count):
+            raise ConfigError(f"{out} holds shard task {rec.get('shard')} ({path}) of a split into {count}, not "
+                              f"{shard.count}: "
+                              f"two splits would prepare the same subjects at once; use the same N, or remove "
+                              f"{out / SHARDS_DIR} once no task of the old split runs")
     (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)  # first: marks OUT as a sharded prep for other tasks
     (out / "logs").mkdir(exist_ok=True)
     write_record(out, shard, config.to_dict(), ids, None)
@@ -245,13 +252,15 @@ def _run_shard(out: Path, config: PrepConfig, shard: Shard, mine: list[Subject],
     ordered = [{k: v for k, v in rows[p].items() if k != "skipped"} for p in ids]
     write_record(out, shard, config.to_dict(), ids, [_jsonable(r) for r in ordered])
     ok = [r for r in ordered if r.get("status") == "ok"]
+    flagged = [r for r in ordered if r.get("status") == "flagged"]  # prepared, but QC asks for a look
     skipped = sum(bool(rows[p].get("skipped")) for p in ids)
-    summary = PrepSummary(out, pd.DataFrame(ordered), len(ok), len(ordered) - len(ok), skipped, shard=shard)
+    summary = PrepSummary(out, pd.DataFrame(ordered), len(ok), len(ordered) - len(ok) - len(flagged), skipped,
+                          shard=shard, n_flagged=len(flagged))
     for rec in ordered:
         if rec.get("status") != "ok":
             echo(f"{'flagged' if rec.get('status') == 'flagged' else 'failed'}: sub-{rec['participant_id']}: "
                  f"{rec.get('error', '')}")
-    if ids and not ok:
+    if ids and not ok and not flagged:
         raise DataError(f"shard {shard}: every subject failed ({len(ids)}); see {out / 'logs'}")
     return summary
 
@@ -273,7 +282,7 @@ def merge_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = No
         pid = s.participant_id
         files = subject_files(out, pid, config.target)
         if files["npy"].is_file() and files["json"].is_file():
-            rows[pid] = json.loads(files["json"].read_text())
+            rows[pid] = _reflag(json.loads(files["json"].read_text()), config)
         elif pid in recorded:
             rows[pid] = recorded[pid]
         else:

@@ -61,6 +61,9 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
     # options differing from a finished task's are refused before any work
     code, _, err = run(["prep", "--bids", bids, "--target", "quasiraw", *kit.FAST, "--out", many, "--shard", "0/2"], capfd)
     assert code == 2 and "other options by shard task" in err and "shard-00001-of-00002.json" in err, err
+    # a task of another split (N = 3) could prepare the same subjects as a running one: refused
+    code, _, err = run(["prep", *common, "--out", many, "--shard", "0/3"], capfd)
+    assert code == 2 and "of a split into 2, not 3" in err, err
     # a merge before every task finished: the tables list the missing subjects, and it is an error
     code, _, err = run(["prep", *common, "--out", many, "--merge"], capfd)
     assert code == 2 and "2 subject(s) missing" in err and "sub-01" in err, err
@@ -80,19 +83,28 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
 
     code, stdout, err = run(["prep", *common, "--out", many, "--merge"], capfd)
     assert code == 0 and "2 subject(s) prepared" in stdout and "1 failed" in stdout, err
-    assert "failed: sub-03: registration failed QC" in err
+    assert "failed: sub-03: registration failed" in err  # by the QC gate or inside ANTs: it varies between runs
     # the merge assembles exactly what the tasks recorded ...
     qc, ref = _qc(many), _qc(one)
     for pid, row in zip(qc["participant_id"], qc.to_dict("records")):
         rec = json.loads((many / f"sub-{pid}" / f"sub-{pid}_qc.json").read_text()) if pid != "03" else record["rows"][1]
-        assert row["status"] == rec["status"] and row["corr_template"] == pytest.approx(rec["corr_template"], abs=1e-4)
-    # ... and equals the unsharded run up to the pipeline's own run-to-run noise (ANTs is not bit-reproducible
-    # here even with one thread and a fixed seed: corr_template varies by ~0.005 between identical runs)
+        recorded = rec.get("corr_template")
+        recorded = np.nan if recorded is None else recorded  # NaN is stored as null in JSON
+        assert row["status"] == rec["status"]
+        assert row["corr_template"] == pytest.approx(recorded, abs=1e-4, nan_ok=True)
+    # ... and equals the unsharded run up to the pipeline's own run-to-run noise (not bit-reproducible here
+    # even with one ITK thread and a fixed seed: corr_template of a phantom varied by ~0.005 between identical
+    # runs in one process, that of the noise image by ~0.2)
     text = ["participant_id", "status", "source", "figure"]
     pd.testing.assert_frame_equal(qc[text], ref[text])
-    assert qc["error"].str.split(" 0").str[0].tolist() == ref["error"].str.split(" 0").str[0].tolist()
+    def reason(df):  # the failure's wording with its measured numbers masked
+        return df["error"].fillna("").str.replace(r"-?\d+\.\d+", "#", regex=True).tolist()
+
+    assert reason(qc)[:2] == reason(ref)[:2] == ["", ""]
+    assert reason(qc)[2].startswith("registration failed") and reason(ref)[2].startswith("registration failed")
     numeric = ["dice_brain", "dice_tissue", "corr_template", "jacobian_mean"]
-    np.testing.assert_allclose(qc[numeric].to_numpy(float), ref[numeric].to_numpy(float), atol=0.03)
+    ok = (qc["status"] == "ok").to_numpy()  # the failing noise image registers differently every run
+    np.testing.assert_allclose(qc[numeric].to_numpy(float)[ok], ref[numeric].to_numpy(float)[ok], atol=0.03)
     assert (many / "participants.tsv").read_text() == (one / "participants.tsv").read_text()
     for pid in ("01", "02"):
         a, b = np.load(many / NPY.format(pid)).ravel(), np.load(one / NPY.format(pid)).ravel()
