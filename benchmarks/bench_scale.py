@@ -46,7 +46,8 @@ def _checkpoint(path: Path, width: float) -> Path:
     return path
 
 
-def _embed(tmp: Path, weights: Path, data: Path, nproc: int, threads: int, tag: str) -> tuple[float, list[float]]:
+def _embed(tmp: Path, weights: Path, data: Path, nproc: int, threads: int, tag: str,
+           extra: tuple[str, ...] = ()) -> tuple[float, list[float]]:
     """Wall seconds of one ``anatlearn embed`` command and the peak RSS (MiB) of each of its processes."""
     peaks = tmp / f"peaks-{tag}"
     peaks.mkdir(exist_ok=True)
@@ -55,7 +56,7 @@ def _embed(tmp: Path, weights: Path, data: Path, nproc: int, threads: int, tag: 
     wrapper = tmp / "embed_with_peak.py"
     wrapper.write_text(WRAPPER)
     out = tmp / f"features-{tag}.parquet"
-    args = ["embed", "--weights", str(weights), "--data", str(data), "--out", str(out)]
+    args = ["embed", "--weights", str(weights), "--data", str(data), "--out", str(out), *extra]
     if nproc == 1:
         cmd = [sys.executable, str(wrapper), *args]
     else:
@@ -75,6 +76,7 @@ def throughput(tmp: Path, quick: bool) -> tuple[list[Row], str]:
     from anatlearn.data.synthetic import generate_cohort
 
     n, shape, repeats = (16, (32, 40, 32), 1) if quick else (96, (61, 73, 61), 2)
+    chunk = n // 12  # 12 chunks: 6 per rank (the default 64 would give the 2 ranks 64 and 32 subjects)
     data = generate_cohort(tmp / "cohort", n, shape, seed=0, n_sites=2)
     weights = _checkpoint(tmp / "w.pt", 1.0)
     variants = {"1 process, 2 threads": (1, 2), "torchrun 2 processes x 1 thread": (2, 1),
@@ -83,7 +85,8 @@ def throughput(tmp: Path, quick: bool) -> tuple[list[Row], str]:
     peaks: dict[str, list[float]] = {}
     for _ in range(repeats):  # interleaved: machine noise hits every variant alike
         for name, (nproc, threads) in variants.items():
-            s, p = _embed(tmp, weights, data, nproc, threads, name.split()[0] + str(nproc) + str(threads))
+            s, p = _embed(tmp, weights, data, nproc, threads, name.split()[0] + str(nproc) + str(threads),
+                          ("--chunk-size", str(chunk)))
             times[name].append(s)
             peaks[name] = p
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -99,7 +102,8 @@ def throughput(tmp: Path, quick: bool) -> tuple[list[Row], str]:
               "whole command incl. start-up; 2 cores: compute-bound either way")
     return [row], "\n".join(lines) + (
         f"\n\nThe whole `anatlearn embed` command (start-up, TorchScript tracing, embedding, merge) on {n} synthetic "
-        f"{'x'.join(map(str, shape))} volumes, width-1 ResNet-18, batches of 8, fresh processes each time. "
+        f"{'x'.join(map(str, shape))} volumes, width-1 ResNet-18, batches of 8, chunks of {chunk} (12 chunks, "
+        f"6 per rank), fresh processes each time. "
         f"CPU count: {os.cpu_count()}.")
 
 
