@@ -264,15 +264,21 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
     mine = shard(missing, d.rank, d.world)
     encoder.metadata["embedding"]["config"].update(chunk_size=chunk_size, world_size=d.world)
     done = 0
-    with _progress(progress and d.rank == 0, sum(len(plan.rows(k)) for k in mine)) as advance:
-        for k in mine:
-            rows = plan.rows(k)
-            table = encoder.transform(_Rows(dataset, rows))
-            write_chunk(parts, k, ids[rows.start:rows.stop], table.to_numpy(dtype=np.float32))
-            done += 1
-            advance(len(rows))
-            if stop_after_chunks is not None and done >= stop_after_chunks:
-                os.kill(os.getpid(), signal.SIGKILL)  # a real kill, for the resume tests
+    try:
+        with _progress(progress and d.rank == 0, sum(len(plan.rows(k)) for k in mine)) as advance:
+            for k in mine:
+                rows = plan.rows(k)
+                table = encoder.transform(_Rows(dataset, rows))
+                write_chunk(parts, k, ids[rows.start:rows.stop], table.to_numpy(dtype=np.float32))
+                done += 1
+                advance(len(rows))
+                if stop_after_chunks is not None and done >= stop_after_chunks:
+                    os.kill(os.getpid(), signal.SIGKILL)  # a real kill, for the resume tests
+    except Exception:
+        # bad input in the first chunk of a single process: leave nothing behind (no chunk to resume from)
+        if not d.enabled and not any(parts.glob("chunk-*.npz")):
+            shutil.rmtree(parts, ignore_errors=True)
+        raise
     _barrier(d)
     skipped = plan.n_chunks - len(missing)
     if d.rank != 0:

@@ -132,3 +132,16 @@ def test_rerun_with_other_weights_or_options_is_refused(tiny_cohort, weights, re
     # the same weights under another file name (a copy) are the same weights: accepted
     assert main([*map(str, base), "--weights", str(tmp_path / "w.pt"), "--split", "internal_test"]) == 0
     assert not parts.exists()
+
+
+def test_bad_volume_leaves_no_parts(tiny_cohort, weights, tmp_path, capfd):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_cohort, data)
+    first = sorted((data / "images").iterdir())[0]
+    arr = np.load(first)
+    arr[0, 1, 1, 1] = np.nan
+    np.save(first, arr)
+    out = tmp_path / "f.parquet"
+    assert main(["embed", "--weights", str(weights[0]), "--data", str(data), "--out", str(out), *CHUNK]) == 2
+    assert "NaN/inf" in capfd.readouterr().err
+    assert not out.exists() and not parts_dir(out).exists()
