@@ -43,6 +43,6 @@ def harmonize_command(
                f"(preserving: {', '.join(summary['covariates']) or 'nothing'})")
     check = summary.get("site_check")
     if check:
-        typer.echo(f"site probe balanced accuracy (CV on this cohort): {check['before']:.3f} -> {check['after']:.3f} "
+        typer.echo(f"site classifier balanced accuracy (CV on this cohort): {check['before']:.3f} -> {check['after']:.3f} "
                    f"(chance {check['chance']:.3f})")
     typer.echo(f"wrote {out}/features.parquet and harmonize.json")
