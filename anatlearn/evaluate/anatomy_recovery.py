@@ -10,9 +10,10 @@ a shuffled K-fold split over subjects and predicts the held-out fold. With the o
 
 so R^2 is 1 for perfect recovery, about 0 for features that carry nothing about t, and can be negative.
 Inside each fold the features are standardised with the training part's statistics (held-out values
-clipped to the training part's range, so that a feature almost constant in training cannot explode on a
-held-out subject) and the ridge penalty is chosen per target by efficient leave-one-out on the training part (:class:`sklearn.linear_model.RidgeCV`,
-generalised cross-validation). The summary is the mean and median of R^2_t over targets.
+clipped to the training range widened by one sd, so that a feature almost constant in training cannot
+explode on a held-out subject) and the ridge penalty is chosen per target by efficient leave-one-out on the
+training part (:class:`sklearn.linear_model.RidgeCV`, generalised cross-validation). The summary is the
+mean and median of R^2_t over targets.
 
 *Effective rank* is RankMe (Garrido, Balestriero, Najman & LeCun, "RankMe: Assessing the downstream
 performance of pretrained self-supervised representations by their rank", ICML 2023): with singular values
@@ -54,6 +55,7 @@ from anatlearn.provenance import provenance
 # hundred subjects, where the best penalty on standardised features is large.
 DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-2, 6.5, 0.5))
 RANKME_EPS = 1e-7
+CLIP_MARGIN = 1.0  # held-out z-scores are clipped to [training min - 1, training max + 1]
 CHANNELS = ("CT", "GMV", "SA")  # order of the last axis of truth/anatomy.npy
 NOT_LATENT = {"severity", "age", "eps_seed"}  # numeric columns of latents.tsv that are not latent factors
 
@@ -94,7 +96,8 @@ def _aligned(features, targets) -> tuple[np.ndarray, np.ndarray, list[str]]:
             raise DataError(f"targets lack {len(missing)} of the {len(x_ids)} subjects with features "
                             f"(e.g. {', '.join(map(str, missing[:3]))})")
         if y_ids.has_duplicates:
-            raise DataError(f"targets have duplicate participant ids: {', '.join(map(str, y_ids[y_ids.duplicated()][:3]))}")
+            dup = y_ids[y_ids.duplicated()][:3]
+            raise DataError(f"targets have duplicate participant ids: {', '.join(map(str, dup))}")
         y = y[y_ids.get_indexer(x_ids)]
         y_ids = x_ids
     elif x.shape[0] != y.shape[0]:
@@ -138,10 +141,12 @@ def anatomy_recovery(features, targets, n_splits: int = 5, seed: int = 0, alphas
         for train, test in KFold(n_splits, shuffle=True, random_state=seed).split(x):
             scaler = StandardScaler().fit(x[train])
             z_train = scaler.transform(x[train])
-            # Held-out features clipped to the range seen in training: a nearly dead ReLU unit (non-zero in
-            # one training subject) gets a tiny training sd, and a held-out subject where it fires would
-            # otherwise reach z ~ 1000 and wreck every prediction (measured: mean R^2 -7 instead of 0.6).
-            z_test = np.clip(scaler.transform(x[test]), z_train.min(axis=0), z_train.max(axis=0))
+            # Held-out features clipped to the training range widened by one training sd (CLIP_MARGIN): a
+            # nearly dead ReLU unit (non-zero in one training subject) gets a tiny training sd, and a held-out
+            # subject where it fires would otherwise reach z ~ 1000 and wreck every prediction (measured: mean
+            # R^2 -7 instead of 0.69). The margin leaves ordinary features alone even with few subjects.
+            z_test = np.clip(scaler.transform(x[test]), z_train.min(axis=0) - CLIP_MARGIN,
+                             z_train.max(axis=0) + CLIP_MARGIN)
             model = RidgeCV(alphas=grid, alpha_per_target=y.shape[1] > 1)
             model.fit(z_train, y[train])
             pred[test] = model.predict(z_test).reshape(len(test), -1)
