@@ -4,9 +4,11 @@ space at 1 mm: ``ch2.nii.gz`` with its skull and ``ch2bet.nii.gz``, its brain ex
 
 Besides the two originals, :func:`test_heads` makes copies whose truth is known by construction:
 
-* ``moved``: the skull-on head rotated by ``rotation_deg`` about an oblique axis through the brain's
-  centre and shifted by ``shift_mm``, resampled onto a padded grid (cubic spline), times a smooth
-  multiplicative bias field ``exp(bias * b(x))`` (``b`` a smooth random field scaled to max |b| = 1);
+* ``moved``: the 1 mm skull-on head rotated by ``rotation_deg`` about an oblique axis through the
+  brain's centre and shifted by ``shift_mm``, sampled once onto a padded grid of the test's voxel size (the
+  same pre-smoothing and linear interpolation as the unmoved copy, so both are sampled once from the
+  1 mm original), times a smooth multiplicative bias field ``exp(bias * b(x))`` (``b`` a smooth random
+  field scaled to max |b| = 1);
 * ``scaled``: the skull-on head ``scale`` times larger along every axis (the voxel size in the affine
   multiplied, the data untouched: no interpolation), so its GM volume is ``scale**3`` times the original's;
 * ``broken``: the voxel axes permuted (x, y, z) -> (y, z, x) and the affine replaced by a plain 1 mm (or
@@ -42,49 +44,58 @@ def _image(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return img
 
 
-def load_colin(kind: str = "skull", voxel_mm: float = 1.0) -> nib.Nifti1Image:
-    """Colin27 ``skull`` (ch2) or ``brain`` (ch2bet), resampled to ``voxel_mm`` (Gaussian pre-smoothing
-    by the zoom factor, then linear interpolation over the same field of view)."""
+def _original(kind: str) -> nib.Nifti1Image:
     d = colin_dir()
     if d is None:
         raise FileNotFoundError("Colin27 (ch2.nii.gz, ch2bet.nii.gz) not found: apt-get install mricron-data")
-    img = nib.load(d / FILES[kind])
+    return nib.load(d / FILES[kind])
+
+
+def _sample(img: nib.Nifti1Image, voxel_mm: float, rot: np.ndarray | None = None, shift=None, pad_mm=0.0):
+    """``img`` sampled once on a grid of ``voxel_mm`` voxels over its field of view (padded by ``pad_mm``),
+    after a Gaussian pre-smoothing of FWHM one output voxel (no aliasing) and, with ``rot``/``shift``, moved
+    in world space about the field of view's centre: x -> rot (x - c) + c + shift. Linear interpolation."""
     data = img.get_fdata(dtype=np.float32)
-    aff = img.affine.copy()
-    zoom = float(voxel_mm) / float(img.header.get_zooms()[0])
-    if abs(zoom - 1.0) > 1e-6:
-        data = ndimage.gaussian_filter(data, sigma=0.42 * zoom)  # FWHM of one output voxel: no aliasing
-        shape = [int(np.floor((n - 1) / zoom)) + 1 for n in data.shape]
-        ijk = np.stack(np.meshgrid(*[np.arange(n) * zoom for n in shape], indexing="ij"))
-        data = ndimage.map_coordinates(data, ijk, order=1)
-        aff[:3, :3] *= zoom
-    return _image(np.clip(data, 0, None), aff)
+    vox = float(img.header.get_zooms()[0])
+    zoom = float(voxel_mm) / vox
+    if zoom > 1 + 1e-6:
+        data = ndimage.gaussian_filter(data, sigma=0.42 * zoom)
+    centre = img.affine[:3, :3] @ ((np.array(data.shape) - 1) / 2.0) + img.affine[:3, 3]
+    pad = int(round(pad_mm / voxel_mm))
+    shape = tuple(int(np.floor((n - 1) / zoom)) + 1 + 2 * pad for n in data.shape)
+    out_aff = img.affine.copy()
+    out_aff[:3, :3] *= zoom
+    out_aff[:3, 3] -= out_aff[:3, :3] @ np.full(3, pad)
+    # output voxel -> world -> (inverse motion) -> input world -> input voxel
+    ijk = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"), axis=-1)
+    xyz = ijk @ out_aff[:3, :3].T + out_aff[:3, 3]
+    if rot is not None:
+        xyz = (xyz - centre - np.asarray(shift)) @ rot + centre  # rot^-1 = rot^T, on row vectors
+    inv = np.linalg.inv(img.affine)
+    vin = xyz @ inv[:3, :3].T + inv[:3, 3]
+    out = ndimage.map_coordinates(data, np.moveaxis(vin, -1, 0), order=1, mode="constant", cval=0.0)
+    return np.clip(out, 0, None), out_aff
 
 
-def moved(img: nib.Nifti1Image, rotation_deg: float = 14.0, shift_mm: float = 15.0, bias: float = 0.3,
+def load_colin(kind: str = "skull", voxel_mm: float = 1.0) -> nib.Nifti1Image:
+    """Colin27 ``skull`` (ch2) or ``brain`` (ch2bet), sampled at ``voxel_mm`` over the same field of view
+    (Gaussian pre-smoothing of FWHM one output voxel, then linear interpolation)."""
+    return _image(*_sample(_original(kind), voxel_mm))
+
+
+def moved(voxel_mm: float = 2.0, rotation_deg: float = 14.0, shift_mm: float = 15.0, bias: float = 0.3,
           pad_mm: float = 20.0, seed: int = 0) -> nib.Nifti1Image:
-    """The head rotated and shifted in world space and bias-corrupted (see the module docstring)."""
+    """The skull-on head rotated, shifted and bias-corrupted (see the module docstring)."""
     rng = np.random.default_rng(seed)
     axis = np.array([1.0, 0.6, 0.3])
     rot = Rotation.from_rotvec(np.deg2rad(rotation_deg) * axis / np.linalg.norm(axis)).as_matrix()
     shift = np.array([1.0, -0.5, 0.5])
-    shift = shift_mm * shift / np.linalg.norm(shift)
-    data = img.get_fdata(dtype=np.float32)
-    vox = float(img.header.get_zooms()[0])
-    centre = img.affine[:3, :3] @ ((np.array(data.shape) - 1) / 2.0) + img.affine[:3, 3]
-    pad = int(round(pad_mm / vox))
-    shape = tuple(n + 2 * pad for n in data.shape)
-    out_aff = img.affine.copy()
-    out_aff[:3, 3] -= img.affine[:3, :3] @ np.full(3, pad)
-    # output voxel -> world -> (inverse motion) -> input world -> input voxel
-    ijk = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"), axis=-1)
-    xyz = ijk @ out_aff[:3, :3].T + out_aff[:3, 3]
-    src = (xyz - centre - shift) @ rot + centre  # rot^-1 = rot^T, applied to row vectors
-    vin = src @ np.linalg.inv(img.affine[:3, :3]).T - np.linalg.inv(img.affine[:3, :3]) @ img.affine[:3, 3]
-    moved_data = ndimage.map_coordinates(data, np.moveaxis(vin, -1, 0), order=3, mode="constant", cval=0.0)
+    moved_data, out_aff = _sample(_original("skull"), voxel_mm, rot, shift_mm * shift / np.linalg.norm(shift),
+                                  pad_mm)
+    shape = moved_data.shape
     coarse = rng.normal(size=(3, 3, 3))
     b = ndimage.zoom(coarse, [n / 3 for n in shape], order=3)
-    moved_data = np.clip(moved_data, 0, None) * np.exp(bias * b / max(float(np.abs(b).max()), 1e-9))
+    moved_data = moved_data * np.exp(bias * b / max(float(np.abs(b).max()), 1e-9))
     return _image(moved_data, out_aff)
 
 
@@ -105,7 +116,7 @@ def broken(img: nib.Nifti1Image) -> nib.Nifti1Image:
 def test_heads(voxel_mm: float = 2.0, scale: float = 1.029) -> dict[str, nib.Nifti1Image]:
     """``skull``, ``brain``, ``moved``, ``scaled`` and ``broken`` heads at ``voxel_mm`` (module docstring)."""
     skull = load_colin("skull", voxel_mm)
-    return {"skull": skull, "brain": load_colin("brain", voxel_mm), "moved": moved(skull),
+    return {"skull": skull, "brain": load_colin("brain", voxel_mm), "moved": moved(voxel_mm),
             "scaled": scaled(skull, scale), "broken": broken(skull)}
 
 
