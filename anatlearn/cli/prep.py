@@ -29,7 +29,7 @@ def prep_command(
     modulation: str = typer.Option("full", "--modulation", help="Jacobian modulation of GM: full (affine x SyN), nonlinear, none."),
     min_correlation: float = typer.Option(0.5, "--min-correlation", help="QC gate: a subject whose correlation with the template is lower is reported as failed."),
     flag_dice: Optional[float] = typer.Option(None, "--flag-dice", help="QC: flag a subject whose brain-mask Dice with the template is lower (default 0.95; docs/prep.md)."),
-    flag_corr: Optional[float] = typer.Option(None, "--flag-corr", help="QC: flag a subject whose T1w correlation with the template is lower (default 0.60)."),
+    flag_corr: Optional[float] = typer.Option(None, "--flag-corr", help="QC: flag a subject whose T1w correlation with the template is lower (default 0.53)."),
     flag_corr_gm: Optional[float] = typer.Option(None, "--flag-corr-gm", help="QC: flag a vbm subject whose GM map's correlation with the template GM is lower (default 0.50)."),
     nifti: bool = typer.Option(True, "--nifti/--no-nifti", help="Also write each volume as NIfTI with its MNI affine."),
     seed: int = typer.Option(0, "--seed", help="Random seed of ANTs' metric sampling."),

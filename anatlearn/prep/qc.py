@@ -15,7 +15,7 @@ from anatlearn.io import atomic_path, atomic_write_text
 # QC thresholds below which a prepared subject is ``flagged`` (docs/prep.md, "QC", gives the distributions
 # on the real test heads, the phantoms and broken inputs that they separate)
 FLAG_DICE_BRAIN = 0.95
-FLAG_CORR_TEMPLATE = 0.60
+FLAG_CORR_TEMPLATE = 0.53
 FLAG_CORR_GM = 0.50
 
 
