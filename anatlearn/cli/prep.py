@@ -66,7 +66,7 @@ def prep_command(
         typer.echo(summary.line())
         return
     part = Shard.parse(shard) if shard is not None else Shard.from_slurm()
-    require_ants()
+    require_ants(config.skull_strip)
     summary = run_prep(out, config, **inputs, overwrite=overwrite, skip_invalid=skip_invalid,
                        progress=sys.stderr.isatty(), echo=echo, shard=part)
     typer.echo(summary.line())

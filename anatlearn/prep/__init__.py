@@ -1,6 +1,7 @@
 """Input preparation (``anatlearn prep``): a pure-Python approximation of CAT12 VBM and of OpenBHB's
 quasi-raw preprocessing on ANTsPy, bringing users' T1w images into the released weights' input space.
-Needs the optional dependency ``antspyx`` (``pip install anatlearn[prep]``). See docs/prep.md."""
+Needs the optional dependency ``antspyx`` (``pip install anatlearn[prep]``) and, to strip skulls, ``deepbet``
+(``pip install --no-deps deepbet==1.0.2``). See docs/prep.md."""
 
 from __future__ import annotations
 
@@ -16,12 +17,20 @@ def ants_version() -> str:
         return "not installed"
 
 
-def require_ants() -> None:
-    """Raise a clear error when ANTsPy is missing (it is an optional dependency)."""
+def require_ants(skull_strip: str = "no") -> None:
+    """Raise a clear error when ANTsPy, or deepbet for ``--skull-strip auto|yes``, is missing (both are
+    optional dependencies), before any subject is started."""
+    import importlib.util
+
     try:
         import ants  # noqa: F401
     except ImportError:
         raise ConfigError("anatlearn prep needs ANTsPy: pip install 'anatlearn[prep]' (antspyx==0.6.3)") from None
+    missing = [m for m in ("deepbet", "cc3d", "fill_voids", "tqdm") if importlib.util.find_spec(m) is None]
+    if skull_strip != "no" and missing:
+        raise ConfigError(f"--skull-strip {skull_strip} needs deepbet ({', '.join(missing)} missing): pip install "
+                          f"'anatlearn[prep]' && pip install --no-deps deepbet==1.0.2 (or --skull-strip no for "
+                          f"skull-stripped inputs)")
 
 
 def run_prep(*args, **kwargs):

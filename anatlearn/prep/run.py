@@ -336,6 +336,10 @@ def _write_provenance(out: Path, config: PrepConfig, bids, images, counts: dict 
 
     meta = provenance(config.seed, config.to_dict())
     meta["versions"]["antspyx"] = ants_version()
+    if config.skull_strip != "no":
+        from anatlearn.prep.skullstrip import deepbet_version
+
+        meta["versions"]["deepbet"] = deepbet_version()
     meta["inputs"] = {"bids": str(bids) if bids else None, "images": str(images) if images else None}
     meta["grid"] = {"shape": list(config.grid.shape), "affine": [list(r) for r in config.grid.affine]}
     meta["transform"] = config.transform
