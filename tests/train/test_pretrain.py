@@ -23,12 +23,13 @@ def losses(run):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_each_method_decreases_its_loss(method, tiny_cohort, tmp_path, monkeypatch):
-    # 8 subjects = one fixed batch per epoch: the loss on it must go down
+    # 8 subjects = one fixed batch per epoch: the loss on it must go down (lr 1e-3: at 2e-3 ExpW spiked at epoch 7
+    # on the world-v2 cohort, 2.14 -> 3.07, while it fell smoothly to 1.31 at 1e-3)
     import anatlearn.train as T
 
     real = T.open_dataset
     monkeypatch.setattr(T, "open_dataset", lambda *a, **k: real(*a, **k).subset(slice(0, 8)))
-    run = pretrain(tiny_config(tiny_cohort, tmp_path / method, method=method, epochs=8, lr=2e-3, seed=1))
+    run = pretrain(tiny_config(tiny_cohort, tmp_path / method, method=method, epochs=8, lr=1e-3, seed=1))
     values = losses(run)
     assert len(values) == 8
     assert sum(values[-2:]) / 2 < values[0] * 0.97, values
