@@ -5,10 +5,12 @@ Run on a machine with a CUDA GPU (it exits with a message, and status 0, where t
     python benchmarks/bench_gpu.py --out gpu.md [--json gpu.json] [--quick]
     torchrun --nproc_per_node=G benchmarks/bench_gpu.py --ddp --out ddp.md     # G GPUs, NCCL
 
-Step = what ``anatlearn.train`` does per batch: ContrastiveModel (ResNet-18 + projection head) forward on the
-flattened views under autocast, the AnatCL loss (rbf age kernel + global anatomical similarity), backward
-(through a GradScaler for fp16), fused Adam. The batch is already on the GPU, so the rate is the model's,
-not the loader's. images/s counts volumes (views): a batch of B subjects x 2 views is 2B images.
+Step = ``anatlearn.train.train_step``, what the training loop runs per batch: ContrastiveModel (ResNet-18 +
+projection head) forward on the flattened views under autocast, the NaN check, the AnatCL loss (rbf age
+kernel + global anatomical similarity), backward (through a GradScaler for fp16), fused Adam, the loss terms
+read back. (The figures in RESULTS_GPU.md were taken at commit aa714a8 with a copy of the step without the
+NaN check and the read-back, i.e. without the two host synchronisations per step that train_step makes.)
+The batch is already on the GPU, so the rate is the model's, not the loader's. images/s counts volumes (views): a batch of B subjects x 2 views is 2B images.
 
 Modes: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 autocast, bf16 autocast + channels_last_3d, fp16
 autocast + GradScaler. Utilisation is sampled with ``nvidia-smi`` every 100 ms during the timed steps.
@@ -34,7 +36,7 @@ import torch
 
 from anatlearn.losses import build_loss
 from anatlearn.models import build_model, default_model_config
-from anatlearn.training import distributed as D
+from anatlearn.train import train_step
 
 MODES = ("fp32", "tf32", "bf16", "bf16+channels_last", "fp16+scaler")
 
@@ -93,22 +95,10 @@ def setup(width: float, device, channels_last: bool, seed: int = 0):
 
 
 def step(net, loss_fn, opt, views, age, desc, dtype, scaler, layout):
-    b, v = views.shape[:2]
-    ctx = torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext()
-    with ctx:
-        out = net(views.flatten(0, 1).contiguous(memory_format=layout))
-    feats = D.gather_with_grad(out.reshape(b, v, -1).float())
-    terms = loss_fn(feats, D.gather(age), D.gather(desc))
-    loss = terms["loss"] * D.loss_scale()
-    opt.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-    else:
-        loss.backward()
-        opt.step()
-    return terms["loss"].detach()
+    """One step exactly as ``anatlearn.train.train_step`` runs it (the training loop's own function)."""
+    batch = {"views": views, "age": age, "descriptors": desc}
+    return train_step(net, batch, loss_fn, opt, scaler, method="anatcl-global", device=views.device,
+                      amp_dtype=dtype, layout=layout)["loss"]
 
 
 def mode_settings(mode: str):
@@ -142,7 +132,7 @@ def time_mode(mode: str, subjects: int, shape, width: float, steps: int, warmup:
                 times.append(time.perf_counter() - t0)
         med = statistics.median(times)
         row.update(step_s=med, images_per_s=2 * subjects / med, util_pct=util.mean_util(),
-                   peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30, loss=float(loss))
+                   peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30, loss=loss)
     except torch.OutOfMemoryError:
         row.update(step_s=None, images_per_s=None, util_pct=None, peak_mem_gib=None, note="out of memory")
     torch.cuda.empty_cache()
@@ -174,7 +164,7 @@ def ddp_check(subjects: int, shape, width: float, steps: int) -> dict:
     ref_loss.backward()
     g_ddp = torch.cat([p.grad.flatten() for p in model.parameters()])
     g_ref = torch.cat([p.grad.flatten() for p in ref.parameters()])
-    rel_loss = abs(float(loss) - float(ref_loss)) / abs(float(ref_loss))
+    rel_loss = abs(loss - float(ref_loss.detach())) / abs(float(ref_loss.detach()))
     rel_grad = float((g_ddp - g_ref).norm() / g_ref.norm())
     dtype, scaler, layout = mode_settings("bf16")
     for _ in range(3):
