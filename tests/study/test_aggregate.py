@@ -135,3 +135,17 @@ def test_selected_variant_is_resumed_to_the_full_budget(tmp_path):
     assert sorted(c.id for c in extended) == [f"anatcl-global+kernel/seed-{s}" for s in range(3)]
     assert all(c.budgets == (1, 2) for c in extended)  # the ablation budget plus the largest main budget
     assert json.loads((out / "selection.json").read_text())["anatcl-global"]["selected"] == "anatcl-global+kernel"
+
+
+def test_control_progress_reports_the_budgets_the_control_reached():
+    """Before the control reaches the selection budget the summary shows where it stands, per budget."""
+    from anatlearn.study.summary import control_progress
+
+    summary = pd.DataFrame([
+        {"name": "gmv-regression", "budget": 10, "metric": "anat_r2_GMV", "mean": 0.705, "sd": float("nan"), "n": 1},
+        {"name": "random-init", "budget": 0, "metric": "anat_r2_GMV", "mean": 0.709, "sd": 0.012, "n": 3},
+        {"name": "yaware", "budget": 10, "metric": "anat_r2_GMV", "mean": 0.66, "sd": 0.01, "n": 3}])
+    lines = control_progress(summary)
+    assert lines == ["- at 10 epochs (1 seed(s)): gmv-regression GMV-recovery R^2 0.705; random init 0.709 ± 0.012.",
+                     ""]
+    assert control_progress(summary[summary["name"] != "gmv-regression"]) == []
