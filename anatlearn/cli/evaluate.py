@@ -17,18 +17,26 @@ app.add_typer(evaluate_app, name="evaluate")
 FEATURES_HELP = "Feature table, as NAME=PATH or PATH (name = file stem); repeat to compare methods."
 
 
-def parse_feature_args(specs: list[str]) -> dict:
-    """``NAME=PATH`` or ``PATH`` strings -> {name: feature table}; duplicate names are an error."""
-    from anatlearn.evaluate.features import read_features
-
-    tables = {}
+def named_tables(specs: list[str], read, duplicate: str, tables: dict | None = None) -> dict:
+    """``NAME=PATH`` or ``PATH`` strings (name: the file's stem) -> {name: read(path)}, added to ``tables``;
+    a name given twice is an error (``duplicate``, formatted with the name)."""
+    tables = {} if tables is None else tables
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:
             name, path = Path(spec).stem, spec
         if name in tables:
-            raise ConfigError(f"--features: method name {name!r} given twice; use NAME=PATH to tell them apart")
-        tables[name] = read_features(path)
+            raise ConfigError(duplicate.format(name))
+        tables[name] = read(path)
+    return tables
+
+
+def parse_feature_args(specs: list[str]) -> dict:
+    """``NAME=PATH`` or ``PATH`` strings -> {name: feature table}; duplicate names are an error."""
+    from anatlearn.evaluate.features import read_features
+
+    tables = named_tables(specs, read_features, "--features: method name {!r} given twice; use NAME=PATH to tell "
+                                                "them apart")
     if not tables:
         raise ConfigError("give at least one --features table")
     return tables
@@ -141,11 +149,5 @@ def anatomy_command(
     if truth is None and not targets:
         raise ConfigError("give --truth COHORT (a synthetic cohort with truth/) or --targets TABLE")
     families = dict(truth_targets(truth)) if truth is not None else {}
-    for spec in targets or []:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            name, path = Path(spec).stem, spec
-        if name in families:
-            raise ConfigError(f"--targets: name {name!r} given twice; use NAME=PATH")
-        families[name] = read_targets(path)
+    families = named_tables(targets or [], read_targets, "--targets: name {!r} given twice; use NAME=PATH", families)
     _finish(evaluate_anatomy(parse_feature_args(features), families, n_splits=folds, seed=seed), out)
