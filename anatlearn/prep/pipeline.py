@@ -271,8 +271,12 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             if brain is not None:  # CSF prior = whatever of the extracted brain is neither GM nor WM
                 m = native_mask.numpy()
                 priors[0] = priors[0].new_image_like(np.clip(m - priors[1].numpy() - priors[2].numpy(), 0, 1) * m)
-            seg = ants.atropos(a=native, x=native_mask, i=priors, m="[0.1,1x1x1]",
-                               c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight)
+            try:
+                seg = ants.atropos(a=native, x=native_mask, i=priors, m="[0.1,1x1x1]",
+                                   c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight)
+            except Exception as exc:  # ANTs says only "non-zero status"; in practice the mask holds no tissue
+                raise DataError("segmentation failed: Atropos found no tissue classes inside the brain mask "
+                                f"(a failed registration or brain extraction usually; ANTs said: {exc})") from None
             csf_n, gm_n, wm_n = seg["probabilityimages"]
             spacing = float(np.prod(native.spacing))
             gm_ml = float(gm_n.numpy().sum() * spacing / 1000.0)

@@ -3,6 +3,7 @@ unsharded run (phantoms at 4 mm); tasks write no shared file; the merge lists mi
 come from SLURM's array variables (0- or 1-based arrays); tasks with other options are refused."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,8 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
 
     code, stdout, err = run(["prep", *common, "--out", many, "--merge"], capfd)
     assert code == 0 and "2 subject(s) prepared" in stdout and "1 failed" in stdout, err
-    assert "failed: sub-03: registration failed" in err  # by the QC gate or inside ANTs: it varies between runs
+    # pure noise fails at the QC gate or in Atropos (segmentation): which one varies between runs
+    assert re.search(r"failed: sub-03: (registration|segmentation) failed", err), err
     # the merge assembles exactly what the tasks recorded ...
     qc, ref = _qc(many), _qc(one)
     for pid, row in zip(qc["participant_id"], qc.to_dict("records")):
@@ -101,7 +103,7 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
         return df["error"].fillna("").str.replace(r"-?\d+\.\d+", "#", regex=True).tolist()
 
     assert reason(qc)[:2] == reason(ref)[:2] == ["", ""]
-    assert reason(qc)[2].startswith("registration failed") and reason(ref)[2].startswith("registration failed")
+    assert all(re.match(r"(registration|segmentation) failed", reason(df)[2]) for df in (qc, ref))
     numeric = ["dice_brain", "dice_tissue", "corr_template", "jacobian_mean"]
     ok = (qc["status"] == "ok").to_numpy()  # the failing noise image registers differently every run
     np.testing.assert_allclose(qc[numeric].to_numpy(float)[ok], ref[numeric].to_numpy(float)[ok], atol=0.03)
