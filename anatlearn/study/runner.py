@@ -25,7 +25,7 @@ from pathlib import Path
 from anatlearn.errors import ConfigError, TrainingError
 from anatlearn.io import atomic_write_text
 from anatlearn.study.cells import cell_dir, run_cell, units_done
-from anatlearn.study.grid import RANDOM_INIT, StudySettings, build_cells, n_units, training_epochs
+from anatlearn.study.grid import RANDOM_INIT, StudySettings, build_cells, n_units, stages, training_epochs
 
 _EVALUATOR = None  # one per process: cohorts, labels and truth read once
 
@@ -317,9 +317,14 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
                  f"{unit_s:.1f} s = {cpu / 3600:.2f} h on {device} with one worker "
                  f"(~{cpu / workers / 3600:.2f} h with {workers}; before the selected variants' extension)")
         left = None if max_cells is None else max_cells - ran
-        if left is None or left > 0:
-            n, f = _run_cells(trained, out, s, device, workers, bar, left, stop_after_steps)
+        for stage in stages(trained):  # budget by budget: the decisive comparisons land first
+            if left is not None and left <= 0:
+                break
+            n, f = _run_cells(stage, out, s, device, workers, bar, left, stop_after_steps)
             ran, failed = ran + n, failed + f
+            left = None if left is None else left - n
+            if any(units_done(out, c) < len(c.budgets) for c in stage if c.id not in failed):
+                break  # stopped inside the stage (stop_after_steps): later stages would resume its cells
         stopped = any(units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
         if not stopped and not failed:
             extended = extend_selected(out, s, cells)

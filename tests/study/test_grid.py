@@ -6,7 +6,7 @@ import pytest
 
 from anatlearn.errors import ConfigError
 from anatlearn.study.grid import (FULL, MAIN, QUICK, RANDOM_INIT, build_cells, grid_settings, n_units,
-                                  settings_from_dict, training_epochs)
+                                  settings_from_dict, stages, training_epochs)
 
 
 def test_full_grid_matches_the_protocol():
@@ -22,6 +22,22 @@ def test_full_grid_matches_the_protocol():
     assert n_units(cells) == 6 * 3 * 3 + 13 * 3 * 2 + 3
     assert cells[0].method == RANDOM_INIT  # first: it times one evaluation
     assert len(build_cells(MAIN)) == 3 * 7
+
+
+def test_stages_train_budget_by_budget_control_first_then_seed_rounds():
+    cells = build_cells(FULL)
+    s10, s30, s100 = stages(cells)
+    # every trained cell once per budget of its own, cut at that budget; random init is not staged
+    assert len(s10) == len(s30) == 6 * 3 + 13 * 3 and len(s100) == 6 * 3
+    assert all(c.budgets == (10,) for c in s10) and all(c.budgets == (10, 30) for c in s30)
+    assert all(c.budgets == (10, 30, 100) and c.variant == "base" for c in s100)
+    assert sum(n_units(st) for st in (s10,)) + sum(len(c.budgets) - 1 for c in s30) \
+        + sum(len(c.budgets) - 2 for c in s100) == n_units(cells) - 3
+    ids = [c.id for c in s30]
+    assert ids[:3] == ["gmv-regression/seed-0", "gmv-regression/seed-1", "gmv-regression/seed-2"]
+    assert ids[3:8] == [f"{m}/seed-0" for m in ("anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age")]
+    assert [c.seed for c in s30[3:18]] == [0] * 5 + [1] * 5 + [2] * 5
+    assert all(c.group == "ablation" for c in s30[18:])
 
 
 def test_variants_change_one_factor_of_the_base():
