@@ -133,21 +133,25 @@ def build_cells(s: StudySettings) -> list[Cell]:
     return cells
 
 
-def stages(cells) -> list[list[Cell]]:
-    """The order in which the runner trains ``cells``: one stage per budget, smallest first, each stage
-    taking every cell only up to that budget (a cell's later budgets resume its own run in a later stage).
-    Within a stage the positive control comes first (it gates every comparison), then the main methods
-    seed by seed (after each seed round every method has one more paired seed), then the ablations.
+def stages(cells, selection_budget: int = 30) -> list[list[Cell]]:
+    """The order in which the runner trains ``cells``, as stages; a stage takes each of its cells only up
+    to the stage's budget (a later budget resumes the cell's own run in a later stage). The positive
+    control and the main methods go first, budget by budget up to the selection budget, then the
+    ablations, then the budgets beyond it. Within a stage the control comes first (it gates every
+    comparison), then the main methods seed by seed (after each seed round every method has one more
+    paired seed).
 
     Only the order changes, never a number: each cell is seeded by its own seed, and a later budget is
     always an exact resume of the cell's own run (tests/study/test_resume.py), staged or not. What it
-    buys on a slow machine is that the decisive comparisons (control, main grid at the selection budget)
-    are on disk hours before the longest budget is."""
+    buys on a slow machine is that the decisive comparison (control and main grid at the selection
+    budget) is on disk hours before the ablations and the longest budget are."""
     rank = {"control": 0, "main": 1, "ablation": 2}
     trained = [c for c in cells if c.method != RANDOM_INIT]
+    keys = sorted({(cap > selection_budget, c.group == "ablation", cap) for c in trained for cap in c.budgets})
     out = []
-    for cap in sorted({b for c in trained for b in c.budgets}):
-        stage = [c.with_budgets(b for b in c.budgets if b <= cap) for c in trained if cap in c.budgets]
+    for late, ablation, cap in keys:
+        stage = [c.with_budgets(b for b in c.budgets if b <= cap) for c in trained
+                 if cap in c.budgets and (c.group == "ablation") == ablation]
         stage.sort(key=lambda c: (rank.get(c.group, 3), c.seed if c.group == "main" else 0))
         out.append(stage)
     return out

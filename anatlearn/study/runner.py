@@ -317,7 +317,7 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
                  f"{unit_s:.1f} s = {cpu / 3600:.2f} h on {device} with one worker "
                  f"(~{cpu / workers / 3600:.2f} h with {workers}; before the selected variants' extension)")
         left = None if max_cells is None else max_cells - ran
-        for stage in stages(trained):  # budget by budget: the decisive comparisons land first
+        for stage in stages(trained, s.selection_budget):  # budget by budget: the decisive comparisons land first
             if left is not None and left <= 0:
                 break
             n, f = _run_cells(stage, out, s, device, workers, bar, left, stop_after_steps)

@@ -24,20 +24,21 @@ def test_full_grid_matches_the_protocol():
     assert len(build_cells(MAIN)) == 3 * 7
 
 
-def test_stages_train_budget_by_budget_control_first_then_seed_rounds():
+def test_stages_put_the_control_and_main_grid_first_then_ablations_then_the_long_budget():
     cells = build_cells(FULL)
-    s10, s30, s100 = stages(cells)
+    main10, main30, abl10, abl30, main100 = stages(cells, selection_budget=30)
     # every trained cell once per budget of its own, cut at that budget; random init is not staged
-    assert len(s10) == len(s30) == 6 * 3 + 13 * 3 and len(s100) == 6 * 3
-    assert all(c.budgets == (10,) for c in s10) and all(c.budgets == (10, 30) for c in s30)
-    assert all(c.budgets == (10, 30, 100) and c.variant == "base" for c in s100)
-    assert sum(n_units(st) for st in (s10,)) + sum(len(c.budgets) - 1 for c in s30) \
-        + sum(len(c.budgets) - 2 for c in s100) == n_units(cells) - 3
-    ids = [c.id for c in s30]
+    assert len(main10) == len(main30) == len(main100) == 6 * 3 and len(abl10) == len(abl30) == 13 * 3
+    assert all(c.budgets == (10,) for c in main10 + abl10) and all(c.budgets == (10, 30) for c in main30 + abl30)
+    assert all(c.budgets == (10, 30, 100) and c.variant == "base" for c in main100)
+    assert all(c.group == "ablation" for c in abl10 + abl30) and not any(c.group == "ablation" for c in main30)
+    # each (cell, budget) evaluation belongs to exactly one stage: the stage whose budget is its own
+    assert sorted((c.id, max(c.budgets)) for st in stages(cells) for c in st) == \
+        sorted((c.id, b) for c in cells if c.method != RANDOM_INIT for b in c.budgets)
+    ids = [c.id for c in main30]
     assert ids[:3] == ["gmv-regression/seed-0", "gmv-regression/seed-1", "gmv-regression/seed-2"]
     assert ids[3:8] == [f"{m}/seed-0" for m in ("anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age")]
-    assert [c.seed for c in s30[3:18]] == [0] * 5 + [1] * 5 + [2] * 5
-    assert all(c.group == "ablation" for c in s30[18:])
+    assert [c.seed for c in main30[3:]] == [0] * 5 + [1] * 5 + [2] * 5
 
 
 def test_variants_change_one_factor_of_the_base():
