@@ -69,14 +69,16 @@ def corrected_paired_ttest(scores_a, scores_b, n_train: float, n_test: float) ->
     """(t, two-sided p) of the corrected resampled t-test on per-fold differences a - b (identical splits).
 
     t = mean(d) / sqrt((1/J + n_test/n_train) S_d^2), df = J - 1 (Nadeau & Bengio 2003). Identical
-    scores give t = 0, p = 1.
+    scores give t = 0, p = 1. Differences that are all equal but not zero (S_d = 0, e.g. two folds whose
+    balanced accuracies moved by the same step) leave the variance estimate degenerate: t and p are nan
+    (undefined), not p = 0, since no spread was measured from which to claim certainty.
     """
     d = np.asarray(scores_a, dtype=float) - np.asarray(scores_b, dtype=float)
     if d.size < 2:
         raise ConfigError("a paired test needs at least 2 folds")
     var = corrected_variance(d, n_train, n_test)
     if var == 0:
-        return (0.0, 1.0) if d.mean() == 0 else (math.copysign(math.inf, d.mean()), 0.0)
+        return (0.0, 1.0) if d.mean() == 0 else (math.nan, math.nan)
     t = float(d.mean() / math.sqrt(var))
     return t, float(2 * sps.t.sf(abs(t), d.size - 1))
 

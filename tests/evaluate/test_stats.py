@@ -43,6 +43,9 @@ def test_correction_makes_the_test_more_conservative():
 def test_identical_methods_give_no_difference():
     a = np.array([0.6, 0.7, 0.8])
     assert corrected_paired_ttest(a, a, 80, 20) == (0.0, 1.0)
+    # equal non-zero differences on every fold: no spread measured, so no p-value (not p = 0)
+    t, p = corrected_paired_ttest([0.75, 0.5], [0.5, 0.25], 80, 20)
+    assert np.isnan(t) and np.isnan(p)
     assert math.isnan(wilcoxon_repeats(a, a))
 
 
