@@ -32,7 +32,7 @@ MAX_MAP_SUBJECTS = 1500
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}h3{font-size:1.05em}
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-size:.85em}pre{font-size:.75em;overflow:auto}
+th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-size:.85em}.warn{color:#a33}pre{font-size:.75em;overflow:auto}
 .verdict{background:#f6f8fa;border-left:4px solid #3b6ea5;padding:.5em 1em .5em 2em;margin:.8em 0}.verdict li{margin:.3em 0}
 th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{background:#fce8e6}
 table.headline td,table.comparisons td{white-space:nowrap}table.comparisons{display:inline-table;margin-right:1.5em;vertical-align:top}summary{cursor:pointer;color:#3b6ea5}

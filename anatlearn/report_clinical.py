@@ -89,6 +89,11 @@ def _harmonize(d: Path) -> str:
     if check:
         parts.append(f"<p>Site probe balanced accuracy ({html.escape(check['what'])}): {check['before']:.3f} before, "
                      f"{check['after']:.3f} after (chance {check['chance']:.3f}).</p>")
+    ref = s.get("reference_site_check")
+    if ref:
+        parts.append(f"<p>On the reference ComBat was fitted on: {ref['before']:.3f} before, {ref['after']:.3f} after.</p>")
+    if s.get("warning"):
+        parts.append(f"<p class=warn><b>Warning:</b> {html.escape(s['warning'])}</p>")
     if s.get("validation"):
         parts.append("<p class=note>Validation (raw vs harmonised features):</p>" + _table(
             s["validation"], list(s["validation"][0].keys())))

@@ -45,4 +45,9 @@ def harmonize_command(
     if check:
         typer.echo(f"site classifier balanced accuracy (CV on this cohort): {check['before']:.3f} -> {check['after']:.3f} "
                    f"(chance {check['chance']:.3f})")
+    ref = summary.get("reference_site_check")
+    if ref:
+        typer.echo(f"on the reference itself: {ref['before']:.3f} -> {ref['after']:.3f}")
+    if summary.get("warning"):
+        typer.echo(f"warning: {summary['warning']}", err=True)
     typer.echo(f"wrote {out}/features.parquet and harmonize.json")

@@ -145,6 +145,17 @@ def site_balanced_accuracy(X: np.ndarray, sites: np.ndarray, folds: int = 5, see
     return float(balanced_accuracy_score(sites, pred))
 
 
+def _site_check(before: pd.DataFrame, after: pd.DataFrame, sites, folds: int, seed: int, what: str) -> dict | None:
+    """Site-probe balanced accuracy before and after harmonisation (None when a site has < ``folds`` subjects)."""
+    sites = pd.Series(sites).astype(str).to_numpy()
+    counts = pd.Series(sites).value_counts()
+    if len(counts) < 2 or counts.min() < folds:
+        return None
+    return {"what": f"{folds}-fold CV balanced accuracy of a logistic site classifier (C = 1) on {what}",
+            "before": site_balanced_accuracy(before.to_numpy(), sites, folds, seed),
+            "after": site_balanced_accuracy(after.to_numpy(), sites, folds, seed), "chance": 1.0 / len(counts)}
+
+
 def run_harmonize(out, features, participants, reference=None, reference_participants=None, model=None,
                   covariates: Sequence[str] = (), categorical: Sequence[str] | None = None, site_column: str = "site",
                   eb: bool = True, check_folds: int = 5, seed: int = 0) -> dict:
@@ -162,6 +173,8 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
         harmoniser = ComBatHarmonizer(covariates, site_column, categorical, eb).fit(
             R, ref_labels.loc[R.index], source=f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip())
         harmoniser.save(out / "combat_model.npz")
+        ref_check = _site_check(R, harmoniser.transform(R, ref_labels.loc[R.index]),
+                                ref_labels.loc[R.index, site_column], check_folds, seed, "the reference itself")
     else:
         harmoniser = ComBatHarmonizer.load(model)
     source = str(features) if not isinstance(features, pd.DataFrame) else "features"
@@ -170,13 +183,20 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     summary = {**harmoniser.describe(), "n_subjects": len(H), "encoder": _encoder_of(X),
                "features": str(out / "features.parquet"),
                "model": str(model or out / "combat_model.npz")}
-    sites = labels.loc[X.index, harmoniser.site_column].astype(str).to_numpy()
-    counts = pd.Series(sites).value_counts()
-    if len(counts) >= 2 and counts.min() >= check_folds:
-        summary["site_check"] = {"what": f"{check_folds}-fold CV balanced accuracy of a logistic site classifier (C = 1) on this cohort",
-                                 "before": site_balanced_accuracy(X.to_numpy(), sites, check_folds, seed),
-                                 "after": site_balanced_accuracy(H.to_numpy(), sites, check_folds, seed),
-                                 "chance": 1.0 / len(counts)}
+    check = _site_check(X, H, labels.loc[X.index, harmoniser.site_column], check_folds, seed, "this cohort")
+    if check:
+        summary["site_check"] = check
+    if model is None and ref_check:
+        summary["reference_site_check"] = ref_check
+        excess = ref_check["before"] - ref_check["chance"]  # site information above chance before ComBat
+        if excess >= 0.1 and ref_check["after"] > ref_check["before"] - 0.5 * excess:
+            # ComBat fitted on these very subjects should take a linear site probe most of the way to chance
+            summary["warning"] = (
+                f"ComBat left most of the site information in its own reference (site probe balanced accuracy "
+                f"{ref_check['before']:.3f} -> {ref_check['after']:.3f}, chance {ref_check['chance']:.3f})" + (
+                    ": the empirical-Bayes prior shrinks each feature's site effect towards the mean over features, "
+                    "which erases small, feature-specific effects (common in learned embeddings); try --no-eb"
+                    if eb else ""))
     summary["provenance"] = provenance(seed, {"covariates": list(covariates), "site_column": site_column, "eb": eb})
     _write_json(out / "harmonize.json", summary)
     return summary
