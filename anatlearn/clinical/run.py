@@ -195,7 +195,7 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
                 f"ComBat left most of the site information in its own reference (site probe balanced accuracy "
                 f"{ref_check['before']:.3f} -> {ref_check['after']:.3f}, chance {ref_check['chance']:.3f})" + (
                     ": the empirical-Bayes prior shrinks each feature's site effect towards the mean over features, "
-                    "which erases small, feature-specific effects (common in learned embeddings); try --no-eb"
+                    "so small, feature-specific effects (common in learned embeddings) are left uncorrected; try --no-eb"
                     if eb else ""))
     summary["provenance"] = provenance(seed, {"covariates": list(covariates), "site_column": site_column, "eb": eb})
     _write_json(out / "harmonize.json", summary)
