@@ -149,7 +149,7 @@ def stages(cells, selection_budget: int = 30) -> list[list[Cell]]:
     trained = [c for c in cells if c.method != RANDOM_INIT]
     keys = sorted({(cap > selection_budget, c.group == "ablation", cap) for c in trained for cap in c.budgets})
     out = []
-    for late, ablation, cap in keys:
+    for _, ablation, cap in keys:
         stage = [c.with_budgets(b for b in c.budgets if b <= cap) for c in trained
                  if cap in c.budgets and (c.group == "ablation") == ablation]
         stage.sort(key=lambda c: (rank.get(c.group, 3), c.seed if c.group == "main" else 0))
