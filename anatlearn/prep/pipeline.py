@@ -89,6 +89,7 @@ class PrepConfig:
         check_choice(self.skull_strip)
         if self.atropos_iterations < 1:
             raise ConfigError("--atropos-iterations must be at least 1")
+        ants_seed(self.seed)  # validates it (>= 0)
 
     @property
     def transform(self) -> str:
@@ -210,7 +211,9 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
     import ants
 
     log = log or logging.getLogger("anatlearn.prep")
-    ants.config._random_seed = int(config.seed)  # passed to antsRegistration as --random-seed
+    # passed to antsRegistration as --random-seed; ANTs reads 0 as "seed from the clock" (its help: "any
+    # nonzero int value"), so the user's seed is shifted by one: --seed 0 is a fixed seed too
+    ants.config._random_seed = ants_seed(config.seed)
     tpl = load_template(config.template_resolution)
     grid = config.grid
     ref = _grid_reference(grid)
@@ -290,9 +293,9 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             if brain is not None:  # CSF prior = whatever of the extracted brain is neither GM nor WM
                 m = native_mask.numpy()
                 priors[0] = priors[0].new_image_like(np.clip(m - priors[1].numpy() - priors[2].numpy(), 0, 1) * m)
-            try:
+            try:  # r=0: Atropos seeds its generator with a constant (its default, 1, seeds from the clock)
                 seg = ants.atropos(a=native, x=native_mask, i=priors, m="[0.1,1x1x1]",
-                                   c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight)
+                                   c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight, r=0)
             except Exception as exc:  # ANTs says only "non-zero status"; in practice the mask holds no tissue
                 raise DataError("segmentation failed: Atropos found no tissue classes inside the brain mask "
                                 f"(a failed registration or brain extraction usually; ANTs said: {exc})") from None
@@ -318,6 +321,14 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
     return SubjectResult(np.asarray(volume, np.float32), dice_brain, dice_tissue, corr, jac_mean,
                          np.asarray(warped_t1, np.float32), gm_ml, corr_gm, strip.decision, strip.outside,
                          round(strip.seconds, 2))
+
+
+def ants_seed(seed: int) -> int:
+    """The ``--random-seed`` given to antsRegistration for the user's ``seed`` (>= 0): ``seed + 1``, because
+    ANTs treats 0 as "no fixed seed" and seeds from the clock, which made reruns differ."""
+    if seed < 0:
+        raise ConfigError(f"--seed must be at least 0, got {seed}")
+    return int(seed) + 1
 
 
 def configure_threads(threads: int | None) -> None:

@@ -84,7 +84,7 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
 
     code, stdout, err = run(["prep", *common, "--out", many, "--merge"], capfd)
     assert code == 0 and "2 subject(s) prepared" in stdout and "1 failed" in stdout, err
-    # pure noise fails at the QC gate or in Atropos (segmentation): which one varies between runs
+    # pure noise fails at the QC gate or in Atropos (segmentation), by machine; the same way in both runs
     assert re.search(r"failed: sub-03: (registration|segmentation) failed", err), err
     # the merge assembles exactly what the tasks recorded ...
     qc, ref = _qc(many), _qc(one)
@@ -94,23 +94,15 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
         recorded = np.nan if recorded is None else recorded  # NaN is stored as null in JSON
         assert row["status"] == rec["status"]
         assert row["corr_template"] == pytest.approx(recorded, abs=1e-4, nan_ok=True)
-    # ... and equals the unsharded run up to the pipeline's own run-to-run noise (not bit-reproducible here
-    # even with one ITK thread and a fixed seed: corr_template of a phantom varied by ~0.005 between identical
-    # runs in one process, that of the noise image by ~0.2)
-    text = ["participant_id", "status", "source", "figure"]
-    pd.testing.assert_frame_equal(qc[text], ref[text])
-    def reason(df):  # the failure's wording with its measured numbers masked
-        return df["error"].fillna("").str.replace(r"-?\d+\.\d+", "#", regex=True).tolist()
-
-    assert reason(qc)[:2] == reason(ref)[:2] == ["", ""]
-    assert all(re.match(r"(registration|segmentation) failed", reason(df)[2]) for df in (qc, ref))
-    numeric = ["dice_brain", "dice_tissue", "corr_template", "jacobian_mean"]
-    ok = (qc["status"] == "ok").to_numpy()  # the failing noise image registers differently every run
-    np.testing.assert_allclose(qc[numeric].to_numpy(float)[ok], ref[numeric].to_numpy(float)[ok], atol=0.03)
+    # ... and equals the unsharded run exactly: with a fixed seed and one ITK thread the pipeline is
+    # deterministic (tests/prep/test_alignment.py::test_deterministic_given_seed), failures included
+    timing = [c for c in qc.columns if c.endswith("seconds")]  # wall times are the only difference
+    assert "seconds" in timing
+    pd.testing.assert_frame_equal(qc.drop(columns=timing), ref.drop(columns=timing))
+    assert re.match(r"(registration|segmentation) failed", qc["error"].iloc[2])
     assert (many / "participants.tsv").read_text() == (one / "participants.tsv").read_text()
     for pid in ("01", "02"):
-        a, b = np.load(many / NPY.format(pid)).ravel(), np.load(one / NPY.format(pid)).ravel()
-        assert a.shape == b.shape and np.corrcoef(a, b)[0, 1] > 0.97
+        np.testing.assert_array_equal(np.load(many / NPY.format(pid)), np.load(one / NPY.format(pid)))
     assert json.loads((many / "prep.json").read_text())["result"] == json.loads((one / "prep.json").read_text())["result"]
     assert "sub-02/sub-02_qc.png" in (many / "qc.html").read_text()
     assert not list(many.rglob("*.tmp"))
