@@ -117,8 +117,11 @@ class _Progress:
     """A rich bar on a terminal (log lines otherwise) and ``progress.json`` on disk, both counting evaluated
     units from the cells' json files (so they are right after a resume and across worker processes)."""
 
-    def __init__(self, out: Path, cells, show: bool):
+    def __init__(self, out: Path, cells, show: bool, doc: dict | None = None, invocation: dict | None = None):
         self.out, self.cells, self.t0 = out, list(cells), time.perf_counter()
+        # study.json's record of this invocation, rewritten as it runs: a study killed without a chance to
+        # clean up (SIGKILL, a machine that goes away) still has its wall time up to the last update
+        self.doc, self.invocation, self.saved = doc, invocation, -1e9
         self.total = n_units(self.cells)
         self.estimate_s: float | None = None
         self.bar = None
@@ -140,6 +143,10 @@ class _Progress:
                "estimate_s": None if self.estimate_s is None else round(self.estimate_s, 1),
                "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_text(self.out / "progress.json", json.dumps(doc, indent=1))
+        if self.invocation is not None and (elapsed - self.saved >= 30 or done != self.done):
+            self.invocation["wall_s"] = round(elapsed, 1)
+            _save_study_doc(self.out, self.doc)
+            self.saved = elapsed
         if self.bar is not None:
             self.bar.update(self.task, completed=done, description=f"study ({', '.join(running)[:60]})")
         elif done != self.done:
@@ -149,6 +156,11 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _save_study_doc(out: Path, doc: dict) -> None:
+    doc["wall_s_total"] = round(sum(i["wall_s"] for i in doc["invocations"]), 1)
+    atomic_write_text(out / "study.json", json.dumps(doc, indent=1))
 
 
 def _time_steps(out: Path, s: StudySettings, healthy: Path, steps: int = 4) -> float:
@@ -292,11 +304,15 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
     # SIGTERM (e.g. from `timeout`) ends the study like Ctrl-C: workers stopped, wall time recorded
     previous = (signal.signal(signal.SIGTERM, _raise_interrupt)
                 if threading.current_thread() is threading.main_thread() else None)
-    atomic_write_text(out / "study.json", json.dumps(doc, indent=1))
     t0 = time.perf_counter()
+    invocation = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": 0.0, "ended": False,
+                  "device": device, "workers": workers, "cells_run": 0, "commit": _git_commit(),
+                  "machine": _machine(device)}
+    doc["invocations"].append(invocation)
+    _save_study_doc(out, doc)
     make_cohorts(out, s)
     cells = build_cells(s)
-    bar = _Progress(out, cells, progress)
+    bar = _Progress(out, cells, progress, doc, invocation)
     ran, failed, stopped = 0, [], False
     try:
         refs = [c for c in cells if c.method == RANDOM_INIT]
@@ -341,11 +357,8 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
         bar.update()
         bar.close()
         wall = time.perf_counter() - t0
-        doc["invocations"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall)),
-                                   "wall_s": round(wall, 1), "device": device, "workers": workers,
-                                   "cells_run": ran, "commit": _git_commit(), "machine": _machine(device)})
-        doc["wall_s_total"] = round(sum(i["wall_s"] for i in doc["invocations"]), 1)
-        atomic_write_text(out / "study.json", json.dumps(doc, indent=1))
+        invocation.update(wall_s=round(wall, 1), ended=True, cells_run=ran)
+        _save_study_doc(out, doc)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     _log(f"measured: {wall:.0f} s in this invocation, {doc['wall_s_total']:.0f} s over {len(doc['invocations'])}")

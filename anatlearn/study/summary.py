@@ -120,16 +120,31 @@ def control_progress(summary: pd.DataFrame) -> list[str]:
     return lines + [""] if lines else []
 
 
+def _distinct(values) -> list:
+    return list(dict.fromkeys(str(v) for v in values))
+
+
+def invocations_text(doc: dict, out_name: str) -> str:
+    """The command, code, machines and wall time of a study run over several invocations (study.json)."""
+    inv = doc.get("invocations", [])
+    if not inv:
+        return f"Command: `anatlearn study --grid {doc.get('grid')} --out {out_name}`."
+    devices, workers = _distinct(i.get("device") for i in inv), [str(i.get("workers")) for i in inv]
+    text = (f"Command: `anatlearn study --grid {doc.get('grid')} --out {out_name} --device {'|'.join(devices)}` "
+            f"(`--workers` by invocation: {', '.join(workers)}); commit(s) {', '.join(_distinct(i.get('commit', '?') for i in inv))}; "
+            f"machine(s): {'; '.join(_distinct(i.get('machine', '?') for i in inv))}. Wall time "
+            f"{doc.get('wall_s_total', 0) / 3600:.2f} h over {len(inv)} invocation(s)")
+    cut = sum(1 for i in inv if i.get("ended") is False)
+    if cut:
+        text += f" ({cut} stopped without clean-up, counted to their last progress update)"
+    return text + "."
+
+
 def write_summary(out: Path, s: StudySettings, doc: dict, summary: pd.DataFrame, selection: dict,
                   control: dict | None, names, key: pd.DataFrame, figure: Path) -> Path:
     budgets = sorted(set(summary.loc[summary["budget"] > 0, "budget"]))
-    inv = doc.get("invocations", [])
-    last = inv[-1] if inv else {}
     parts = [f"# Study results: grid `{doc.get('grid')}`", "",
-             f"Command: `anatlearn study --grid {doc.get('grid')} --out {out.name} --device {last.get('device')} "
-             f"--workers {last.get('workers')}`; commit {last.get('commit', '?')}; machine: "
-             f"{last.get('machine', '?')}. Wall time {doc.get('wall_s_total', 0) / 3600:.2f} h over "
-             f"{len(inv)} invocation(s). Seeds {list(s.seeds)}, budgets {list(s.budgets)} epochs "
+             f"{invocations_text(doc, out.name)} Seeds {list(s.seeds)}, budgets {list(s.budgets)} epochs "
              f"(ablations {list(s.ablation_budgets)}), {s.n_pretrain} healthy pretraining subjects at "
              f"{'x'.join(map(str, s.shape))}, width {s.width}. Every cell: mean ± sd over seeds.", ""]
     parts += ["## Positive control", ""]

@@ -64,7 +64,9 @@ def test_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, one_thr
     a = load_checkpoint(ref / "cells/anatcl-global/seed-0/run/checkpoints/last.pt")["model"]
     b = load_checkpoint(out / "cells/anatcl-global/seed-0/run/checkpoints/last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert len(json.loads((out / "study.json").read_text())["invocations"]) == 3
+    doc = json.loads((out / "study.json").read_text())
+    assert len(doc["invocations"]) == 3 and all(i["ended"] and i["wall_s"] > 0 for i in doc["invocations"])
+    assert doc["wall_s_total"] == pytest.approx(sum(i["wall_s"] for i in doc["invocations"]), abs=0.15)
 
 
 def test_a_study_directory_refuses_other_settings(tmp_path):
@@ -75,3 +77,27 @@ def test_a_study_directory_refuses_other_settings(tmp_path):
     (out / "study.json").write_text(json.dumps({"grid": "test", "settings": TOY.to_dict(), "invocations": []}))
     with pytest.raises(ConfigError, match="other settings .*seeds"):
         run_study(out, grid="test", settings=dataclasses.replace(TOY, seeds=(0, 1)), progress=False)
+
+
+def test_a_killed_invocation_keeps_its_wall_time_and_the_summary_says_so(tmp_path, monkeypatch):
+    """A study killed without clean-up (SIGKILL, a machine that goes away) runs no ``finally``: study.json
+    must already hold its invocation, with the wall time of its last progress update."""
+    from anatlearn.study import runner
+    from anatlearn.study.summary import invocations_text
+
+    clock = iter([100.0, 107.5, 160.0])
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: next(clock))
+    doc = {"grid": "test", "invocations": [{"wall_s": 50.0, "ended": True, "device": "cpu", "workers": 1,
+                                            "commit": "aaa", "machine": "m"}]}
+    live = {"wall_s": 0.0, "ended": False, "device": "cpu", "workers": 2, "commit": "bbb", "machine": "m"}
+    doc["invocations"].append(live)
+    bar = runner._Progress(tmp_path, [], show=False, doc=doc, invocation=live)  # t0 = 100
+    bar.update()  # at 107.5: first update, written
+    on_disk = json.loads((tmp_path / "study.json").read_text())
+    assert on_disk["invocations"][1]["wall_s"] == 7.5 and on_disk["wall_s_total"] == 57.5
+    bar.update()  # at 160: 52.5 s after the last write (>= 30 s), written again
+    on_disk = json.loads((tmp_path / "study.json").read_text())
+    assert on_disk["invocations"][1]["wall_s"] == 60.0 and on_disk["wall_s_total"] == 110.0
+    text = invocations_text(on_disk, "st")
+    assert "`--workers` by invocation: 1, 2" in text and "commit(s) aaa, bbb" in text
+    assert "0.03 h over 2 invocation(s) (1 stopped without clean-up" in text
