@@ -6,7 +6,8 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 STUDY_OUT ?= study-out
-STUDY_ARGS ?= --grid full
+# two cells at once, one thread each: 1.25x one 2-thread worker on the 2-core CPU (docs/study.md, "Run 2")
+STUDY_ARGS ?= --grid full --workers 2
 
 .PHONY: install test demo study bench clean
 
