@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Copy a running or stopped study's finished evaluations (small JSON files, no checkpoints) into a
 # directory under docs/ so that they can be committed as they land: a session that stops loses no
-# finished evaluation, and `anatlearn study --out DIR --aggregate-only` on a copy rebuilds the tables.
+# finished evaluation. Then the tables and figure so far are rebuilt from the copied evaluations alone
+# (`anatlearn study --aggregate-only` on a temporary study directory) into DEST/summary.md and DEST/results/;
+# NO_AGGREGATE=1 skips that.
 #   scripts/study_snapshot.sh study-out docs/study-run2
 set -euo pipefail
 src=${1:?usage: study_snapshot.sh STUDY_DIR DEST_DIR}
@@ -19,3 +21,21 @@ for f in "$src"/cells/*/seed-*/eval/budget-*.json; do
   n=$((n + 1))
 done
 echo "study_snapshot.sh: $n evaluation(s) copied to $dest"
+[ -n "${NO_AGGREGATE:-}" ] && exit 0
+anatlearn=${ANATLEARN:-$(command -v anatlearn || echo .venv/bin/anatlearn)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+work="$tmp/$(basename "$src")"  # the summary names the study directory by its basename
+mkdir -p "$work/cells"
+cp "$dest/study.json" "$work/study.json"
+for f in "$dest"/*/seed-*/budget-*.json; do
+  [ -e "$f" ] || continue
+  cell=${f#"$dest"/}
+  mkdir -p "$work/cells/$(dirname "$cell")/eval"
+  cp "$f" "$work/cells/$(dirname "$cell")/eval/"
+done
+"$anatlearn" study --out "$work" --aggregate-only > /dev/null
+rm -rf "$dest/results"
+cp -r "$work/results" "$dest/results"
+cp "$work/summary.md" "$dest/summary.md"
+echo "study_snapshot.sh: tables so far in $dest/summary.md and $dest/results/"

@@ -136,7 +136,7 @@ def invocations_text(doc: dict, out_name: str) -> str:
             f"{doc.get('wall_s_total', 0) / 3600:.2f} h over {len(inv)} invocation(s)")
     cut = sum(1 for i in inv if i.get("ended") is False)
     if cut:
-        text += f" ({cut} stopped without clean-up, counted to their last progress update)"
+        text += f" ({cut} still running or killed without clean-up, counted to their last progress update)"
     return text + "."
 
 

@@ -100,4 +100,4 @@ def test_a_killed_invocation_keeps_its_wall_time_and_the_summary_says_so(tmp_pat
     assert on_disk["invocations"][1]["wall_s"] == 60.0 and on_disk["wall_s_total"] == 110.0
     text = invocations_text(on_disk, "st")
     assert "`--workers` by invocation: 1, 2" in text and "commit(s) aaa, bbb" in text
-    assert "0.03 h over 2 invocation(s) (1 stopped without clean-up" in text
+    assert "0.03 h over 2 invocation(s) (1 still running or killed without clean-up" in text
