@@ -66,10 +66,33 @@ def _work(cell, out: Path, s: StudySettings, device: str, loader_workers: int) -
     """Run one cell in a worker process; returns its id (failures are written to the cell's error.txt)."""
     from anatlearn.study.evaluation import cohort_paths
 
-    ev = _evaluator(out, s, device)
-    run_cell(cell, out, s, ev.evaluate, cohort_paths(out)["healthy"], loader_workers)
+    marker = cell_dir(out, cell) / RUNNING
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+    try:
+        ev = _evaluator(out, s, device)
+        run_cell(cell, out, s, ev.evaluate, cohort_paths(out)["healthy"], loader_workers)
+    finally:
+        marker.unlink(missing_ok=True)
     (cell_dir(out, cell) / "error.txt").unlink(missing_ok=True)
     return cell.id
+
+
+RUNNING = ".running"  # a worker's mark on the cell it trains (its pid); the executor's own "running" state
+# also covers calls merely queued for a worker
+
+
+def _running_in_workers(out: Path, cells) -> list[str]:
+    """Cells a live worker process is on (a killed worker's stale mark is ignored)."""
+    ids = []
+    for c in cells:
+        try:
+            pid = int((cell_dir(out, c) / RUNNING).read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            continue
+        ids.append(c.id)
+    return ids
 
 
 def _git_commit() -> str | None:
@@ -250,7 +273,7 @@ def _run_cells(cells, out: Path, s: StudySettings, device: str, workers: int, pr
                 if f.exception() is not None:
                     _record_failure(out, futures[f], f.exception())
                     failed.append(futures[f].id)
-            progress.update([futures[f].id for f in pending if f.running()])
+            progress.update(_running_in_workers(out, [futures[f] for f in pending]))
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM from `timeout`): stop the workers now rather than wait for their cells;
         # what they leave is a resumable state (atomic checkpoints and evaluations)

@@ -101,3 +101,35 @@ def test_a_killed_invocation_keeps_its_wall_time_and_the_summary_says_so(tmp_pat
     text = invocations_text(on_disk, "st")
     assert "`--workers` by invocation: 1, 2" in text and "commit(s) aaa, bbb" in text
     assert "0.03 h over 2 invocation(s) (1 still running or killed without clean-up" in text
+
+
+def test_two_worker_processes_give_the_one_process_result(tmp_path, one_thread, monkeypatch):
+    """The parallel path (`--workers 2`, spawned processes with 1 thread each, as run 2 runs) evaluates
+    every cell exactly as one process with 1 thread does, and leaves no running mark behind."""
+    from anatlearn.study import runner
+
+    two_seeds = dataclasses.replace(TOY, seeds=(0, 1))
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)  # 1 thread per worker on any machine
+    one = run_study(tmp_path / "one", grid="test", settings=two_seeds, progress=False)
+    two = run_study(tmp_path / "two", grid="test", settings=two_seeds, progress=False, workers=2)
+    assert one["complete"] and two["complete"]
+    assert len(_units(tmp_path / "one")) == 6 and _units(tmp_path / "two") == _units(tmp_path / "one")
+    assert not list((tmp_path / "two").glob(f"cells/*/seed-*/{runner.RUNNING}"))
+    assert json.loads((tmp_path / "two" / "progress.json").read_text())["running"] == []
+
+
+def test_running_marks_of_dead_workers_are_ignored(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from anatlearn.study import runner
+    from anatlearn.study.cells import cell_dir
+    from anatlearn.study.grid import Cell
+
+    cells = [Cell("anatcl-global", "base", s, (1,), "main", {}) for s in range(3)]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for c, mark in zip(cells, [str(os.getpid()), dead.stdout.strip(), "not a pid"]):
+        cell_dir(tmp_path, c).mkdir(parents=True)
+        (cell_dir(tmp_path, c) / runner.RUNNING).write_text(mark)
+    assert runner._running_in_workers(tmp_path, cells) == [cells[0].id]
