@@ -1,0 +1,46 @@
+"""``anatlearn weights``: what each contrastive weighting asks the encoder for, before any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from anatlearn.cli import app
+
+
+@app.command("weights")
+def weights_command(
+    data: Path = typer.Option(..., "--data", help="Dataset directory with ages and FreeSurfer descriptors (the pretraining cohort)."),
+    split: str = typer.Option("train", help="Split to read ('' for all subjects)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Subjects per batch, as in pretraining."),
+    sigma: float = typer.Option(2.0, help="Age kernel width in years."),
+    kernel: str = typer.Option("rbf", help="Age kernel: rbf, gaussian, cauchy."),
+    atlas: str = typer.Option("desikan", help="desikan or destrieux."),
+    batches: int = typer.Option(200, help="Random batches averaged over."),
+    seed: int = typer.Option(0, help="Seed of the random batches."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the table here (TSV)."),
+) -> None:
+    """Own-view share and perplexity (effective number of positives) of each weighting's InfoNCE target,
+    and how well it ranks subject pairs by age and (synthetic cohorts) by true anatomy; see
+    anatlearn.weights_check and docs/study.md."""
+    from anatlearn.errors import ConfigError
+    from anatlearn.io import atomic_write_text, check_output_path
+    from anatlearn.weights_check import NEAR_UNIFORM, check_weights
+
+    if batches < 1:
+        raise ConfigError(f"--batches must be at least 1, got {batches}")
+    if out is not None:
+        check_output_path(out, "file", "--out")
+    df = check_weights(data, split, batch_size, sigma, kernel, atlas, batches, seed)
+    typer.echo(df.drop(columns="near_uniform").to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    flat = df[df["near_uniform"] & df["weighting"].str.startswith("anat")]
+    if len(flat):
+        n = int(df["n_targets"].iloc[0])
+        typer.echo(f"\nnear-uniform targets (perplexity > {NEAR_UNIFORM:g} x {n}): {', '.join(flat['weighting'])}. "
+                   "Their term mostly asks every pair to be equally similar; a sharper map (weight_map kernel or "
+                   "clamp) spreads less.")
+    if out is not None:
+        atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
+        typer.echo(f"wrote {out}")
