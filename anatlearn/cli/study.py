@@ -21,6 +21,8 @@ def study_command(
     max_cells: int = typer.Option(None, help="Stop after this many cells in this invocation (resume later)."),
     aggregate_only: bool = typer.Option(False, "--aggregate-only", help="Only rewrite results/ and summary.md "
                                         "from the evaluations already on disk."),
+    status: bool = typer.Option(False, "--status", help="Only print where the study stands (evaluations per "
+                                "group and budget, cells in training, wall time); safe beside a running study."),
 ) -> None:
     """Pretrain every method of the grid at several seeds, evaluate each at several budgets, aggregate."""
     from anatlearn.errors import ConfigError
@@ -28,6 +30,11 @@ def study_command(
 
     if max_cells is not None and max_cells < 1:
         raise ConfigError(f"--max-cells must be at least 1, got {max_cells}")
+    if status:
+        from anatlearn.study.status import status_text, study_status
+
+        typer.echo(status_text(out, study_status(out)))
+        return
     if aggregate_only:
         from anatlearn.study.aggregate import aggregate_study
 

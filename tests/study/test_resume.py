@@ -133,3 +133,21 @@ def test_running_marks_of_dead_workers_are_ignored(tmp_path):
         cell_dir(tmp_path, c).mkdir(parents=True)
         (cell_dir(tmp_path, c) / runner.RUNNING).write_text(mark)
     assert runner._running_in_workers(tmp_path, cells) == [cells[0].id]
+
+
+def test_status_reads_a_study_directory(tmp_path, one_thread, capsys):
+    from anatlearn.cli import main
+    from anatlearn.study.status import status_text, study_status
+
+    out = tmp_path / "st"
+    run_study(out, grid="test", settings=TOY, progress=False, max_cells=1)  # random init only
+    st = study_status(out)
+    assert (st["units_done"], st["units_total"]) == (1, 3)
+    assert st["done"] == {("reference", 0): 1, ("main", 1): 0, ("main", 2): 0}
+    text = status_text(out, st)
+    assert "1/3 evaluations" in text and "random init: untrained 1/1" in text
+    assert "main methods: 1 epochs 0/1, 2 epochs 0/1" in text
+    assert main(["study", "--out", str(out), "--status"]) == 0
+    assert capsys.readouterr().out.strip() == text
+    assert main(["study", "--out", str(tmp_path / "none"), "--status"]) == 2
+    assert "holds no study" in capsys.readouterr().err
