@@ -150,3 +150,25 @@ def test_control_progress_reports_the_budgets_the_control_reached():
     assert lines == ["- at 10 epochs (1 seed(s)): gmv-regression GMV-recovery R^2 0.705; random init 0.709 ± 0.012.",
                      ""]
     assert control_progress(summary[summary["name"] != "gmv-regression"]) == []
+
+
+def test_readme_headline_table_from_a_summary():
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "study_headline_table.py"
+    spec = importlib.util.spec_from_file_location("study_headline_table", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    summary = pd.DataFrame([
+        {"name": "anatcl-global", "budget": 30, "metric": "anat_r2_GMV", "mean": 0.6321, "sd": 0.0114},
+        {"name": "anatcl-global", "budget": 10, "metric": "anat_r2_GMV", "mean": 0.9, "sd": 0.1},
+        {"name": "anatcl-global", "budget": 30, "metric": "brain_age_mae_external", "mean": 13.084, "sd": 0.382},
+        {"name": "random-init", "budget": 0, "metric": "anat_r2_GMV", "mean": 0.7094, "sd": 0.0121},
+    ])
+    lines = mod.headline(summary, 30).splitlines()
+    assert lines[0] == "| measure (30 epochs; mean ± sd over seeds) | anatcl-global | random-init |"
+    assert "| GMV recovery R^2 | 0.632 ± 0.011 | 0.709 ± 0.012 |" in lines  # the 10-epoch row is not used
+    assert "| brain-age MAE, external (y) | 13.08 ± 0.38 |  |" in lines  # two decimals from 10 up, sd alike
