@@ -1,7 +1,9 @@
 """The README's headline table from a study's ``results/summary.tsv``: measures as rows, methods as columns,
-mean ± sd over seeds at one budget (random init: untrained).
+mean ± sd over seeds at one budget (random init: untrained); ``--ablations``: one row per configuration of
+the methods with variants (base first), the selection metric first.
 
     python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 30
+    python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 10 --ablations
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ METHODS = ["anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age", "gmv-r
 
 
 def fmt(x: float, like: float) -> str:
-    """Three decimals, two from 10 up (judged on ``like``, the mean, so mean and sd match)."""
+    """Three decimals, two from 10 up (judged on ``like``, the mean, so mean and sd match); an sd of one
+    seed (nan) as "-"."""
+    if x != x:
+        return "-"
     return f"{x:.3f}" if abs(like) < 10 else f"{x:.2f}"
 
 
@@ -44,12 +49,36 @@ def headline(summary: pd.DataFrame, budget: int, methods=METHODS) -> str:
     return "\n".join(lines)
 
 
+ABLATION_MEASURES = [("val_anat_r2_GMV", "val GMV R^2 (selection)"), ("anat_r2_GMV", "GMV R^2"),
+                     ("anat_r2_CT", "CT R^2"), ("anat_r2_latents", "latents R^2"), ("rankme", "RankMe"),
+                     ("AD-like-vs-CN balanced_accuracy", "AD BAcc"), ("SCZ-like-vs-CN balanced_accuracy", "SCZ BAcc")]
+
+
+def ablation_table(summary: pd.DataFrame, budget: int, methods=("anatcl-global", "anatcl-local", "yaware")) -> str:
+    """Every configuration of ``methods`` at ``budget`` (base, then its variants in file order), plus
+    random init for reference; ``n`` is the number of seeds."""
+    at = summary[(summary["budget"] == budget) | (summary["name"] == "random-init")]
+    names = [n for m in methods for n in dict.fromkeys(at["name"]) if n == m or n.startswith(m + "+")]
+    names += ["random-init"] if "random-init" in set(at["name"]) else []
+    lines = ["| configuration | n | " + " | ".join(label for _, label in ABLATION_MEASURES) + " |",
+             "|---|---|" + "---|" * len(ABLATION_MEASURES)]
+    for name in names:
+        rows = at[at["name"] == name].set_index("metric")
+        cells = [f"{fmt(rows.loc[m, 'mean'], rows.loc[m, 'mean'])} ± {fmt(rows.loc[m, 'sd'], rows.loc[m, 'mean'])}"
+                 if m in rows.index else "" for m, _ in ABLATION_MEASURES]
+        n = int(rows["n"].max()) if "n" in rows and len(rows) else 0
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("summary")
     ap.add_argument("--budget", type=int, default=30)
+    ap.add_argument("--ablations", action="store_true", help="the table of every configuration instead")
     a = ap.parse_args(argv)
-    print(headline(pd.read_csv(a.summary, sep="\t"), a.budget))
+    summary = pd.read_csv(a.summary, sep="\t")
+    print(ablation_table(summary, a.budget) if a.ablations else headline(summary, a.budget))
 
 
 if __name__ == "__main__":
