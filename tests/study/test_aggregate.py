@@ -172,3 +172,8 @@ def test_readme_headline_table_from_a_summary():
     assert lines[0] == "| measure (30 epochs; mean ± sd over seeds) | anatcl-global | random-init |"
     assert "| GMV recovery R^2 | 0.632 ± 0.011 | 0.709 ± 0.012 |" in lines  # the 10-epoch row is not used
     assert "| brain-age MAE, external (y) | 13.08 ± 0.38 |  |" in lines  # two decimals from 10 up, sd alike
+    variant = pd.DataFrame([{"name": "anatcl-global+no-aug", "budget": 30, "metric": "anat_r2_GMV", "mean": 0.7,
+                             "sd": float("nan"), "n": 1}])
+    rows = mod.ablation_table(pd.concat([summary.assign(n=3), variant]), 30).splitlines()
+    assert [r.split(" | ")[0] for r in rows[2:]] == ["| anatcl-global", "| anatcl-global+no-aug", "| random-init"]
+    assert rows[3].startswith("| anatcl-global+no-aug | 1 |  | 0.700 ± - |")  # no validation score; one seed
