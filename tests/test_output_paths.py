@@ -35,6 +35,7 @@ COMMANDS = {
                   "--out", "dir"),
     "explain": (["explain", "--weights", "missing.pt", "--data", "missing-data", "--task", "t", "--out", "OUT"],
                 "--out", "dir"),
+    "weights": (["weights", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
 }
 NO_OUTPUT = {"version", "inspect"}
 
@@ -75,7 +76,8 @@ def _bad_path(case: str, tmp_path: Path, kind: str, suffix: str) -> tuple[Path, 
 def test_unwritable_output_is_one_clear_error(command, case, tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args, option, kind = COMMANDS[command]
-    suffix = {"embed": ".parquet", "export": ".safetensors", "report": ".html", "evaluate icc": ".csv"}.get(command, "")
+    suffix = {"embed": ".parquet", "export": ".safetensors", "report": ".html", "evaluate icc": ".csv",
+              "weights": ".tsv"}.get(command, "")
     path, expected = _bad_path(case, tmp_path, kind, suffix)
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main([str(path) if a == "OUT" else a for a in args])
