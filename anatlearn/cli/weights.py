@@ -40,7 +40,7 @@ def weights_command(
         n = int(df["n_targets"].iloc[0])
         typer.echo(f"\nnear-uniform targets (perplexity > {NEAR_UNIFORM:g} x {n}): {', '.join(flat['weighting'])}. "
                    "Their term mostly asks every pair to be equally similar; a sharper map (weight_map kernel or "
-                   "clamp) spreads less.")
+                   "clamp) spreads less (whether that gives better features is measured in docs/study.md).")
     if out is not None:
         atomic_write_text(out, df.to_csv(sep="\t", index=False, float_format="%.6g"))
         typer.echo(f"wrote {out}")
