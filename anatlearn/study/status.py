@@ -13,18 +13,10 @@ from pathlib import Path
 
 from anatlearn.errors import ConfigError
 from anatlearn.study.cells import unit_path
-from anatlearn.study.grid import StudySettings, build_cells
+from anatlearn.study.grid import build_cells, settings_from_dict
 
 GROUPS = {"reference": "random init", "main": "main methods", "control": "positive control",
           "ablation": "ablations"}
-
-
-def settings_from_dict(d: dict) -> StudySettings:
-    """study.json's settings back to :class:`StudySettings` (JSON lists as tuples)."""
-    def tup(v):
-        return tuple(tup(x) for x in v) if isinstance(v, list) else v
-
-    return StudySettings(**{k: tup(v) for k, v in d.items()})
 
 
 def study_status(out) -> dict:
