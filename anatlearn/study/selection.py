@@ -62,6 +62,11 @@ def positive_control(units: pd.DataFrame, s: StudySettings) -> dict | None:
             "passed": passed}
 
 
+def chosen_variants(selection: dict) -> set[str]:
+    """The selected configurations that are not a base (an ablation's name has a "+")."""
+    return {v["selected"] for v in selection.values() if "+" in v["selected"]}
+
+
 def extend_selected(out: Path, s: StudySettings, cells) -> list:
     """Cells of selected non-base variants with the largest main budget added (writes ``selection.json``)."""
     from anatlearn.study.aggregate import load_units
@@ -71,7 +76,7 @@ def extend_selected(out: Path, s: StudySettings, cells) -> list:
         return []
     selection = select_configurations(units, s)
     atomic_write_text(Path(out) / "selection.json", json.dumps(selection, indent=1))
-    chosen = {v["selected"] for v in selection.values() if "+" in v["selected"]}  # "+": not the base
+    chosen = chosen_variants(selection)
     full = max(s.budgets)
     return [c.with_budgets((*c.budgets, full)) for c in cells
             if c.variant != BASE and c.name in chosen and full not in c.budgets]

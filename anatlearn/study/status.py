@@ -14,6 +14,7 @@ from pathlib import Path
 from anatlearn.errors import ConfigError
 from anatlearn.study.cells import unit_path
 from anatlearn.study.grid import build_cells, settings_from_dict
+from anatlearn.study.selection import chosen_variants
 
 GROUPS = {"reference": "random init", "main": "main methods", "control": "positive control",
           "ablation": "ablations"}
@@ -30,7 +31,7 @@ def study_status(out) -> dict:
     cells = build_cells(s)
     selection = out / "selection.json"  # written once the ablations are in: selected variants go to the full budget
     if selection.is_file():
-        chosen = {v["selected"] for v in json.loads(selection.read_text()).values() if "+" in v["selected"]}
+        chosen = chosen_variants(json.loads(selection.read_text()))
         cells = [c.with_budgets((*c.budgets, max(s.budgets))) if c.name in chosen else c for c in cells]
     for c in cells:
         for b in c.budgets:
