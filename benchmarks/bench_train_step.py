@@ -189,10 +189,10 @@ def run(quick: bool = False):
         "`mallopt(M_TRIM_THRESHOLD, 2**31-1)` (`common.MALLOC_TUNING`) keep them for reuse; no arithmetic changes. "
         "`anatlearn` (the CLI) sets them at start-up (`ANATLEARN_MALLOC_TUNING=0` turns it off). Best of the rounds' medians.")
     sections["Pretraining throughput on GPU (AMP)"] = (
-        "Not measured: no GPU machine was lent to this task (the device tool reported none available to it), so "
-        "images/s of pretraining at 121x145x121 with AMP and GPU utilisation remain to be taken on a GPU host "
-        "(`anatlearn pretrain --amp auto` logs `samples_per_s` per step in `metrics.csv`). CPU images/s of the full "
-        "step are in the table above.")
+        "Not part of `make bench`: CI and these CPU machines have no GPU. `benchmarks/gpu_check.sh` takes the AMP "
+        "step (images/s, utilisation, memory), DDP over NCCL and an end-to-end `anatlearn pretrain` on a GPU host; "
+        "its readings (an H200 and an H100) are in benchmarks/RESULTS_GPU.md. CPU images/s of the full step are in "
+        "the table above.")
     return rows, sections
 
 
