@@ -177,3 +177,36 @@ def test_readme_headline_table_from_a_summary():
     rows = mod.ablation_table(pd.concat([summary.assign(n=3), variant]), 30).splitlines()
     assert [r.split(" | ")[0] for r in rows[2:]] == ["| anatcl-global", "| anatcl-global+no-aug", "| random-init"]
     assert rows[3].startswith("| anatcl-global+no-aug | 1 |  | 0.700 ± - |")  # no validation score; one seed
+
+
+def test_prediction_check_reads_the_preregistered_rule():
+    """scripts/study_predictions.py: paired t over seeds against the textbook formula, and the verdicts of
+    the pre-registered rule (called only at p < 0.05 with every seed's difference of one sign)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "study_predictions.py"
+    spec = importlib.util.spec_from_file_location("study_predictions", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = []
+    values = {"anatcl-global": [0.60, 0.62, 0.61], "anatcl-global+lambda-0.5": [0.70, 0.71, 0.72],
+              "anatcl-global+clamp": [0.50, 0.53, 0.51],  # clearly below the base: "reversed"
+              "anatcl-global+kernel": [0.61, 0.61, 0.62],  # +0.003, 1 seed negative: not called
+              "anatcl-global+minmax": [0.70, 0.70, 0.71]}  # above the base, called: (3) fails
+    for name, vs in values.items():
+        for seed, v in enumerate(vs):
+            rows.append({"name": name, "seed": seed, "budget": 30, "val_anat_r2_GMV": v, "anat_r2_GMV": v})
+            rows.append({"name": name, "seed": seed, "budget": 10, "val_anat_r2_GMV": 0.0, "anat_r2_GMV": 0.0})
+    units = pd.DataFrame(rows)
+    r = mod.compare(units, "anatcl-global+lambda-0.5", "anatcl-global", "anat_r2_GMV", 30)
+    d = np.array([0.10, 0.09, 0.11])
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(3))
+    assert r["diff"] == pytest.approx(0.10) and r["p"] == pytest.approx(2 * sps.t.sf(t, 2)) and r["called"]
+    table = mod.prediction_table(units, 30).splitlines()
+    cells = [[x.strip() for x in line.strip("|").split("|")] for line in table[2:]]
+    verdicts = {c[0]: c[-1] for c in cells if c[1] == "anatcl-global" and c[2] == "validation GMV R^2"}
+    assert verdicts == {"(1) lambda-0.5 > base": "holds", "(1) base > lambda-2": "not yet run",
+                        "(2) clamp > base": "reversed", "(2) kernel > base": "not distinguishable (as predicted)",
+                        "(3) minmax <= base": "fails"}
+    assert all(c[-1] == "not yet run" for c in cells if c[1] == "anatcl-local")

@@ -1,0 +1,86 @@
+"""Check the ablation predictions that docs/study.md wrote down before any ablation result was read.
+
+The predictions (docs/study.md, "Diagnostic outside the protocol"): at 30 epochs, on validation GMV recovery
+(the selection metric) and on downstream GMV recovery, for both AnatCL variants,
+(1) ``lambda-0.5`` > base > ``lambda-2``; (2) ``clamp`` and ``kernel`` > base; (3) ``minmax`` <= base.
+
+Each comparison is the paired t-test over seeds (seed s of one configuration against seed s of the other,
+``scipy.stats.ttest_rel``), read with the study's pre-registered rule: a difference is *called* only when
+p < 0.05 and every seed's difference has the same sign. A strict prediction (">") holds when the difference
+is called in the predicted direction, is "reversed" when it is called the other way, and is otherwise "not
+distinguishable" (the direction of the mean is given). A "<=" prediction holds unless the opposite is called.
+
+    python scripts/study_predictions.py docs/study-run2/results/units.tsv --budget 30
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METHODS = ("anatcl-global", "anatcl-local")
+METRICS = (("val_anat_r2_GMV", "validation GMV R^2"), ("anat_r2_GMV", "downstream GMV R^2"))
+# (prediction label, left configuration, relation, right configuration); "" is the method's base
+PREDICTIONS = (
+    ("(1) lambda-0.5 > base", "+lambda-0.5", ">", ""),
+    ("(1) base > lambda-2", "", ">", "+lambda-2"),
+    ("(2) clamp > base", "+clamp", ">", ""),
+    ("(2) kernel > base", "+kernel", ">", ""),
+    ("(3) minmax <= base", "+minmax", "<=", ""),
+)
+
+
+def compare(units: pd.DataFrame, a: str, b: str, metric: str, budget: int) -> dict | None:
+    """Paired t-test over the seeds that both configurations have at ``budget``; None if fewer than 2."""
+    at = units[units["budget"] == budget]
+    va = at[at["name"] == a].set_index("seed")[metric]
+    vb = at[at["name"] == b].set_index("seed")[metric]
+    seeds = sorted(set(va.index) & set(vb.index))
+    if len(seeds) < 2:
+        return None
+    d = va.loc[seeds].to_numpy(float) - vb.loc[seeds].to_numpy(float)
+    p = float(stats.ttest_rel(va.loc[seeds], vb.loc[seeds]).pvalue) if np.ptp(d) > 0 else 0.0
+    return {"mean_a": float(va.loc[seeds].mean()), "mean_b": float(vb.loc[seeds].mean()),
+            "diff": float(d.mean()), "p": p, "n": len(seeds),
+            "called": bool(p < 0.05 and (np.all(d > 0) or np.all(d < 0)))}
+
+
+def verdict(relation: str, r: dict) -> str:
+    """The pre-registered reading of one comparison (left minus right = ``r['diff']``)."""
+    if relation == ">":
+        if r["called"]:
+            return "holds" if r["diff"] > 0 else "reversed"
+        return "not distinguishable (" + ("as predicted" if r["diff"] > 0 else "opposite") + ")"
+    # "<=": only a called difference the other way refutes it
+    return "fails" if r["called"] and r["diff"] > 0 else "holds"
+
+
+def prediction_table(units: pd.DataFrame, budget: int = 30) -> str:
+    lines = ["| prediction | method | metric | left | right | left - right | p | seeds | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method in METHODS:
+        for label, left, relation, right in PREDICTIONS:
+            a, b = method + left, method + right
+            for metric, mlabel in METRICS:
+                r = compare(units, a, b, metric, budget)
+                if r is None:
+                    lines.append(f"| {label} | {method} | {mlabel} | | | | | 0-1 | not yet run |")
+                    continue
+                lines.append(f"| {label} | {method} | {mlabel} | {r['mean_a']:.3f} | {r['mean_b']:.3f} | "
+                             f"{r['diff']:+.3f} | {r['p']:.3f} | {r['n']} | {verdict(relation, r)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("units", help="a study's results/units.tsv (one row per cell and budget)")
+    ap.add_argument("--budget", type=int, default=30)
+    a = ap.parse_args(argv)
+    print(prediction_table(pd.read_csv(a.units, sep="\t"), a.budget))
+
+
+if __name__ == "__main__":
+    main()
