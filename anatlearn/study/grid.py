@@ -27,10 +27,14 @@ VARIANTS: dict[str, dict] = {
     "lambda-0.5": {"lambda_anat": 0.5},
     "lambda-2": {"lambda_anat": 2.0},
     "minmax": {"normalise": "minmax"},
+    # the follow-up grid "views" (docs/study.md, Part 4): which part of the augmentation costs anatomy
+    "crop-only": {"augment": ["crop"]},
+    "noise-only": {"augment": ["noise"]},
 }
+PREREGISTERED_VARIANTS = ("no-aug", "clamp", "kernel", "lambda-0.5", "lambda-2", "minmax")
 ABLATIONS: dict[str, tuple[str, ...]] = {
-    "anatcl-global": tuple(VARIANTS),
-    "anatcl-local": tuple(VARIANTS),
+    "anatcl-global": PREREGISTERED_VARIANTS,
+    "anatcl-local": PREREGISTERED_VARIANTS,
     "yaware": ("no-aug",),
 }
 BASE = "base"
@@ -81,7 +85,13 @@ QUICK = StudySettings(n_pretrain=40, n_validation=20, n_downstream=32, shape=(32
                       batch_size=8, seeds=(0, 1), budgets=(1, 2), ablation_budgets=(1,), selection_budget=1,
                       methods=("anatcl-global",), ablations=(("anatcl-global", "kernel"),), control=True,
                       n_splits=2, n_repeats=1, n_boot=20)
-GRIDS = {"full": FULL, "main": MAIN, "quick": QUICK}
+# Follow-up to run 2, decided before it ran (docs/study.md, Part 4): the augmented views split into their two
+# parts for AnatCL-global and y-Aware, at the ablations' budgets; compared with run 2's base (crop + noise) and
+# no-aug cells of the same seeds on the same (regenerated, identical) cohorts.
+VIEWS = dataclasses.replace(FULL, methods=(), control=False, budgets=(10, 30),
+                            ablations=tuple((m, v) for m in ("anatcl-global", "yaware")
+                                            for v in ("crop-only", "noise-only")))
+GRIDS = {"full": FULL, "main": MAIN, "views": VIEWS, "quick": QUICK}
 
 
 @dataclass(frozen=True)

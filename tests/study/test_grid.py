@@ -62,3 +62,21 @@ def test_settings_round_trip_through_json():
 def test_unknown_grid_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown --grid 'huge'"):
         grid_settings("huge")
+
+
+def test_views_follow_up_splits_the_augmentation_and_leaves_the_full_grid_alone():
+    from anatlearn.study.grid import VIEWS
+
+    cells = {c.id: c for c in build_cells(VIEWS)}
+    assert sorted({c.name for c in cells.values()}) == [
+        "anatcl-global+crop-only", "anatcl-global+noise-only", RANDOM_INIT, "yaware+crop-only", "yaware+noise-only"]
+    assert cells["anatcl-global+crop-only/seed-1"].overrides == {"augment": ["crop"]}
+    assert cells["yaware+noise-only/seed-2"].overrides == {"augment": ["noise"]}
+    assert training_epochs(list(cells.values())) == 4 * 3 * 30 and n_units(list(cells.values())) == 4 * 3 * 2 + 3
+    # same cohorts and training settings as the full grid: only the grid's membership differs
+    for field in ("n_pretrain", "n_validation", "n_downstream", "shape", "n_sites", "world_seed", "width",
+                  "batch_size", "lr", "augment", "seeds", "n_splits", "n_repeats", "n_boot"):
+        assert getattr(VIEWS, field) == getattr(FULL, field)
+    # the selected-variant extension needs a budget beyond the ablations': none here
+    assert max(VIEWS.budgets) in VIEWS.ablation_budgets
+    assert not any("only" in c.variant for c in build_cells(FULL))

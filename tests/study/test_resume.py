@@ -151,3 +151,21 @@ def test_status_reads_a_study_directory(tmp_path, one_thread, capsys):
     assert capsys.readouterr().out.strip() == text
     assert main(["study", "--out", str(tmp_path / "none"), "--status"]) == 2
     assert "holds no study" in capsys.readouterr().err
+
+
+def test_a_grid_of_ablations_alone_runs_and_aggregates(tmp_path, one_thread):
+    """The follow-up grid's shape (no main method, no control, variants only; grid "views"): it trains,
+    evaluates, aggregates, and the selection rule extends nothing (no budget beyond the ablations')."""
+    views = dataclasses.replace(QUICK, methods=(), control=False, seeds=(0,), budgets=(1,), ablation_budgets=(1,),
+                                ablations=(("anatcl-global", "noise-only"),))
+    doc = run_study(tmp_path, grid="test", settings=views, progress=False)
+    assert doc["complete"]
+    assert sorted(_units(tmp_path)) == ["cells/anatcl-global+noise-only/seed-0/eval/budget-0001.json",
+                                        "cells/random-init/seed-0/eval/budget-0000.json"]
+    import tomllib
+
+    config = tomllib.loads((tmp_path / "cells/anatcl-global+noise-only/seed-0/run/config.toml").read_text())
+    assert config["augment"] == ["noise"]
+    assert (tmp_path / "results" / "summary.tsv").exists()
+    selection = json.loads((tmp_path / "selection.json").read_text())
+    assert selection["anatcl-global"]["selected"] == "anatcl-global+noise-only"

@@ -1,0 +1,69 @@
+"""Diagnostics outside the study's protocol (scripts/): exact against hand counts and the real transform."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from anatlearn.data.transforms import AUGMENTATIONS
+
+
+def _script(name):
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_crop_loss_is_exact_for_a_slab_at_the_edge_and_matches_the_real_transform():
+    mod = _script("study_crop_diagnostic")
+    shape = (48, 56, 48)
+    crop = AUGMENTATIONS["crop"](shape)
+    assert crop.size == (43, 50, 43)
+    # one region: the slab x in {0, 1, 2}, away from the y and z edges (always inside the window there)
+    template = np.zeros(shape, np.float32)
+    template[0:3, 20:30, 20:30] = 1.0
+    labels = np.where(template > 0, 0, -1).astype(np.int16)
+    r = mod.crop_loss(template, labels, crop.size)
+    # 6 starts per x; index i is kept by the starts a <= i: 1, 2, 3 of 6 for i = 0, 1, 2 -> kept 1/3
+    assert r["expected"][0] == pytest.approx(2 / 3)
+    assert r["worst"][0] == pytest.approx(1.0)  # start 5 drops all three planes
+    assert mod.keep_probability(48, 43)[:7].tolist() == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1, 1])
+    # the transform itself: the slab mass that survives a view, averaged over draws
+    g = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(template)[None]
+    kept = [float(crop(x, generator=g).sum()) / float(x.sum()) for _ in range(600)]
+    assert np.mean(kept) == pytest.approx(1 / 3, abs=0.05)
+
+
+def test_views_report_pairs_two_studies_by_seed_and_refuses_other_cohorts(tmp_path, capsys):
+    import pandas as pd
+
+    mod = _script("study_views")
+    metrics = [m for m, _ in mod.METRICS]
+
+    def rows(name, values, budget=30):
+        return [{"name": name, "seed": s, "budget": budget, **{m: v for m in metrics}} for s, v in enumerate(values)]
+
+    run2 = pd.DataFrame(rows("random-init", [0.70, 0.71, 0.69], 0) + rows("anatcl-global", [0.60, 0.61, 0.62])
+                        + rows("anatcl-global+no-aug", [0.74, 0.73, 0.75]))
+    views = pd.DataFrame(rows("random-init", [0.70, 0.71, 0.69], 0) + rows("anatcl-global+crop-only", [0.61, 0.60, 0.63])
+                         + rows("anatcl-global+noise-only", [0.74, 0.74, 0.74]))
+    run2.to_csv(tmp_path / "run2.tsv", sep="\t", index=False)
+    views.to_csv(tmp_path / "views.tsv", sep="\t", index=False)
+    mod.main([str(tmp_path / "run2.tsv"), str(tmp_path / "views.tsv")])
+    report = capsys.readouterr().out
+    assert "largest metric difference between the two studies: 0.00e+00" in report
+    assert "| anatcl-global+noise-only | 3 | 0.740 ± 0.000 |" in report
+    # crop-only minus no-aug per seed: -0.13, -0.13, -0.12 -> called; noise-only minus no-aug: 0, +0.01, -0.01
+    assert "| anatcl-global+crop-only - anatcl-global+no-aug | GMV R^2 | -0.127 |" in report
+    line = next(x for x in report.splitlines() if x.startswith("| anatcl-global+noise-only - anatcl-global+no-aug | GMV"))
+    assert line.endswith("| no |")
+    # another cohort (random init moved): refused, not paired
+    views.loc[views["name"] == "random-init", "anat_r2_GMV"] += 0.05
+    views.to_csv(tmp_path / "views.tsv", sep="\t", index=False)
+    with pytest.raises(SystemExit, match="not the same cohorts"):
+        mod.main([str(tmp_path / "run2.tsv"), str(tmp_path / "views.tsv")])
