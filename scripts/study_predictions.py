@@ -11,6 +11,10 @@ is called in the predicted direction, is "reversed" when it is called the other 
 distinguishable" (the direction of the mean is given). A "<=" prediction holds unless the opposite is called.
 
     python scripts/study_predictions.py docs/study-run2/results/units.tsv --budget 30
+    python scripts/study_predictions.py docs/study-run2/results/units.tsv --pair anatcl-global+no-aug yaware+no-aug
+
+``--pair A B`` (repeatable) prints A against B on the study's key metrics instead, with the same test and rule
+(random init, evaluated once, is paired at any budget).
 """
 
 from __future__ import annotations
@@ -74,12 +78,33 @@ def prediction_table(units: pd.DataFrame, budget: int = 30) -> str:
     return "\n".join(lines)
 
 
+PAIR_METRICS = ("val_anat_r2_GMV", "anat_r2_GMV", "anat_r2_CT", "anat_r2_SA", "anat_r2_latents",
+                "AD-like-vs-CN balanced_accuracy", "SCZ-like-vs-CN balanced_accuracy", "MMSE-like r2",
+                "brain_age_mae_external", "site_bacc", "icc_median", "rankme")
+
+
+def pair_table(units: pd.DataFrame, pairs, budget: int = 30) -> str:
+    """Each (A, B) on PAIR_METRICS: means, A - B, p and whether the rule calls it."""
+    units = units.copy()
+    units.loc[units["name"] == "random-init", "budget"] = budget  # untrained: the same at every budget
+    lines = ["| A | B | metric | A | B | A - B | p | seeds | called |", "|---|---|---|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        for metric in PAIR_METRICS:
+            r = compare(units, a, b, metric, budget) if metric in units else None
+            if r is not None:
+                lines.append(f"| {a} | {b} | {metric} | {r['mean_a']:.3f} | {r['mean_b']:.3f} | {r['diff']:+.3f} | "
+                             f"{r['p']:.3f} | {r['n']} | {'yes' if r['called'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("units", help="a study's results/units.tsv (one row per cell and budget)")
     ap.add_argument("--budget", type=int, default=30)
+    ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"), help="compare A with B instead")
     a = ap.parse_args(argv)
-    print(prediction_table(pd.read_csv(a.units, sep="\t"), a.budget))
+    units = pd.read_csv(a.units, sep="\t")
+    print(pair_table(units, a.pair, a.budget) if a.pair else prediction_table(units, a.budget))
 
 
 if __name__ == "__main__":

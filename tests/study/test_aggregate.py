@@ -210,3 +210,20 @@ def test_prediction_check_reads_the_preregistered_rule():
                         "(2) clamp > base": "reversed", "(2) kernel > base": "not distinguishable (as predicted)",
                         "(3) minmax <= base": "fails"}
     assert all(c[-1] == "not yet run" for c in cells if c[1] == "anatcl-local")
+
+
+def test_pair_table_pairs_random_init_at_any_budget():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "study_predictions.py"
+    spec = importlib.util.spec_from_file_location("study_predictions", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    units = pd.DataFrame([{"name": "a", "seed": s, "budget": 30, "anat_r2_GMV": v} for s, v in enumerate([0.8, 0.82, 0.81])]
+                         + [{"name": "random-init", "seed": s, "budget": 0, "anat_r2_GMV": v}
+                            for s, v in enumerate([0.70, 0.71, 0.71])])
+    rows = mod.pair_table(units, [("a", "random-init")], 30).splitlines()
+    assert len(rows) == 3  # header, rule, the one metric present
+    cells = [c.strip() for c in rows[2].strip("|").split("|")]
+    assert cells[:6] == ["a", "random-init", "anat_r2_GMV", "0.810", "0.707", "+0.103"] and cells[-1] == "yes"
