@@ -4,6 +4,8 @@ the methods with variants (base first), the selection metric first.
 
     python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 30
     python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 10 --ablations
+    python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 30 \
+        --methods anatcl-global+no-aug anatcl-local+no-aug yaware+no-aug random-init
 """
 
 from __future__ import annotations
@@ -76,9 +78,10 @@ def main(argv=None) -> None:
     ap.add_argument("summary")
     ap.add_argument("--budget", type=int, default=30)
     ap.add_argument("--ablations", action="store_true", help="the table of every configuration instead")
+    ap.add_argument("--methods", nargs="+", default=METHODS, help="the configurations (columns) of the headline")
     a = ap.parse_args(argv)
     summary = pd.read_csv(a.summary, sep="\t")
-    print(ablation_table(summary, a.budget) if a.ablations else headline(summary, a.budget))
+    print(ablation_table(summary, a.budget) if a.ablations else headline(summary, a.budget, a.methods))
 
 
 if __name__ == "__main__":
