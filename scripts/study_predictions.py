@@ -83,13 +83,13 @@ PAIR_METRICS = ("val_anat_r2_GMV", "anat_r2_GMV", "anat_r2_CT", "anat_r2_SA", "a
                 "brain_age_mae_external", "site_bacc", "icc_median", "rankme")
 
 
-def pair_table(units: pd.DataFrame, pairs, budget: int = 30) -> str:
-    """Each (A, B) on PAIR_METRICS: means, A - B, p and whether the rule calls it."""
+def pair_table(units: pd.DataFrame, pairs, budget: int = 30, metrics=PAIR_METRICS) -> str:
+    """Each (A, B) on ``metrics``: means, A - B, p and whether the rule calls it."""
     units = units.copy()
     units.loc[units["name"] == "random-init", "budget"] = budget  # untrained: the same at every budget
     lines = ["| A | B | metric | A | B | A - B | p | seeds | called |", "|---|---|---|---|---|---|---|---|---|"]
     for a, b in pairs:
-        for metric in PAIR_METRICS:
+        for metric in metrics:
             r = compare(units, a, b, metric, budget) if metric in units else None
             if r is not None:
                 lines.append(f"| {a} | {b} | {metric} | {r['mean_a']:.3f} | {r['mean_b']:.3f} | {r['diff']:+.3f} | "

@@ -48,7 +48,7 @@ def same_cohorts(run2: pd.DataFrame, views: pd.DataFrame) -> float:
 
 
 def views_report(run2: pd.DataFrame, views: pd.DataFrame, budget: int = 30) -> str:
-    compare = _predictions().compare
+    pair_table = _predictions().pair_table
     units = pd.concat([run2, views[views["name"] != "random-init"]], ignore_index=True)
     at = units[units["budget"] == budget]
     lines = ["| configuration | n | " + " | ".join(label for _, label in METRICS) + " |",
@@ -61,15 +61,8 @@ def views_report(run2: pd.DataFrame, views: pd.DataFrame, budget: int = 30) -> s
             cells = [f"{rows[m].mean():.3f} ± {rows[m].std(ddof=1):.3f}" if len(rows) > 1 else f"{rows[m].mean():.3f}"
                      for m, _ in METRICS]
             lines.append(f"| {method + c} | {len(rows)} | " + " | ".join(cells) + " |")
-    lines += ["", "| comparison | metric | difference | p | seeds | called |", "|---|---|---|---|---|---|"]
-    for method in METHODS:
-        for left, right in PAIRS:
-            a, b = method + left, method + right
-            for metric, label in METRICS[:3]:
-                r = compare(units, a, b, metric, budget)
-                if r is not None:
-                    lines.append(f"| {a} - {b} | {label} | {r['diff']:+.3f} | {r['p']:.3f} | {r['n']} | "
-                                 f"{'yes' if r['called'] else 'no'} |")
+    pairs = [(method + left, method + right) for method in METHODS for left, right in PAIRS]
+    lines += ["", pair_table(units, pairs, budget, metrics=[m for m, _ in METRICS[:3]])]
     return "\n".join(lines)
 
 

@@ -59,8 +59,9 @@ def test_views_report_pairs_two_studies_by_seed_and_refuses_other_cohorts(tmp_pa
     assert "largest metric difference between the two studies: 0.00e+00" in report
     assert "| anatcl-global+noise-only | 3 | 0.740 ± 0.000 |" in report
     # crop-only minus no-aug per seed: -0.13, -0.13, -0.12 -> called; noise-only minus no-aug: 0, +0.01, -0.01
-    assert "| anatcl-global+crop-only - anatcl-global+no-aug | GMV R^2 | -0.127 |" in report
-    line = next(x for x in report.splitlines() if x.startswith("| anatcl-global+noise-only - anatcl-global+no-aug | GMV"))
+    assert "| anatcl-global+crop-only | anatcl-global+no-aug | anat_r2_GMV | 0.613 | 0.740 | -0.127 |" in report
+    line = next(x for x in report.splitlines()
+                if x.startswith("| anatcl-global+noise-only | anatcl-global+no-aug | anat_r2_GMV |"))
     assert line.endswith("| no |")
     # another cohort (random init moved): refused, not paired
     views.loc[views["name"] == "random-init", "anat_r2_GMV"] += 0.05
