@@ -17,3 +17,14 @@ def test_unknown_command_exits_2_without_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "no-such-command" in proc.stderr
+
+
+def test_simclr_without_augmentation_is_warned_about(tmp_path, capfd):
+    """Two identical views give SimCLR nothing to be invariant to: the CLI says so (the data here is
+    missing, so the command stops right after the warning with its one error)."""
+    args = ["pretrain", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run"), "--method", "simclr"]
+    assert main(args) != 0
+    err = capfd.readouterr().err
+    assert "warning: simclr without --augment trains on two identical views" in err
+    assert main([*args, "--augment", "crop"]) != 0
+    assert "warning" not in capfd.readouterr().err

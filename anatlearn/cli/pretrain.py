@@ -69,6 +69,10 @@ def pretrain_command(
     from anatlearn.io import check_output_path
 
     check_output_path(cfg.out, "dir", "--out")
+    if cfg.method == "simclr" and not cfg.augment:
+        # two identical views: the positive pair is trivially aligned, only telling subjects apart is learnt
+        typer.echo("warning: simclr without --augment trains on two identical views (instance discrimination "
+                   "only); SimCLR's recipe augments them, e.g. --augment crop --augment noise", err=True)
     path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
     typer.echo(f"run directory: {path}")
 
