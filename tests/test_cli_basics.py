@@ -20,9 +20,10 @@ def test_unknown_command_exits_2_without_traceback():
 
 
 def test_simclr_without_augmentation_is_warned_about(tmp_path, capfd):
-    """Two identical views give SimCLR nothing to be invariant to: the CLI says so (the data here is
-    missing, so the command stops right after the warning with its one error)."""
-    args = ["pretrain", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run"), "--method", "simclr"]
+    """Two identical views give SimCLR nothing to be invariant to: the CLI says so (the data directory here
+    is empty, so the command stops right after the warning with its one error)."""
+    (tmp_path / "empty").mkdir()
+    args = ["pretrain", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--method", "simclr"]
     assert main(args) != 0
     err = capfd.readouterr().err
     assert "warning: simclr without --augment trains on two identical views" in err

@@ -69,7 +69,7 @@ def pretrain_command(
     from anatlearn.io import check_output_path
 
     check_output_path(cfg.out, "dir", "--out")
-    if cfg.method == "simclr" and not cfg.augment:
+    if cfg.method == "simclr" and not cfg.augment and Path(cfg.data).is_dir():
         # two identical views: the positive pair is trivially aligned, only telling subjects apart is learnt
         typer.echo("warning: simclr without --augment trains on two identical views (instance discrimination "
                    "only); SimCLR's recipe augments them, e.g. --augment crop --augment noise", err=True)
