@@ -147,7 +147,7 @@ def stages(cells, selection_budget: int = 30) -> list[list[Cell]]:
     """The order in which the runner trains ``cells``, as stages; a stage takes each of its cells only up
     to the stage's budget (a later budget resumes the cell's own run in a later stage). The positive
     control and the main methods go first, budget by budget up to the selection budget, then the
-    ablations, then the budgets beyond it. Within a stage the control comes first (it gates every
+    ablations, then the budgets beyond it (the runner puts the selected variants' extension before those). Within a stage the control comes first (it gates every
     comparison), then the main methods seed by seed (after each seed round every method has one more
     paired seed).
 

@@ -7,8 +7,9 @@
     STUDY/results/         tables and figures (anatlearn.study.aggregate); STUDY/summary.md
 
 Order: random-init cells first (their evaluation times one unit), a timing probe of a few training steps,
-the estimate printed, the remaining cells of the grid, then the selection rule on the healthy validation
-cohort and the selected variants resumed to the full budget, and the aggregation.
+the estimate printed, the stages of the grid up to the selection budget (``grid.stages``), then the
+selection rule on the healthy validation cohort and the selected variants resumed to the full budget, then
+the main grid's longer budgets, and the aggregation. Only the order changes, never a number.
 """
 
 from __future__ import annotations
@@ -356,23 +357,44 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
                  f"{unit_s:.1f} s = {cpu / 3600:.2f} h on {device} with one worker "
                  f"(~{cpu / workers / 3600:.2f} h with {workers}; before the selected variants' extension)")
         left = None if max_cells is None else max_cells - ran
+        selected = False
+
+        def select_and_extend() -> list:
+            """The selection rule on the complete selection-budget table, then its variants resumed to the
+            full budget; returns the extended cells."""
+            nonlocal cells, failed, selected, ran, left
+            selected = True
+            extended = extend_selected(out, s, cells)
+            if extended:
+                bar.cells = cells = [c for c in cells if c.id not in {e.id for e in extended}] + extended
+                bar.total = n_units(cells)
+                _log(f"selection rule: resuming {len(extended)} selected-variant cells to {max(s.budgets)} epochs")
+                n, f = _run_cells(extended, out, s, device, workers, bar, left)
+                ran, failed = ran + n, failed + f
+                left = None if left is None else left - n
+            return extended
+
         for stage in stages(trained, s.selection_budget):  # budget by budget: the decisive comparisons land first
             if left is not None and left <= 0:
                 break
+            if not selected and not failed and max(stage[0].budgets) > s.selection_budget:
+                # Every stage up to the selection budget is complete here (an unfinished one breaks out
+                # below), so the selection rule has its whole table: the selected variants' long runs go
+                # before the main grid's longer budgets, and the best configurations land first.
+                extended = select_and_extend()
+                if failed or any(units_done(out, c) < len(c.budgets) for c in extended):
+                    break
+                if left is not None and left <= 0:
+                    break
             n, f = _run_cells(stage, out, s, device, workers, bar, left, stop_after_steps)
             ran, failed = ran + n, failed + f
             left = None if left is None else left - n
             if any(units_done(out, c) < len(c.budgets) for c in stage if c.id not in failed):
                 break  # stopped inside the stage (stop_after_steps): later stages would resume its cells
         stopped = any(units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
-        if not stopped and not failed:
-            extended = extend_selected(out, s, cells)
-            if extended:
-                bar.cells = cells = [c for c in cells if c.id not in {e.id for e in extended}] + extended
-                bar.total = n_units(cells)
-                _log(f"selection rule: resuming {len(extended)} selected-variant cells to {max(s.budgets)} epochs")
-                n, f = _run_cells(extended, out, s, device, workers, bar, None)
-                failed += f
+        if not stopped and not failed and not selected:  # a grid with nothing beyond the selection budget
+            select_and_extend()
+            stopped = any(units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
     except KeyboardInterrupt:
         _log("interrupted; run the same command again to continue")
         raise

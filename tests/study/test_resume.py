@@ -169,3 +169,48 @@ def test_a_grid_of_ablations_alone_runs_and_aggregates(tmp_path, one_thread):
     assert (tmp_path / "results" / "summary.tsv").exists()
     selection = json.loads((tmp_path / "selection.json").read_text())
     assert selection["anatcl-global"]["selected"] == "anatcl-global+noise-only"
+
+
+def test_selected_variants_run_before_the_main_grids_longer_budget(tmp_path, monkeypatch):
+    """Order only: once every stage up to the selection budget is done, the selection rule runs and its
+    variants are resumed to the full budget before the main grid's longer budget starts (cells and
+    evaluations are stubbed: what is checked is which (cell, budget) the runner asks for, in which order)."""
+    import anatlearn.study.evaluation as evaluation
+    import anatlearn.study.runner as runner
+    import anatlearn.study.selection as selection
+    from anatlearn.study.cells import unit_path
+
+    calls = []
+
+    def fake_run_cells(cells, out, s, device, workers, bar, max_cells, stop_after_steps=None):
+        todo = [c for c in cells if runner.units_done(out, c) < len(c.budgets)][:max_cells]
+        for c in todo:
+            calls.append((c.id, max(c.budgets)))
+            for b in c.budgets:
+                unit_path(out, c, b).parent.mkdir(parents=True, exist_ok=True)
+                unit_path(out, c, b).write_text("{}")
+        return len(todo), []
+
+    def fake_extend(out, s, cells):
+        calls.append(("selection", None))
+        return [c.with_budgets((*c.budgets, max(s.budgets))) for c in cells if c.name == "anatcl-global+kernel"]
+
+    monkeypatch.setattr(runner, "_run_cells", fake_run_cells)
+    monkeypatch.setattr(runner, "_time_steps", lambda *a, **k: 1.0)
+    monkeypatch.setattr(runner, "_unit_seconds", lambda *a, **k: 1.0)
+    monkeypatch.setattr(evaluation, "make_cohorts", lambda out, s: None)
+    monkeypatch.setattr(selection, "extend_selected", fake_extend)
+    s = dataclasses.replace(QUICK, seeds=(0,))  # anatcl-global at 1 and 2, its kernel variant at 1, the control
+    doc = run_study(tmp_path, grid="test", settings=s, progress=False, aggregate=False)
+    assert doc["complete"]
+    assert calls == [("random-init/seed-0", 0), ("gmv-regression/seed-0", 1), ("anatcl-global/seed-0", 1),
+                     ("anatcl-global+kernel/seed-0", 1), ("selection", None), ("anatcl-global+kernel/seed-0", 2),
+                     ("gmv-regression/seed-0", 2), ("anatcl-global/seed-0", 2)]
+    # stopped after the selection's first cell: the next invocation selects again and finishes the rest
+    calls.clear()
+    shutil.rmtree(tmp_path / "cells")
+    first = run_study(tmp_path, grid="test", settings=s, progress=False, aggregate=False, max_cells=5)
+    assert not first["complete"] and calls[-2:] == [("selection", None), ("anatcl-global+kernel/seed-0", 2)]
+    calls.clear()
+    assert run_study(tmp_path, grid="test", settings=s, progress=False, aggregate=False)["complete"]
+    assert calls == [("selection", None), ("gmv-regression/seed-0", 2), ("anatcl-global/seed-0", 2)]
