@@ -177,6 +177,7 @@ def budget_curves(summary: pd.DataFrame, names, path: Path, metrics=HEADLINE_MET
         if len(trained_budgets) > 1 and min(trained_budgets) > 0:
             ax.set_xscale("log")
         ax.set_xticks(trained_budgets, [str(b) for b in trained_budgets])
+        ax.minorticks_off()  # a log axis labels its minor ticks ("2x10^1") between the budgets otherwise
         ax.set_xlabel("epochs", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(metrics):]:
