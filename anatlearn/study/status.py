@@ -1,7 +1,9 @@
 """``anatlearn study --status``: where a (running or stopped) study stands, read from its directory only.
 
 Counts the evaluation files of every (group, budget), and reads ``progress.json`` (the cells being trained,
-when it was last written) and ``study.json`` (wall time over invocations). Starts nothing, locks nothing:
+when it was last written) and ``study.json`` (wall time over invocations). The time left is estimated from
+the cells' ``metrics.csv``: epochs still to train (each cell to its largest budget) at the rate the running
+cells train now, plus the evaluations left at the measured time of one. Starts nothing, locks nothing:
 safe beside a running study."""
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 from anatlearn.errors import ConfigError
-from anatlearn.study.cells import unit_path
-from anatlearn.study.grid import build_cells, settings_from_dict
+from anatlearn.study.cells import cell_dir, unit_path
+from anatlearn.study.grid import RANDOM_INIT, build_cells, settings_from_dict
 from anatlearn.study.selection import chosen_variants
 
 GROUPS = {"reference": "random init", "main": "main methods", "control": "positive control",
@@ -40,10 +42,51 @@ def study_status(out) -> dict:
     progress = {}
     if (out / "progress.json").is_file():
         progress = json.loads((out / "progress.json").read_text())
+    running = progress.get("running", [])
     return {"grid": doc.get("grid"), "done": dict(done), "total": dict(total),
             "units_done": sum(done.values()), "units_total": sum(total.values()),
-            "running": progress.get("running", []), "updated": progress.get("updated"),
-            "wall_s_total": doc.get("wall_s_total", 0.0), "invocations": len(doc.get("invocations", []))}
+            "running": running, "updated": progress.get("updated"),
+            "wall_s_total": doc.get("wall_s_total", 0.0), "invocations": len(doc.get("invocations", [])),
+            "time_left": time_left(out, cells, running, s.batch_size, sum(total.values()) - sum(done.values()))}
+
+
+def _steps(run: Path):
+    """(epoch of each step) from a run's metrics.csv, one row per step (a resumed run rewrites the steps of
+    an epoch it had not finished: the last row of a step counts); None without a row."""
+    import pandas as pd
+
+    path = Path(run) / "metrics.csv"
+    if not path.is_file():
+        return None
+    m = pd.read_csv(path, usecols=["step", "epoch", "samples_per_s"]).drop_duplicates("step", keep="last")
+    return None if m.empty else m
+
+
+def trained_epochs(steps, steps_per_epoch: int) -> int:
+    """Complete epochs in a run's step table: those before the last, and the last if all its steps are in."""
+    if steps is None or steps_per_epoch <= 0:
+        return 0
+    last = int(steps["epoch"].iloc[-1])
+    return last + int((steps["epoch"] == last).sum() >= steps_per_epoch)
+
+
+def time_left(out: Path, cells, running, batch_size: int, units_left: int) -> dict | None:
+    """Epochs and evaluations left, and the seconds they take at the running cells' current rate (median
+    subjects/s of their last 20 steps, per worker; one evaluation at the random-init cells' measured time),
+    shared over the cells running now. None when no cell is training."""
+    from anatlearn.study.runner import _unit_seconds
+
+    tables = {c.id: _steps(cell_dir(out, c) / "run") for c in cells if c.method != RANDOM_INIT}
+    counts = [int(t.groupby("epoch").size().max()) for t in tables.values() if t is not None and t["epoch"].nunique() > 1]
+    rates = [float(tables[r]["samples_per_s"].tail(20).median()) for r in running if tables.get(r) is not None]
+    if not counts or not rates:
+        return None
+    per = max(counts)
+    epochs = sum(max(max(c.budgets) - trained_epochs(tables[c.id], per), 0) for c in cells if c.id in tables)
+    epoch_s = per * batch_size / (sum(rates) / len(rates))
+    unit_s = _unit_seconds(out, [c for c in cells if c.method == RANDOM_INIT]) or 0.0
+    seconds = (epochs * epoch_s + units_left * unit_s) / len(rates)
+    return {"epochs": epochs, "units": units_left, "epoch_s": epoch_s, "workers": len(rates), "seconds": seconds}
 
 
 def status_text(out, st: dict, now: float | None = None) -> str:
@@ -59,4 +102,9 @@ def status_text(out, st: dict, now: float | None = None) -> str:
         running = ", ".join(st["running"]) or "none"
         lines.append(f"progress.json written {age / 60:.0f} min ago; cells in training then: {running}")
     lines.append(f"wall time so far: {st['wall_s_total'] / 3600:.2f} h over {st['invocations']} invocation(s)")
+    left = st.get("time_left")
+    if left:
+        lines.append(f"left: {left['epochs']} training epochs ({left['epoch_s']:.0f} s each per worker now) and "
+                     f"{left['units']} evaluations: about {left['seconds'] / 3600:.1f} h with {left['workers']} "
+                     f"worker(s) at this rate")
     return "\n".join(lines)

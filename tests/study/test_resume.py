@@ -214,3 +214,31 @@ def test_selected_variants_run_before_the_main_grids_longer_budget(tmp_path, mon
     calls.clear()
     assert run_study(tmp_path, grid="test", settings=s, progress=False, aggregate=False)["complete"]
     assert calls == [("selection", None), ("gmv-regression/seed-0", 2), ("anatcl-global/seed-0", 2)]
+
+
+def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
+    """Epochs left from metrics.csv (a resumed epoch's rewritten steps counted once), at the running cells'
+    rate, plus the evaluations left at the measured time of one: checked against the hand count."""
+    import pandas as pd
+
+    from anatlearn.study.cells import cell_dir
+    from anatlearn.study.grid import build_cells
+    from anatlearn.study.status import time_left, trained_epochs
+
+    cells = build_cells(TOY)  # random init and anatcl-global, seed 0, budgets 1 and 2; batch 8
+    cell = next(c for c in cells if c.method == "anatcl-global")
+    run = cell_dir(tmp_path, cell) / "run"
+    run.mkdir(parents=True)
+    # epoch 0: steps 1-3; epoch 1 killed after step 4, resumed from the epoch-0 checkpoint: steps 4-5 again
+    rows = [(1, 0), (2, 0), (3, 0), (4, 1), (4, 1), (5, 1)]
+    pd.DataFrame([{"step": s, "epoch": e, "loss": 1.0, "lr": 1e-4, "samples_per_s": 8.0} for s, e in rows]).to_csv(
+        run / "metrics.csv", index=False)
+    ri = cell_dir(tmp_path, next(c for c in cells if c.method == "random-init")) / "eval"
+    ri.mkdir(parents=True)
+    (ri / "budget-0000.json").write_text(json.dumps({"timing_s": {"total": 5.0}}))
+    steps = pd.read_csv(run / "metrics.csv").drop_duplicates("step", keep="last")
+    assert trained_epochs(steps, 3) == 1  # epoch 1 has 2 of its 3 steps
+    left = time_left(tmp_path, cells, [cell.id], batch_size=TOY.batch_size, units_left=2)
+    # 1 epoch of 3 steps x 8 subjects at 8 subjects/s = 3 s, plus 2 evaluations x 5 s, one worker
+    assert left == {"epochs": 1, "units": 2, "epoch_s": 3.0, "workers": 1, "seconds": 13.0}
+    assert time_left(tmp_path, cells, [], TOY.batch_size, 2) is None  # nothing training: no rate to go by
