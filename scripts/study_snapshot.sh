@@ -2,8 +2,8 @@
 # Copy a running or stopped study's finished evaluations (small JSON files, no checkpoints) into a
 # directory under docs/ so that they can be committed as they land: a session that stops loses no
 # finished evaluation. Then the tables and figure so far are rebuilt from the copied evaluations alone
-# (`anatlearn study --aggregate-only` on a temporary study directory) into DEST/summary.md and DEST/results/;
-# NO_AGGREGATE=1 skips that.
+# (`anatlearn study --aggregate-only` on a temporary study directory) into DEST/summary.md and DEST/results/,
+# and every table of the write-up into DEST/tables.md (scripts/study_tables.py); NO_AGGREGATE=1 skips that.
 #   scripts/study_snapshot.sh study-out docs/study-run2
 set -euo pipefail
 src=${1:?usage: study_snapshot.sh STUDY_DIR DEST_DIR}
@@ -38,4 +38,7 @@ done
 rm -rf "$dest/results"
 cp -r "$work/results" "$dest/results"
 cp "$work/summary.md" "$dest/summary.md"
-echo "study_snapshot.sh: tables so far in $dest/summary.md and $dest/results/"
+python=${PYTHON:-$(dirname "$anatlearn")/python}
+"$python" "$(dirname "$0")/study_tables.py" "$dest/results" > "$tmp/tables.md"
+mv "$tmp/tables.md" "$dest/tables.md"
+echo "study_snapshot.sh: tables so far in $dest/summary.md, $dest/tables.md and $dest/results/"
