@@ -72,13 +72,13 @@ def trained_epochs(steps, steps_per_epoch: int) -> int:
 
 def time_left(out: Path, cells, running, batch_size: int, units_left: int) -> dict | None:
     """Epochs and evaluations left, and the seconds they take at the running cells' current rate (median
-    subjects/s of their last 20 steps, per worker; one evaluation at the random-init cells' measured time),
+    subjects/s of their last 100 steps, per worker; one evaluation at the random-init cells' measured time),
     shared over the cells running now. None when no cell is training."""
     from anatlearn.study.runner import _unit_seconds
 
     tables = {c.id: _steps(cell_dir(out, c) / "run") for c in cells if c.method != RANDOM_INIT}
     counts = [int(t.groupby("epoch").size().max()) for t in tables.values() if t is not None and t["epoch"].nunique() > 1]
-    rates = [float(tables[r]["samples_per_s"].tail(20).median()) for r in running if tables.get(r) is not None]
+    rates = [float(tables[r]["samples_per_s"].tail(100).median()) for r in running if tables.get(r) is not None]
     if not counts or not rates:
         return None
     per = max(counts)
