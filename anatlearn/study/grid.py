@@ -147,9 +147,9 @@ def stages(cells, selection_budget: int = 30) -> list[list[Cell]]:
     """The order in which the runner trains ``cells``, as stages; a stage takes each of its cells only up
     to the stage's budget (a later budget resumes the cell's own run in a later stage). The positive
     control and the main methods go first, budget by budget up to the selection budget, then the
-    ablations, then the budgets beyond it (the runner puts the selected variants' extension before those). Within a stage the control comes first (it gates every
-    comparison), then the main methods seed by seed (after each seed round every method has one more
-    paired seed).
+    ablations, then the budgets beyond it (the runner puts the selected variants' extension before those).
+    Within a stage the control comes first (it gates every comparison), then the main methods seed by seed
+    (after each seed round every method has one more paired seed).
 
     Only the order changes, never a number: each cell is seeded by its own seed, and a later budget is
     always an exact resume of the cell's own run (tests/study/test_resume.py), staged or not. What it

@@ -51,8 +51,8 @@ def study_status(out) -> dict:
 
 
 def _steps(run: Path):
-    """(epoch of each step) from a run's metrics.csv, one row per step (a resumed run rewrites the steps of
-    an epoch it had not finished: the last row of a step counts); None without a row."""
+    """A run's steps (step, epoch, samples/s) from its metrics.csv, one row per step (a resumed run rewrites
+    the steps of an epoch it had not finished: the last row of a step counts); None without a row."""
     import pandas as pd
 
     path = Path(run) / "metrics.csv"
@@ -77,7 +77,9 @@ def time_left(out: Path, cells, running, batch_size: int, units_left: int) -> di
     from anatlearn.study.runner import _unit_seconds
 
     tables = {c.id: _steps(cell_dir(out, c) / "run") for c in cells if c.method != RANDOM_INIT}
-    counts = [int(t.groupby("epoch").size().max()) for t in tables.values() if t is not None and t["epoch"].nunique() > 1]
+    # steps per epoch: the same for every cell (one cohort, one batch size), seen in any run past its first epoch
+    counts = [int(t.groupby("epoch").size().max()) for t in tables.values()
+              if t is not None and t["epoch"].nunique() > 1]
     rates = [float(tables[r]["samples_per_s"].tail(100).median()) for r in running if tables.get(r) is not None]
     if not counts or not rates:
         return None
