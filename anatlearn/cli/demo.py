@@ -14,8 +14,8 @@ def demo_command(
     out: Path = typer.Option(Path("demo-out"), help="Output directory (data, runs, results, report.html)."),
     quick: bool = typer.Option(False, help="A one-minute run of the same path (tiny cohort, one epoch)."),
     seed: int = typer.Option(0, help="Seed of the cohort and of every method."),
-    epochs: int = typer.Option(None, help="Pretraining epochs per method (default 30, or 1 with --quick). "
-                               "Pretraining time scales with it: fewer on a slow machine."),
+    epochs: int = typer.Option(None, help="Pretraining epochs per method (default 10, or 1 with --quick). "
+                               "Pretraining time scales with it; 30 and 100 are the study's other budgets."),
 ) -> None:
     """Generate a synthetic cohort, pretrain AnatCL and baselines, evaluate them and write a report."""
     import pandas as pd
