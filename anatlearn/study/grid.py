@@ -91,7 +91,12 @@ QUICK = StudySettings(n_pretrain=40, n_validation=20, n_downstream=32, shape=(32
 VIEWS = dataclasses.replace(FULL, methods=(), control=False, budgets=(10, 30),
                             ablations=tuple((m, v) for m in ("anatcl-global", "yaware")
                                             for v in ("crop-only", "noise-only")))
-GRIDS = {"full": FULL, "main": MAIN, "views": VIEWS, "quick": QUICK}
+# Replication of run 2's one called difference between AnatCL and y-Aware (docs/study.md, Part 5), decided
+# before it ran: the selected configurations (the released recipe's two identical views, as each method's
+# base here) on three new pretraining seeds, at the selection budget and at 100 epochs.
+REPLICATION = dataclasses.replace(FULL, methods=("anatcl-global", "anatcl-local", "yaware"), augment=(),
+                                  control=False, ablations=(), seeds=(3, 4, 5), budgets=(30, 100))
+GRIDS = {"full": FULL, "main": MAIN, "views": VIEWS, "replication": REPLICATION, "quick": QUICK}
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,45 @@ def test_views_report_pairs_two_studies_by_seed_and_refuses_other_cohorts(tmp_pa
     views.to_csv(tmp_path / "views.tsv", sep="\t", index=False)
     with pytest.raises(SystemExit, match="not the same cohorts"):
         mod.main([str(tmp_path / "run2.tsv"), str(tmp_path / "views.tsv")])
+
+
+def test_replication_report_reads_the_primary_rule_and_refuses_unpairable_studies(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from anatlearn.study.grid import FULL, REPLICATION
+
+    mod = _script("study_replication")
+    metrics = list(mod.PAIR_METRICS)
+
+    def study(path, settings, rows):
+        (path / "results").mkdir(parents=True)
+        (path / "study.json").write_text(json.dumps({"settings": settings.to_dict()}))
+        pd.DataFrame(rows).to_csv(path / "results" / "units.tsv", sep="\t", index=False)
+        return path
+
+    def rows(name, seeds, ct, budget=100):
+        return [{"name": name, "seed": s, "budget": budget, **{m: 0.5 for m in metrics}, "anat_r2_CT": v}
+                for s, v in zip(seeds, ct)]
+
+    run2 = study(tmp_path / "run2", FULL, rows("anatcl-global+no-aug", [0, 1, 2], [0.38, 0.39, 0.37])
+                 + rows("yaware+no-aug", [0, 1, 2], [0.36, 0.37, 0.36]) + rows("anatcl-global", [0, 1, 2], [0.2] * 3))
+    # new seeds: anatcl-global above y-Aware on every seed (+0.02, +0.025, +0.02: p < 0.01); anatcl-local mixed
+    rep_rows = (rows("anatcl-global", [3, 4, 5], [0.40, 0.40, 0.39]) + rows("yaware", [3, 4, 5], [0.38, 0.375, 0.37])
+                + rows("anatcl-local", [3, 4, 5], [0.39, 0.36, 0.38]) + rows("random-init", [3, 4, 5], [0.29] * 3, 0))
+    rep = study(tmp_path / "rep", REPLICATION, rep_rows)
+    mod.main([str(run2), str(rep)])
+    out = capsys.readouterr().out
+    assert "| anatcl-global | 0.397 | 0.375 | +0.022 |" in out and "| 3 | replicated |" in out
+    assert next(x for x in out.splitlines() if x.startswith("| anatcl-local | 0.377 |")).endswith("| not replicated |")
+    # pooled: run 2's +no-aug cells join the new seeds as the same configuration (6 seeds, base cells left out)
+    pooled = out.split("pooled")[1]
+    assert "| anatcl-global | yaware | anat_r2_CT | 0.388 | 0.369 | +0.019 |" in pooled and "| 6 |" in pooled
+    # the same seeds again, or another world: refused
+    with pytest.raises(SystemExit, match="overlap"):
+        mod.main([str(run2), str(study(tmp_path / "same", FULL.__class__(**{**REPLICATION.__dict__, "seeds": (0, 1, 2)}),
+                                              rep_rows))])
+    with pytest.raises(SystemExit, match="world_seed"):
+        mod.main([str(run2), str(study(tmp_path / "other", FULL.__class__(**{**REPLICATION.__dict__, "world_seed": 1}),
+                                              rep_rows))])

@@ -80,3 +80,23 @@ def test_views_follow_up_splits_the_augmentation_and_leaves_the_full_grid_alone(
     # the selected-variant extension needs a budget beyond the ablations': none here
     assert max(VIEWS.budgets) in VIEWS.ablation_budgets
     assert not any("only" in c.variant for c in build_cells(FULL))
+
+
+def test_replication_grid_is_the_selected_configurations_on_new_seeds():
+    from anatlearn.study.grid import REPLICATION, VARIANTS, base_overrides
+
+    cells = build_cells(REPLICATION)
+    assert sorted({c.name for c in cells}) == ["anatcl-global", "anatcl-local", RANDOM_INIT, "yaware"]
+    assert sorted({c.seed for c in cells}) == [3, 4, 5]  # run 2 used 0, 1, 2
+    trained = [c for c in cells if c.method != RANDOM_INIT]
+    # each method's base here is run 2's selected "+no-aug" configuration: the same training overrides
+    for c in trained:
+        assert c.overrides == {**base_overrides(c.method, FULL), **VARIANTS["no-aug"]} == {"augment": []}
+        assert c.budgets == (30, 100)
+    assert training_epochs(cells) == 9 * 100 and n_units(cells) == 9 * 2 + 3
+    for field in ("n_pretrain", "n_validation", "n_downstream", "shape", "n_sites", "world_seed", "width",
+                  "batch_size", "lr", "n_splits", "n_repeats", "n_boot", "selection_budget"):
+        assert getattr(REPLICATION, field) == getattr(FULL, field)
+    # no ablations: the selection rule has nothing to extend; the 30-epoch stage lands before the 100-epoch one
+    assert [max(st[0].budgets) for st in stages(trained, REPLICATION.selection_budget)] == [30, 100]
+    assert grid_settings("replication") is REPLICATION
