@@ -12,23 +12,18 @@ with the other selected ones, its base, SimCLR and random init (paired t over se
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-
-def _script(name: str):
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import study_headline_table as head  # noqa: E402  (sibling scripts)
+import study_predictions as pred  # noqa: E402
 
 
 def tables(results: Path) -> str:
-    head, pred = _script("study_headline_table"), _script("study_predictions")
     summary = pd.read_csv(results / "summary.tsv", sep="\t")
     units = pd.read_csv(results / "units.tsv", sep="\t")
     sel_path = results / "selection.json"

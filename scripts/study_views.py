@@ -15,25 +15,20 @@ seed), as in scripts/study_predictions.py.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_predictions import pair_table  # noqa: E402  (a sibling script)
 
 METHODS = ("anatcl-global", "yaware")
 CONFIGS = ("", "+no-aug", "+crop-only", "+noise-only")
 METRICS = (("val_anat_r2_GMV", "val GMV R^2"), ("anat_r2_GMV", "GMV R^2"), ("anat_r2_CT", "CT R^2"),
            ("anat_r2_latents", "latents R^2"), ("AD-like-vs-CN balanced_accuracy", "AD BAcc"))
 PAIRS = (("+crop-only", "+no-aug"), ("+noise-only", "+no-aug"), ("+crop-only", ""), ("+noise-only", ""))
-
-
-def _predictions():
-    path = Path(__file__).resolve().parent / "study_predictions.py"
-    spec = importlib.util.spec_from_file_location("study_predictions", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def same_cohorts(run2: pd.DataFrame, views: pd.DataFrame) -> float:
@@ -48,7 +43,6 @@ def same_cohorts(run2: pd.DataFrame, views: pd.DataFrame) -> float:
 
 
 def views_report(run2: pd.DataFrame, views: pd.DataFrame, budget: int = 30) -> str:
-    pair_table = _predictions().pair_table
     units = pd.concat([run2, views[views["name"] != "random-init"]], ignore_index=True)
     at = units[units["budget"] == budget]
     lines = ["| configuration | n | " + " | ".join(label for _, label in METRICS) + " |",
