@@ -242,3 +242,36 @@ def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
     # 1 epoch of 3 steps x 8 subjects at 8 subjects/s = 3 s, plus 2 evaluations x 5 s, one worker
     assert left == {"epochs": 1, "units": 2, "epoch_s": 3.0, "workers": 1, "seconds": 13.0}
     assert time_left(tmp_path, cells, [], TOY.batch_size, 2) is None  # nothing training: no rate to go by
+
+
+def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tmp_path, one_thread):
+    """scripts/study_snapshot.sh then scripts/study_restore.sh (a session ends, the untracked study directory
+    is gone): the restored study skips every committed evaluation, retrains the unfinished cell from epoch
+    0 without its checkpoint, and ends with the evaluations of the uninterrupted study."""
+    import subprocess
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    ref = tmp_path / "ref"
+    assert run_study(ref, grid="test", settings=TOY, progress=False)["complete"]
+    units = _units(ref)
+    snap = tmp_path / "snap"
+    done = subprocess.run(["bash", str(scripts / "study_snapshot.sh"), str(ref), str(snap)], capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "NO_AGGREGATE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "3 evaluation(s) copied" in done.stdout
+    (snap / "anatcl-global/seed-0/budget-0002.json").unlink()  # a snapshot taken before budget 2 landed
+    out = tmp_path / "restored"
+    done = subprocess.run(["bash", str(scripts / "study_restore.sh"), str(snap), str(out)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "2 evaluation(s) restored" in done.stdout
+    assert sorted(_units(out)) == ["cells/anatcl-global/seed-0/eval/budget-0001.json",
+                                   "cells/random-init/seed-0/eval/budget-0000.json"]
+    again = subprocess.run(["bash", str(scripts / "study_restore.sh"), str(snap), str(out)], capture_output=True,
+                           text=True)
+    assert again.returncode == 2 and "already holds a study" in again.stderr
+    shutil.copytree(ref / "data", out / "data")  # generation is deterministic; saves time
+    doc = run_study(out, grid="test", settings=TOY, progress=False)
+    assert doc["complete"] and _units(out) == units
+    assert len(doc["invocations"]) == 2  # the snapshot's invocation record travels with it
