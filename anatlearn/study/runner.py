@@ -222,11 +222,13 @@ def _unit_seconds(out: Path, cells) -> float | None:
 
 
 def _remaining_epochs(out: Path, cells) -> int:
+    """Training epochs still to run: a complete cell needs none (even without its checkpoint, as in a study
+    restored from a snapshot); an unfinished one resumes from its ``last.pt``, or retrains from epoch 0."""
     from anatlearn.study.cells import _trained_epochs
 
     total = 0
     for c in cells:
-        if c.method == RANDOM_INIT:
+        if c.method == RANDOM_INIT or units_done(out, c) == len(c.budgets):
             continue
         last = cell_dir(out, c) / "run" / "checkpoints" / "last.pt"
         total += max(c.budgets) - (_trained_epochs(last) if last.exists() else 0)
