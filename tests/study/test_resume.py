@@ -282,3 +282,27 @@ def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tm
     doc = run_study(out, grid="test", settings=TOY, progress=False)
     assert doc["complete"] and _units(out) == units
     assert len(doc["invocations"]) == 2  # the snapshot's invocation record travels with it
+
+
+def test_reproduce_script_retrains_a_cell_to_its_committed_evaluation(tmp_path, one_thread, capsys):
+    """scripts/study_reproduce.py: the same machine and thread count reproduce a cell's evaluation exactly;
+    a committed evaluation that differs is reported with its difference."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "study_reproduce", Path(__file__).resolve().parents[2] / "scripts" / "study_reproduce.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "st"
+    assert run_study(out, grid="test", settings=TOY, progress=False)["complete"]
+    args = ["--study", str(out), "--reference", str(out), "--cell", "anatcl-global/seed-0", "--budget", "1"]
+    assert mod.main(args) == 0
+    assert "largest |difference| 0 over" in capsys.readouterr().out
+    ref = out / "cells/anatcl-global/seed-0/eval/budget-0001.json"
+    doc = json.loads(ref.read_text())
+    doc["metrics"]["anat_r2_GMV"] += 0.25
+    ref.write_text(json.dumps(doc))
+    assert mod.main(args) == 0
+    assert "largest |difference| 0.25 over" in capsys.readouterr().out
+    assert not list(out.glob(".reproduce-*"))  # the temporary cell is removed
