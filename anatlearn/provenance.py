@@ -35,6 +35,9 @@ def provenance(seed: int | None = None, config: dict[str, Any] | None = None) ->
         "versions": versions(),
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "torch_threads": torch.get_num_threads(),
+                    # the kernels torch dispatches to (AVX2, AVX512, ...): training rounds differently across
+                    # them, so two machines with the same seed give different runs (docs/study.md, "Run 2")
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

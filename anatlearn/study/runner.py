@@ -116,10 +116,11 @@ def _git_commit() -> str | None:
 def _machine(device: str) -> str:
     import platform
 
-    text = f"{platform.machine()} {os.cpu_count()} CPU cores"
-    if device == "cuda":
-        import torch
+    import torch
 
+    # the CPU capability torch dispatches to: cells trained on AVX2 and AVX-512 machines differ in rounding
+    text = f"{platform.machine()} {os.cpu_count()} CPU cores ({torch.backends.cpu.get_cpu_capability()})"
+    if device == "cuda":
         text += f", {torch.cuda.get_device_name(0)}"
     return text
 

@@ -282,6 +282,10 @@ def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tm
     doc = run_study(out, grid="test", settings=TOY, progress=False)
     assert doc["complete"] and _units(out) == units
     assert len(doc["invocations"]) == 2  # the snapshot's invocation record travels with it
+    # each invocation names the CPU capability it trained with (AVX2 and AVX-512 runs differ)
+    assert doc["invocations"][-1]["machine"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
+    unit = json.loads((out / "cells/anatcl-global/seed-0/eval/budget-0002.json").read_text())
+    assert unit["provenance"]["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_reproduce_script_retrains_a_cell_to_its_committed_evaluation(tmp_path, one_thread, capsys):
