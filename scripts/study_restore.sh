@@ -3,8 +3,10 @@
 # `anatlearn study --out STUDY_DIR` continues it on a fresh checkout (the study directory is not tracked,
 # a new machine starts without it). Every committed evaluation is put back where the runner looks for it
 # (cells/<name>/seed-<s>/eval/budget-NNNN.json), so those budgets are skipped; the cells with a budget left
-# retrain from epoch 0 (their checkpoints were not committed) and, the resume being exact, reach the same
-# run they would have continued. Refuses to write into an existing study directory.
+# retrain from epoch 0 (their checkpoints were not committed): on the same CPU and thread count that is the
+# run they would have continued (the resume is exact), on another CPU an independent run of the same
+# protocol (scripts/study_reproduce.py measures which). study_snapshot.sh uses it to rebuild its tables.
+# Refuses to write into an existing study directory.
 #   scripts/study_restore.sh docs/study-run2 study-out
 set -euo pipefail
 snap=${1:?usage: study_restore.sh SNAPSHOT_DIR STUDY_DIR}

@@ -26,14 +26,7 @@ anatlearn=${ANATLEARN:-$(command -v anatlearn || echo .venv/bin/anatlearn)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 work="$tmp/$(basename "$src")"  # the summary names the study directory by its basename
-mkdir -p "$work/cells"
-cp "$dest/study.json" "$work/study.json"
-for f in "$dest"/*/seed-*/budget-*.json; do
-  [ -e "$f" ] || continue
-  cell=${f#"$dest"/}
-  mkdir -p "$work/cells/$(dirname "$cell")/eval"
-  cp "$f" "$work/cells/$(dirname "$cell")/eval/"
-done
+bash "$(dirname "$0")/study_restore.sh" "$dest" "$work" > /dev/null
 "$anatlearn" study --out "$work" --aggregate-only > /dev/null
 rm -rf "$dest/results"
 cp -r "$work/results" "$dest/results"
