@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from anatlearn.models import load_checkpoint
-from anatlearn.study.grid import QUICK
-from anatlearn.study.runner import run_study
+from anatlearn.study.grid import QUICK, build_cells
+from anatlearn.study.runner import _remaining_epochs, run_study
 
 # one seed of anatcl-global at budgets 1 and 2, plus random init: 3 evaluations per study
 TOY = dataclasses.replace(QUICK, methods=("anatcl-global",), control=False, ablations=(), seeds=(0,))
@@ -244,7 +244,15 @@ def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
     assert time_left(tmp_path, cells, [], TOY.batch_size, 2) is None  # nothing training: no rate to go by
 
 
-def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tmp_path, one_thread):
+@pytest.fixture(scope="module")
+def toy_study(tmp_path_factory, one_thread):
+    """One complete TOY study, shared read-only by the tests of the scripts around a study."""
+    ref = tmp_path_factory.mktemp("toy") / "ref"
+    assert run_study(ref, grid="test", settings=TOY, progress=False)["complete"]
+    return ref
+
+
+def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tmp_path, toy_study):
     """scripts/study_snapshot.sh then scripts/study_restore.sh (a session ends, the untracked study directory
     is gone): the restored study skips every committed evaluation, retrains the unfinished cell from epoch
     0 without its checkpoint, and ends with the evaluations of the uninterrupted study."""
@@ -252,17 +260,13 @@ def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tm
     from pathlib import Path
 
     scripts = Path(__file__).resolve().parents[2] / "scripts"
-    ref = tmp_path / "ref"
-    assert run_study(ref, grid="test", settings=TOY, progress=False)["complete"]
+    ref = toy_study
     units = _units(ref)
     snap = tmp_path / "snap"
     done = subprocess.run(["bash", str(scripts / "study_snapshot.sh"), str(ref), str(snap)], capture_output=True,
                           text=True, env={"PATH": "/usr/bin:/bin", "NO_AGGREGATE": "1"})
     assert done.returncode == 0, done.stderr
     assert "3 evaluation(s) copied" in done.stdout
-    from anatlearn.study.grid import build_cells
-    from anatlearn.study.runner import _remaining_epochs
-
     full = tmp_path / "full"  # every evaluation, no checkpoint: nothing to train
     assert subprocess.run(["bash", str(scripts / "study_restore.sh"), str(snap), str(full)]).returncode == 0
     assert _units(full) == units and _remaining_epochs(full, build_cells(TOY)) == 0
@@ -288,7 +292,7 @@ def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tm
     assert unit["provenance"]["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
-def test_reproduce_script_retrains_a_cell_to_its_committed_evaluation(tmp_path, one_thread, capsys):
+def test_reproduce_script_retrains_a_cell_to_its_committed_evaluation(tmp_path, toy_study, capsys):
     """scripts/study_reproduce.py: the same machine and thread count reproduce a cell's evaluation exactly;
     a committed evaluation that differs is reported with its difference."""
     import importlib.util
@@ -299,7 +303,7 @@ def test_reproduce_script_retrains_a_cell_to_its_committed_evaluation(tmp_path, 
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "st"
-    assert run_study(out, grid="test", settings=TOY, progress=False)["complete"]
+    shutil.copytree(toy_study, out)  # its committed evaluation is altered below
     args = ["--study", str(out), "--reference", str(out), "--cell", "anatcl-global/seed-0", "--budget", "1"]
     assert mod.main(args) == 0
     assert "largest |difference| 0 over" in capsys.readouterr().out
