@@ -25,7 +25,7 @@ from anatlearn.losses import (METHOD_DESCRIPTORS, REGRESSION_METHODS, build_loss
                               method_needs)
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.provenance import provenance, seed_everything
-from anatlearn.training import distributed as D
+from anatlearn import distributed as D
 from anatlearn.training.config import TrainConfig
 from anatlearn.training.rundir import RunDir, rng_state, set_rng_state
 
@@ -61,7 +61,7 @@ def train_step(net: torch.nn.Module, batch: dict, loss_fn, optimizer: torch.opti
 
     The V views of each subject go through ``net`` as one batch of B*V volumes. Contrastive methods gather
     the projections of every rank (gradient to this rank's shard) and scale the global loss by the world
-    size so that DDP's gradient average equals the single-process gradient (``training/distributed.py``);
+    size so that DDP's gradient average equals the single-process gradient (``anatlearn/distributed.py``);
     ``l1-age`` regresses the first view's output on the standardised age (age - mean) / std. With a
     GradScaler (fp16) the loss is scaled before backward and the step skipped on inf gradients.
     ``where()`` describes the step in error messages (NaN/inf output or loss)."""

@@ -16,7 +16,7 @@ Modes: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 autocast, bf16 autocast + 
 autocast + GradScaler. Utilisation is sampled with ``nvidia-smi`` every 100 ms during the timed steps.
 
 ``--ddp``: each rank wraps the model in DistributedDataParallel over NCCL, gathers the projections of all
-ranks (``anatlearn.training.distributed``), and checks that the first step's loss and gradients equal a
+ranks (``anatlearn.distributed``), and checks that the first step's loss and gradients equal a
 single-process step on the concatenated batch (relative difference printed); then times DDP steps.
 """
 

@@ -1,1 +1,1 @@
-"""Pretraining internals: configuration, run directory, distributed helpers. The loop is anatlearn.train."""
+"""Pretraining internals: configuration and run directory (distributed helpers: anatlearn.distributed). The loop is anatlearn.train."""

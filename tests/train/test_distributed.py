@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from anatlearn.losses import build_loss
 from anatlearn.models import build_model, default_model_config
-from anatlearn.training import distributed as D
+from anatlearn import distributed as D
 
 B, V = 6, 2
 
