@@ -24,6 +24,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates 0600; the finished file gets what open() would give it (0644 under umask 022), so
+    # colleagues on a shared cluster can read reports, tables and checkpoints
+    os.chmod(tmp_path, file_mode())
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -34,6 +37,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def current_umask() -> int:
+    """The process's umask: from /proc on Linux (no race), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new regular file gets from open(): 0o666 minus the umask."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode a new directory gets from mkdir(): 0o777 minus the umask."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(target: str | os.PathLike) -> Path:
+    """A fresh temporary directory beside ``target`` (to be renamed onto it), with mkdir's usual mode.
+
+    tempfile.mkdtemp makes 0700 directories; after the rename that would hide the whole output from
+    colleagues, so the mode is reset to what the umask allows.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from scipy.ndimage import gaussian_filter
 from anatlearn.data.regions import ROI_CHANNELS
 from anatlearn.data.synthetic_world import DISEASES, WORLD_VERSIONS, World, make_world
 from anatlearn.errors import ConfigError
+from anatlearn.io import make_temp_dir
 
 SCORES = {"AD-like": ("MMSE_like", 29.0, -10.0, 1.5), "SCZ-like": ("PANSS_like", 45.0, 50.0, 6.0)}
 AGE_RANGES = {"AD-like": (55.0, 88.0), "SCZ-like": (18.0, 55.0)}
@@ -170,8 +170,7 @@ def generate_cohort(out, n_subjects: int = 200, shape=(61, 73, 61), seed: int = 
     subjects = sample_subjects(world, n_subjects, seed, tuple(diseases), code)
     anatomy = true_anatomy(world, subjects)
     noise_rng = np.random.default_rng(np.random.SeedSequence([seed, noise_seed, 0xE1, code]))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = make_temp_dir(out)
     try:
         (tmp / "images").mkdir()
         site_idx = subjects["site"].str.removeprefix("site").astype(int).to_numpy()
