@@ -11,16 +11,13 @@ STUDY_ARGS ?= --grid full --workers 2
 
 .PHONY: install test demo study bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch FIRST and pinned: resolves to the local CPU wheel; anything unpinned would pull CUDA.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test,prep]"
-	# The released AnatCL package: an independent reference for strict checkpoint loading (needs only torch).
-	$(PIP) install -q --no-deps anatcl==0.0.3
-	# prep's brain extraction (weights inside the wheel); --no-deps: it declares torch and a GUI toolkit.
-	$(PIP) install -q --no-deps deepbet==1.0.2
+	# the ranges of pyproject.toml, resolved to the exact versions of constraints.txt (the lock)
+	$(PIP) install -q -c constraints.txt -e ".[test,prep,hub]"
 	touch $(STAMP)
 
 install: $(STAMP)
