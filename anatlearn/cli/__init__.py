@@ -4,10 +4,12 @@ line on stderr and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import os
 import platform
+import signal
 import sys
 
 import typer
@@ -22,8 +24,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        from anatlearn import __version__
+
+        typer.echo(f"anatlearn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the version and exit.")) -> None:
     """Anatomy-informed contrastive foundation models for brain MRI (AnatCL and baselines)."""
 
 
@@ -62,13 +73,46 @@ def _tune_malloc() -> None:
         pass
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a scheduler's time limit, ``kill``) ends a command the way Ctrl-C does: cleanly, with a message."""
+    raise KeyboardInterrupt
+
+
+def _usage_error(exc) -> int:
+    """A click usage error as one line, with the help command of the sub-command it came from."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    typer.echo(f"anatlearn: error: {exc.format_message()}{where}", err=True)
+    return EXIT_USER_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``anatlearn`` script. Usage errors (unknown option, bad value) are reported by
-    typer with exit code 2; an :class:`AnatlearnError` from any command is printed as one line."""
+    """Entry point of the ``anatlearn`` script. A usage error (unknown option, bad value) and an
+    :class:`AnatlearnError` from any command are printed as one ``anatlearn: error:`` line with exit status 2;
+    Ctrl-C or SIGTERM as one line with exit status 130 (commands that can resume say how)."""
+    from anatlearn.cli.vocabulary import click_exceptions, rewrite_deprecated
+
+    click = click_exceptions()
+
     _tune_malloc()
     _register()
+    argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv))
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(args=argv, prog_name="anatlearn")
+        rv = app(args=argv, prog_name="anatlearn", standalone_mode=False)
+    except click.NoArgsIsHelpError:  # `anatlearn evaluate` alone: typer has printed its help
+        return 0
+    except click.UsageError as exc:
+        return _usage_error(exc)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("anatlearn: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        typer.echo(f"anatlearn: error: {exc.format_message()}", err=True)
+        return EXIT_USER_ERROR
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AnatlearnError as exc:
@@ -77,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("anatlearn: interrupted", err=True)
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # python -m anatlearn.cli

@@ -7,17 +7,18 @@ from pathlib import Path
 import typer
 
 from anatlearn.cli import app
+from anatlearn.cli.vocabulary import split_named
 
 
 @app.command("brain-age")
 def brain_age_command(
-    features: Path = typer.Option(..., "--features", help="Feature table of the cohort to score (.parquet/.csv)."),
+    features: str = typer.Option(..., "--features", help="Feature table of the cohort to score, [NAME=]PATH (.parquet/.csv)."),
     participants: Path = typer.Option(..., "--participants", help="The cohort's participants table (age; optional group column)."),
     out: Path = typer.Option(..., "--out", help="Output directory (brain_age.tsv, model, plots, brain_age.json)."),
     reference: Path = typer.Option(None, "--reference", help="Feature table of the healthy reference to fit the age model on."),
     reference_participants: Path = typer.Option(None, "--reference-participants", help="The reference's participants table (ages)."),
     reference_where: list[str] = typer.Option(None, "--reference-where", help="Keep reference subjects with COLUMN=VALUE[,VALUE] (e.g. diagnosis=CN); repeatable."),
-    model: Path = typer.Option(None, "--model", help="Re-apply a saved model (brain_age_model.npz) instead of fitting one."),
+    fitted: Path = typer.Option(None, "--fitted", help="Re-apply a saved model (brain_age_model.npz) instead of fitting one."),
     age_column: str = typer.Option("age", "--age-column", help="Chronological age column (years)."),
     group_column: str = typer.Option(None, "--group-column", help="Group column (e.g. diagnosis): compare every group with --control."),
     control: str = typer.Option("CN", "--control", help="The control group's value in --group-column."),
@@ -30,7 +31,7 @@ def brain_age_command(
     from anatlearn.io import check_output_path
 
     check_output_path(out, "dir", "--out")
-    summary = run_brain_age(out, features, participants, reference, reference_participants, model, reference_where,
+    summary = run_brain_age(out, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, reference_where,
                             age_column, group_column, control, correction, folds, seed)
     ref = summary["reference"]
     typer.echo(f"reference: {ref['n_reference']} subjects, CV MAE {ref['mae_reference_cv']:.2f} y, r(gap, age) "

@@ -63,7 +63,7 @@ def openbhb_command(
     participants: Path = typer.Option(..., "--participants", help="participants.tsv (or its dataset directory) with split, age, site."),
     out: Path = typer.Option(None, "--out", help="Results directory (results.csv, results.json, predictions.csv)."),
     seed: int = typer.Option(0, help="Seed of the CV folds and bootstrap."),
-    cv: int = typer.Option(5, help="Folds of the inner CV choosing alpha / C on train."),
+    folds: int = typer.Option(5, "--folds", help="Folds of the inner CV choosing alpha / C on train."),
     site_column: str = typer.Option("site", "--site-column", help="Site column (OpenBHB also has siteXacq)."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the 95 % intervals."),
 ) -> None:
@@ -71,7 +71,7 @@ def openbhb_command(
     from anatlearn.evaluate import evaluate_openbhb, read_participants
 
     check_out(out)
-    results = evaluate_openbhb(parse_feature_args(features), read_participants(participants), seed=seed, cv=cv,
+    results = evaluate_openbhb(parse_feature_args(features), read_participants(participants), seed=seed, cv=folds,
                                site_column=site_column, n_boot=n_boot)
     _finish(results, out)
 

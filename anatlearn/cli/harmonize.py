@@ -7,16 +7,17 @@ from pathlib import Path
 import typer
 
 from anatlearn.cli import app
+from anatlearn.cli.vocabulary import split_named
 
 
 @app.command("harmonize")
 def harmonize_command(
-    features: Path = typer.Option(..., "--features", help="Feature table to harmonise (.parquet/.csv)."),
+    features: str = typer.Option(..., "--features", help="Feature table to harmonise, [NAME=]PATH (.parquet/.csv)."),
     participants: Path = typer.Option(..., "--participants", help="Its participants table (site and covariate columns)."),
     out: Path = typer.Option(..., "--out", help="Output directory (features.parquet, combat_model.npz, harmonize.json)."),
     reference: Path = typer.Option(None, "--reference", help="Feature table to fit ComBat on (may be --features itself)."),
     reference_participants: Path = typer.Option(None, "--reference-participants", help="The reference's participants table."),
-    model: Path = typer.Option(None, "--model", help="Re-apply a saved harmoniser (combat_model.npz) instead of fitting one."),
+    fitted: Path = typer.Option(None, "--fitted", help="Re-apply a saved harmoniser (combat_model.npz) instead of fitting one."),
     covariate: list[str] = typer.Option(None, "--covariate", help="Column whose effect is preserved (e.g. age, sex, diagnosis); repeatable."),
     categorical: list[str] = typer.Option(None, "--categorical", help="Treat this numeric covariate as categorical; repeatable (text columns always are)."),
     site_column: str = typer.Option("site", "--site-column", help="The site (scanner/batch) column."),
@@ -37,7 +38,7 @@ def harmonize_command(
 
             raise ConfigError(f"--categorical {unknown[0]!r} is not one of the --covariate columns")
         cat = list(categorical)
-    summary = run_harmonize(out, features, participants, reference, reference_participants, model, covariates,
+    summary = run_harmonize(out, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, covariates,
                             cat, site_column, eb, seed=seed)
     typer.echo(f"harmonised {summary['n_subjects']} subjects over sites {', '.join(summary['sites'])} "
                f"(preserving: {', '.join(summary['covariates']) or 'nothing'})")

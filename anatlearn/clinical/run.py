@@ -76,7 +76,7 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
 
     out = Path(out)
     if (reference is None) == (model is None):
-        raise ConfigError("give either --reference (with --reference-participants) to fit a model or --model to "
+        raise ConfigError("give either --reference (with --reference-participants) to fit a model or --fitted to "
                           "re-apply a saved one")
     X, labels = _load_pair(features, participants, "features")
     age = pd.to_numeric(_column(labels, age_column, "--age-column").loc[X.index], errors="coerce")
@@ -162,7 +162,7 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     """Fit ComBat on ``reference`` (or load ``model``), harmonise the cohort, write OUT/features.parquet."""
     out = Path(out)
     if (reference is None) == (model is None):
-        raise ConfigError("give either --reference (with --reference-participants) to fit ComBat or --model to "
+        raise ConfigError("give either --reference (with --reference-participants) to fit ComBat or --fitted to "
                           "re-apply a saved one")
     X, labels = _load_pair(features, participants, "features")
     out.mkdir(parents=True, exist_ok=True)

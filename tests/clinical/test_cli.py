@@ -62,16 +62,16 @@ def test_brain_age_fit_and_reapply(tables, tiny_cohort, tiny_downstream, tmp_pat
     assert {r["group"] for r in summary["group_comparison"]} == {"AD-like", "SCZ-like"}
     for name in ("brain_age.tsv", "brain_age_model.npz", "brain_age_scatter.png", "gap_by_group.png", "group_comparison.tsv"):
         assert (tmp_path / "fit" / name).is_file(), name
-    assert main([*map(str, args), "--model", str(tmp_path / "fit" / "brain_age_model.npz"), "--out", str(tmp_path / "again")]) == 0
+    assert main([*map(str, args), "--fitted", str(tmp_path / "fit" / "brain_age_model.npz"), "--out", str(tmp_path / "again")]) == 0
     first, second = (pd.read_csv(tmp_path / d / "brain_age.tsv", sep="\t") for d in ("fit", "again"))
     pd.testing.assert_frame_equal(first, second)
     capfd.readouterr()
-    fails(capfd, args + ["--out", tmp_path / "x"], "--reference", "--model")
+    fails(capfd, args + ["--out", tmp_path / "x"], "--reference", "--fitted")
     (tmp_path / "junk.npz").write_text("not a model")
-    fails(capfd, args + ["--model", tmp_path / "junk.npz", "--out", tmp_path / "x"], "junk.npz")
-    fails(capfd, args + ["--model", tmp_path / "fit" / "brain_age_model.npz", "--age-column", "nope", "--out", tmp_path / "x"],
+    fails(capfd, args + ["--fitted", tmp_path / "junk.npz", "--out", tmp_path / "x"], "junk.npz")
+    fails(capfd, args + ["--fitted", tmp_path / "fit" / "brain_age_model.npz", "--age-column", "nope", "--out", tmp_path / "x"],
           "--age-column 'nope'")
-    fails(capfd, args + ["--model", tmp_path / "fit" / "brain_age_model.npz", "--control", "HC", "--out", tmp_path / "x"],
+    fails(capfd, args + ["--fitted", tmp_path / "fit" / "brain_age_model.npz", "--control", "HC", "--out", tmp_path / "x"],
           "control group 'HC'")
 
 
@@ -83,13 +83,13 @@ def test_harmonize_fit_apply_and_unseen_site(tables, tiny_cohort, tiny_downstrea
     summary = json.loads((tmp_path / "h" / "harmonize.json").read_text())
     assert summary["covariates"] == ["age", "sex"] and (tmp_path / "h" / "features.parquet").is_file()
     model = tmp_path / "h" / "combat_model.npz"
-    assert main(["harmonize", "--features", str(tables["healthy"]), "--participants", str(tiny_cohort), "--model",
+    assert main(["harmonize", "--features", str(tables["healthy"]), "--participants", str(tiny_cohort), "--fitted",
                  str(model), "--out", str(tmp_path / "h2")]) == 0
     capfd.readouterr()
     p = pd.read_csv(tiny_downstream / "participants.tsv", sep="\t", dtype={"participant_id": str})
     p.loc[:2, "site"] = "site99"
     p.to_csv(tmp_path / "moved.tsv", sep="\t", index=False)
-    fails(capfd, ["harmonize", "--features", tables["down"], "--participants", tmp_path / "moved.tsv", "--model", model,
+    fails(capfd, ["harmonize", "--features", tables["down"], "--participants", tmp_path / "moved.tsv", "--fitted", model,
                   "--out", tmp_path / "x"], "site99", "down.parquet", "not in the reference")
     fails(capfd, [*base, "--covariate", "nope", "--features", tables["down"], "--participants", tiny_downstream,
                   "--reference", tables["healthy"], "--reference-participants", tiny_cohort, "--out", tmp_path / "x"],
