@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -112,22 +111,27 @@ def tasks_command(
 
 @evaluate_app.command("icc")
 def icc_command(
-    test: Path = typer.Option(..., "--test", help="Feature table of the first session."),
-    retest: Path = typer.Option(..., "--retest", help="Feature table of the second session (same subjects)."),
+    features: list[str] = typer.Option(..., "--features", help="Feature table of the first session, [NAME=]PATH; "
+                                       "repeat to compare methods."),
+    retest: list[str] = typer.Option(..., "--retest", help="Feature table of the second session (same subjects), "
+                                     "[NAME=]PATH with the same names as --features."),
     kind: str = typer.Option("agreement", help="ICC(2,1) 'agreement' or ICC(3,1) 'consistency'."),
-    out: Path = typer.Option(None, "--out", help="CSV of the per-feature ICC (a .json summary is written beside it)."),
+    out: Path = typer.Option(None, "--out", help="Results directory (results.csv, results.json with every feature's ICC)."),
 ) -> None:
-    """Test-retest intraclass correlation of every feature."""
-    from anatlearn.evaluate import icc, icc_summary, read_features
-    from anatlearn.io import atomic_write_text
+    """Test-retest intraclass correlation of every feature: median and quartiles per method."""
+    from anatlearn.evaluate import read_features
+    from anatlearn.evaluate.icc import evaluate_icc
 
-    check_out(out, "file")
-    values = icc(read_features(test), read_features(retest), kind)
-    summary = icc_summary(values)
-    typer.echo(json.dumps(summary, indent=1))
-    if out is not None:
-        atomic_write_text(out, values.rename_axis("feature").to_csv())
-        atomic_write_text(Path(str(out) + ".json"), json.dumps(summary, indent=1))
+    check_out(out)
+    test_tables = parse_feature_args(features)
+    retest_tables = named_tables(retest, read_features, "--retest: method name {!r} given twice")
+    results = evaluate_icc(test_tables, retest_tables, kind)
+    for name, info in results.extra["methods"].items():
+        if info["unscored"]:
+            shown = ", ".join(info["unscored"][:5]) + (", ..." if len(info["unscored"]) > 5 else "")
+            typer.echo(f"{name}: {len(info['unscored'])} of {info['n_features']} features are constant in both "
+                       f"sessions and have no ICC ({shown}; all listed in results.json)", err=True)
+    _finish(results, out)
 
 
 @evaluate_app.command("anatomy")

@@ -13,6 +13,7 @@ import sys
 _ANY = "*"
 DEPRECATED: dict[str, dict[str, tuple[str, dict | None, str | None]]] = {
     "evaluate openbhb": {"--cv": ("--folds", None, None)},
+    "evaluate icc": {"--test": ("--features", None, None)},
     "brain-age": {"--model": ("--fitted", None, None)},
     "harmonize": {"--model": ("--fitted", None, None)},
     _ANY: {},

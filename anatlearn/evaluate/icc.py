@@ -62,3 +62,37 @@ def icc_summary(values: pd.Series) -> dict:
         return {"n_features": 0, "median": float("nan"), "q25": float("nan"), "q75": float("nan"), "frac_good": float("nan")}
     return {"n_features": int(v.size), "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
             "q75": float(np.quantile(v, 0.75)), "frac_good": float(np.mean(v >= 0.75))}
+
+
+def icc_row(method: str, summary: dict) -> dict:
+    """The results-table row of one method's ICC: median [q25, q75] over its scored features (n = features)."""
+    return {"method": method, "task": "test-retest", "metric": "ICC median", "mean": summary.get("median"),
+            "ci_low": summary.get("q25"), "ci_high": summary.get("q75"), "n": summary.get("n_features"),
+            "lower_is_better": False}
+
+
+def evaluate_icc(test: dict[str, pd.DataFrame], retest: dict[str, pd.DataFrame], kind: str = "agreement"):
+    """Test-retest ICC of every method's features, as a :class:`~anatlearn.evaluate.results.Results` (kind "icc").
+
+    ``test`` and ``retest`` map method names to the feature tables of the two sessions. Every feature is
+    accounted for: a feature constant in both sessions has no between-subject variance and no ICC; it is
+    not scored, and ``extra["methods"][name]["unscored"]`` names it. ``extra["per_feature"]`` holds every ICC.
+    """
+    from anatlearn.evaluate.results import Results
+    from anatlearn.provenance import provenance
+
+    missing = sorted(set(test) ^ set(retest))
+    if missing:
+        raise ConfigError(f"test and retest tables must name the same methods; unmatched: {', '.join(missing)}")
+    rows, per_feature, methods = [], [], {}
+    for name, table in test.items():
+        values = icc(table, retest[name], kind)
+        summary = icc_summary(values)
+        unscored = [str(f) for f in values.index[values.isna()]]
+        methods[name] = {**summary, "n_features": int(values.size), "n_scored": summary["n_features"],
+                         "unscored": unscored, "n_subjects": int(table.index.isin(retest[name].index).sum())}
+        rows.append(icc_row(name, summary))
+        per_feature += [{"method": name, "feature": str(f), "icc": float(v)} for f, v in values.items()]
+    return Results(kind="icc", table=pd.DataFrame(rows),
+                   extra={"icc_kind": kind, "methods": methods, "per_feature": per_feature},
+                   provenance=provenance(None, {"kind": kind}))

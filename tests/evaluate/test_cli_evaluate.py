@@ -48,13 +48,27 @@ def test_tasks_cli_with_column_mapping_and_errors(tmp_path, diagnosis_cohort, ca
     assert main(base + ["--column", "oops"]) == 2
 
 
-def test_icc_cli(tmp_path):
+def test_icc_cli(tmp_path, capsys):
+    """evaluate icc follows the contract of the other evaluate commands: a results directory that report
+    reads, a "wrote" line, and every feature accounted for (constant ones named)."""
+    from anatlearn.evaluate.results import Results
+
     rng = np.random.default_rng(2)
     ids = [f"s{i}" for i in range(40)]
     true = rng.normal(size=(40, 5))
-    write_features(make_feature_table(true + rng.normal(0, 0.1, true.shape), ids), tmp_path / "a.csv")
-    write_features(make_feature_table(true + rng.normal(0, 0.1, true.shape), ids), tmp_path / "b.csv")
-    assert main(["evaluate", "icc", "--test", str(tmp_path / "a.csv"), "--retest", str(tmp_path / "b.csv"),
-                 "--out", str(tmp_path / "icc.csv")]) == 0
-    summary = json.loads((tmp_path / "icc.csv.json").read_text())
-    assert summary["n_features"] == 5 and summary["median"] > 0.95
+    a, b = true + rng.normal(0, 0.1, true.shape), true + rng.normal(0, 0.1, true.shape)
+    a[:, 3] = b[:, 3] = 1.0  # a dead feature: no between-subject variance in either session
+    write_features(make_feature_table(a, ids), tmp_path / "a.csv")
+    write_features(make_feature_table(b, ids), tmp_path / "b.csv")
+    assert main(["evaluate", "icc", "--features", f"m={tmp_path / 'a.csv'}", "--retest", f"m={tmp_path / 'b.csv'}",
+                 "--out", str(tmp_path / "icc")]) == 0
+    printed = capsys.readouterr()
+    assert "wrote" in printed.out and "1 of 5 features are constant" in printed.err and "f0003" in printed.err
+    results = Results.read(tmp_path / "icc")
+    assert results.kind == "icc" and list(results.table.method) == ["m"]
+    info = results.extra["methods"]["m"]
+    assert info["n_features"] == 5 and info["n_scored"] == 4 and info["unscored"] == ["f0003"]
+    assert results.table["n"].iloc[0] == 4 and results.table["mean"].iloc[0] > 0.95
+    assert len(results.extra["per_feature"]) == 5
+    # names must match between the sessions
+    assert main(["evaluate", "icc", "--features", f"m={tmp_path / 'a.csv'}", "--retest", f"x={tmp_path / 'b.csv'}"]) == 2
