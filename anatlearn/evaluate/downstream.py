@@ -20,7 +20,7 @@ from anatlearn.errors import ConfigError, DataError
 from anatlearn.evaluate.features import match_ids, validate_features
 from anatlearn.evaluate.probes import GRID, LOWER_IS_BETTER, cross_validate, make_splits
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
-from anatlearn.evaluate.stats import corrected_interval, corrected_paired_ttest, repeat_interval, wilcoxon_repeats
+from anatlearn.evaluate.stats import bounded_interval, corrected_interval, corrected_paired_ttest, repeat_interval, wilcoxon_repeats
 from anatlearn.evaluate.tasks import Task
 from anatlearn.provenance import provenance
 
@@ -37,8 +37,10 @@ def _summarise(folds: pd.DataFrame, interval: str) -> list[dict]:
             mean, lo, hi = corrected_interval(scores, g["n_train"].mean(), g["n_test"].mean())
         else:
             mean, lo, hi = repeat_interval(g.groupby("repeat")["score"].mean().to_numpy())
+        lo, hi, note = bounded_interval(metric, lo, hi)
         rows.append({"method": method, "task": task, "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
-                     "n": int(g["n_train"].iloc[0] + g["n_test"].iloc[0]), "lower_is_better": metric in LOWER_IS_BETTER})
+                     "n": int(g["n_train"].iloc[0] + g["n_test"].iloc[0]), "lower_is_better": metric in LOWER_IS_BETTER,
+                     "ci_note": note})
     return rows
 
 

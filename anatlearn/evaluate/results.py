@@ -2,7 +2,8 @@
 
 A results directory holds:
 - ``results.csv``: the tidy table, one row per (method, task, metric) with columns
-  ``method, task, metric, mean, ci_low, ci_high, n, lower_is_better`` (n = subjects scored);
+  ``method, task, metric, mean, ci_low, ci_high, n, lower_is_better, ci_note`` (n = subjects scored;
+  intervals lie within the metric's range, and ci_note says "n too small" where none could be given);
 - ``folds.csv``: per-fold scores (``method, task, metric, repeat, fold, score, n_train, n_test``), if any;
 - ``paired.csv``: paired tests between methods, if any;
 - ``predictions.csv``: per-subject predictions (OpenBHB: age and site), if any;
@@ -23,7 +24,7 @@ import pandas as pd
 from anatlearn.errors import DataError
 from anatlearn.io import atomic_write_text
 
-TABLE_COLUMNS = ["method", "task", "metric", "mean", "ci_low", "ci_high", "n", "lower_is_better"]
+TABLE_COLUMNS = ["method", "task", "metric", "mean", "ci_low", "ci_high", "n", "lower_is_better", "ci_note"]
 _PARTS = ("folds", "paired", "predictions")
 
 
@@ -78,16 +79,18 @@ class Results:
         return format_table(self.table)
 
 
-def _fmt(mean: float, lo: float, hi: float) -> str:
+def _fmt(mean: float, lo: float, hi: float, note: str = "") -> str:
     digits = 3 if abs(mean) < 10 else 2
     if math.isnan(lo) or math.isnan(hi):
-        return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f}" + (f" ({note})" if isinstance(note, str) and note else "")
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def pivot_table(table: pd.DataFrame) -> pd.DataFrame:
     """The tidy table pivoted: one row per (task, metric), one column per method, cells 'mean [low, high]'."""
-    cells = table.assign(cell=[_fmt(m, lo, hi) for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"])])
+    notes = table["ci_note"].fillna("") if "ci_note" in table else [""] * len(table)
+    cells = table.assign(cell=[_fmt(m, lo, hi, note) for m, lo, hi, note
+                               in zip(table["mean"], table["ci_low"], table["ci_high"], notes)])
     return cells.pivot_table(index=["task", "metric"], columns="method", values="cell", aggfunc="first", sort=False)
 
 

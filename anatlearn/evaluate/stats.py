@@ -42,6 +42,28 @@ def corrected_interval(scores, n_train: float, n_test: float, confidence: float 
     return mean, mean - half, mean + half
 
 
+# The values each metric can take; an interval is never reported outside them.
+METRIC_RANGES = {"balanced_accuracy": (0.0, 1.0), "roc_auc": (0.0, 1.0), "accuracy": (0.0, 1.0),
+                 "mae": (0.0, math.inf), "r2": (-math.inf, 1.0), "icc": (-1.0, 1.0), "pearson_r": (-1.0, 1.0)}
+TOO_FEW = "n too small"
+
+
+def bounded_interval(metric: str, low: float, high: float) -> tuple[float, float, str]:
+    """(low, high, note): a t interval clipped to the metric's range (:data:`METRIC_RANGES`).
+
+    With few folds or subjects the t quantile and the fold variance can put a normal-theory interval far
+    outside what the metric can take (a balanced accuracy of -2.4 to 3.1). Clipping keeps what the data do
+    say; an interval that covers the whole range of a bounded metric says nothing, so it is dropped (nan,
+    nan) with the note "n too small".
+    """
+    lo_b, hi_b = METRIC_RANGES.get(metric, (-math.inf, math.inf))
+    if math.isnan(low) or math.isnan(high):
+        return low, high, ""
+    if math.isfinite(lo_b) and math.isfinite(hi_b) and low <= lo_b and high >= hi_b:
+        return math.nan, math.nan, TOO_FEW
+    return max(low, lo_b), min(high, hi_b), ""
+
+
 def repeat_interval(repeat_means, confidence: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): Student t interval over R per-repeat means (narrow: repeats share the data)."""
     x = np.asarray(repeat_means, dtype=float)

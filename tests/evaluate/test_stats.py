@@ -62,3 +62,30 @@ def test_bootstrap_interval_covers_the_mean_of_a_large_sample():
     lo, hi = bootstrap_interval(np.mean, x, n_boot=300, seed=0)
     assert lo < x.mean() < hi
     assert hi - lo == pytest.approx(2 * 1.96 / math.sqrt(2000), rel=0.25)
+
+
+def test_intervals_stay_in_the_metric_range():
+    from anatlearn.evaluate.stats import TOO_FEW, bounded_interval
+
+    assert bounded_interval("balanced_accuracy", 0.55, 0.80) == (0.55, 0.80, "")
+    assert bounded_interval("balanced_accuracy", 0.60, 1.30) == (0.60, 1.0, "")
+    lo, hi, note = bounded_interval("balanced_accuracy", -2.376, 3.126)  # the quick demo's, before the rule
+    assert math.isnan(lo) and math.isnan(hi) and note == TOO_FEW
+    assert bounded_interval("mae", -36.0, 45.0) == (0.0, 45.0, "")  # MAE >= 0, no upper bound: clipped, kept
+    assert bounded_interval("r2", -29.0, 1.7) == (-29.0, 1.0, "")
+    assert bounded_interval("some_new_metric", -5.0, 5.0) == (-5.0, 5.0, "")
+
+
+def test_task_results_never_print_an_impossible_interval():
+    """Two folds of 8 subjects: the t interval of the balanced accuracy would leave [0, 1]."""
+    import pandas as pd
+
+    from anatlearn.evaluate.downstream import _summarise
+
+    folds = pd.DataFrame({"method": "m", "task": "t", "metric": "balanced_accuracy", "repeat": 0, "fold": [0, 1],
+                          "score": [0.25, 0.75], "n_train": 8, "n_test": 8})
+    row = _summarise(folds, "corrected")[0]
+    assert math.isnan(row["ci_low"]) and row["ci_note"] == "n too small"
+    folds["score"] = [0.70, 0.72]
+    row = _summarise(folds, "corrected")[0]
+    assert 0.0 <= row["ci_low"] < 0.71 < row["ci_high"] <= 1.0 and row["ci_note"] == ""
