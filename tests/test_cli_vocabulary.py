@@ -39,7 +39,7 @@ def test_named_paths():
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["pretrain", "--no-such-option"], "No such option: --no-such-option"),
+    (["pretrain", "--no-such-option"], "--no-such-option"),
     (["synth"], "Missing argument"),
     (["synth", "x", "--shape", "3", "4"], "requires 3 arguments"),
     (["evaluate", "icc", "--kind"], "requires an argument"),
