@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from anatlearn.errors import ConfigError
 
 
 @dataclass
@@ -46,6 +49,34 @@ def setup() -> DistInfo:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     return DistInfo(rank, world, local, device)
+
+
+def setup_gloo(timeout: timedelta = timedelta(hours=12)) -> DistInfo:
+    """Join the process group over gloo, whatever the device, when launched by torchrun (WORLD_SIZE > 1).
+
+    For work whose ranks exchange only Python objects and barriers (sharded embedding): the caller picks its
+    own device (``local_rank``). The timeout is long because a rank that finished its share waits at the
+    barrier for the slowest one. ConfigError if WORLD_SIZE asks for several processes but the group cannot
+    start."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        try:
+            dist.init_process_group("gloo", timeout=timeout)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"WORLD_SIZE={world} but the process group cannot start ({exc}); launch with "
+                              f"torchrun, or unset WORLD_SIZE for one process") from None
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def broadcast_object(obj):
+    """Rank 0's ``obj`` on every rank (``obj`` itself without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def teardown() -> None:

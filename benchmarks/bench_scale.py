@@ -6,7 +6,7 @@ same synthetic cohort and seeded ResNet-18 weights: 1 process with 2 intra-op th
 today), 1 process with 1 thread (the per-core reference), and ``torchrun --nproc-per-node 2`` with 1 thread
 per rank (torchrun's default). Peak RSS: VmHWM of each rank, read by a small wrapper around the CLI's
 ``main``. Merge: synthetic float32 chunks of 64 rows written as the embedding writes them, then
-:func:`anatlearn.embed_parts.merge_parts` against writing the same in-memory table (the baseline).
+:func:`anatlearn.embed.sharding.merge_parts` against writing the same in-memory table (the baseline).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def memory_vs_n(tmp: Path, quick: bool) -> tuple[list[Row], str]:
 
 
 def merge(tmp: Path, quick: bool) -> tuple[list[Row], str]:
-    from anatlearn.embed_parts import ChunkPlan, merge_parts, write_chunk
+    from anatlearn.embed.sharding import ChunkPlan, merge_parts, write_chunk
     from anatlearn.evaluate.features import make_feature_table, write_features
 
     n, f = (2_000, 512) if quick else (50_000, 512)

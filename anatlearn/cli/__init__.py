@@ -9,6 +9,7 @@ import ctypes
 import importlib
 import os
 import platform
+import re
 import signal
 import sys
 
@@ -59,10 +60,9 @@ def _tune_malloc() -> None:
     """Keep freed memory in the process (glibc only; ``ANATLEARN_MALLOC_TUNING=0`` turns it off).
 
     glibc hands every large freed block back to the kernel, so each training step or embedding batch
-    re-faults its activations page by page: about 1M minor faults and 45 % of a 121x145x121 ResNet-18 step
-    spent in the kernel (benchmarks/RESULTS.md). ``M_MMAP_MAX=0`` and a large ``M_TRIM_THRESHOLD`` make the
-    step 1.3x faster and embedding 1.2x faster, for a higher peak RSS; the arithmetic is unchanged. Done
-    here, for the command line's own process, never on library import."""
+    re-faults its activations page by page. ``M_MMAP_MAX=0`` and a large ``M_TRIM_THRESHOLD`` keep them in
+    the process: faster steps and embedding for a higher peak RSS (measured in benchmarks/RESULTS.md); the
+    arithmetic is unchanged. Done here, for the command line's own process, never on library import."""
     if os.environ.get("ANATLEARN_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
         return
     try:
@@ -84,6 +84,45 @@ def _usage_error(exc) -> int:
     where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
     typer.echo(f"anatlearn: error: {exc.format_message()}{where}", err=True)
     return EXIT_USER_ERROR
+
+
+# Library errors name a Python parameter in backticks (`age_column`); on the command line it reads as the
+# option that sets it. A sub-command's own parameters map by name (typer keeps them); these are the library
+# parameters whose option has another name, per sub-command.
+LIBRARY_PARAMETER_FLAGS = {
+    "explain": {"explain": "--subjects", "n_steps": "--steps", "data_dir": "--data", "spec": "--tasks"},
+    "evaluate tasks": {"n_splits": "--folds", "n_repeats": "--repeats", "sites": "--stratify-site",
+                       "spec": "--tasks"},
+    "evaluate anatomy": {"n_splits": "--folds"},
+    "harmonize": {"covariates": "--covariate", "model": "--fitted"},
+    "brain-age": {"model": "--fitted"},
+}
+_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def _option_names(argv: list[str]) -> dict[str, str]:
+    """Python parameter name -> long option of the sub-command that ``argv`` invokes."""
+    command, path = typer.main.get_command(app), []
+    for arg in argv:
+        sub = getattr(command, "commands", {}).get(arg) if not arg.startswith("-") else None
+        if sub is None:
+            if not arg.startswith("-"):
+                break
+            continue
+        command, path = sub, [*path, arg]
+    flags = {}
+    for param in getattr(command, "params", []):
+        long = [o for o in param.opts if o.startswith("--")]
+        if long and param.name:
+            flags[param.name] = long[0]
+    return flags | LIBRARY_PARAMETER_FLAGS.get(" ".join(path), {})
+
+
+def with_option_names(message: str, argv: list[str]) -> str:
+    """``message`` with each backticked Python parameter replaced by its command-line option (a name the
+    invoked sub-command has no option for loses only its backticks)."""
+    flags = _option_names(argv)
+    return _PARAMETER.sub(lambda m: flags.get(m.group(1), m.group(1)), message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AnatlearnError as exc:
-        typer.echo(f"anatlearn: error: {exc}", err=True)
+        typer.echo(f"anatlearn: error: {with_option_names(str(exc), argv)}", err=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         typer.echo("anatlearn: interrupted", err=True)

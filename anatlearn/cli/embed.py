@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import typer
 
 from anatlearn.cli import app
-
-CHUNK_SIZE = 64  # anatlearn.embed_parts.DEFAULT_CHUNK (not imported here: it pulls in torch at start-up)
+from anatlearn.embed import DEFAULT_CHUNK
 
 
 @app.command("embed")
@@ -31,7 +26,7 @@ def embed_command(
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast (faster on recent hardware; ~3 significant digits)."),
     compare_fp32: bool = typer.Option(False, "--compare-fp32", help="Also embed the first batch in plain fp32 and report the max abs difference."),
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
-    chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", help="Subjects per part file in OUT.parts/: a killed run re-run with the same arguments redoes at most one chunk per process."),
+    chunk_size: int = typer.Option(DEFAULT_CHUNK, "--chunk-size", help="Subjects per part file in OUT.parts/: a killed run re-run with the same arguments redoes at most one chunk per process."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ after the table is written (default: deleted)."),
     stop_after_chunks: int = typer.Option(None, "--stop-after-chunks", hidden=True),
 ) -> None:
@@ -40,45 +35,16 @@ def embed_command(
     Under torchrun each process embeds a disjoint share of fixed chunks and rank 0 writes the one table
     (docs/scale.md). Chunks are kept in OUT.parts/ until the table is written, so re-running a killed
     command finishes it; a re-run with other weights or options into the same OUT is refused."""
-    import torch
+    from anatlearn.embed import embed_dataset
 
-    from anatlearn.data import open_dataset
-    from anatlearn.embed import AnatEncoder, max_abs_difference
-    from anatlearn.embed_parts import embed_in_parts, init_from_env, parts_dir, teardown
-    from anatlearn.evaluate.features import write_features
-    from anatlearn.io import check_output_path
-
-    check_output_path(out, "file", "--out")
-    check_output_path(parts_dir(out), "dir", "--out")
-    dataset = open_dataset(data, split=split, modality=modality, require_age=False)
-    rank = init_from_env()
-    try:
-        if device == "cuda" and rank.enabled:
-            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-        encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
-                              channels_last=channels_last, dtype="bf16" if bf16 else "float32",
-                              num_workers=num_workers, progress=False, jit=jit)
-        source = {"data": str(Path(data).resolve()), "split": split, "modality": modality}
-        write = (lambda table, path: None) if compare_fp32 else write_features  # written below, with the check
-        result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
-                                stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
-                                progress=sys.stderr.isatty())
-    finally:
-        teardown(rank)
+    result = embed_dataset(weights, data, out, split=split, modality=modality, model=model, width=width,
+                           batch_size=batch_size, device=device, channels_last=channels_last, jit=jit, bf16=bf16,
+                           compare_fp32=compare_fp32, num_workers=num_workers, chunk_size=chunk_size,
+                           keep_parts=keep_parts, stop_after_chunks=stop_after_chunks)
     if result.table is None:  # ranks other than 0: rank 0 writes the table
         return
-    table = result.table
-    if compare_fp32:
-        if bf16 or channels_last or jit:
-            first = dataset.subset(list(range(min(batch_size, len(dataset)))))
-            reference = copy.deepcopy(encoder.model).to(memory_format=torch.contiguous_format)
-            plain = AnatEncoder(reference, batch_size=batch_size, device=device, channels_last=False,
-                                jit=False).transform(first)
-            diff = max_abs_difference(table.loc[plain.index], plain)
-            table.attrs["metadata"]["max_abs_difference_vs_fp32"] = diff
-            typer.echo(f"max |features - fp32 features| over {len(plain)} subjects: {diff:.3g}")
-        write_features(table, out)
-        if not keep_parts:
-            shutil.rmtree(parts_dir(out), ignore_errors=True)
+    if result.max_abs_difference_vs_fp32 is not None:
+        typer.echo(f"max |features - fp32 features| over {result.n_compared} subjects: "
+                   f"{result.max_abs_difference_vs_fp32:.3g}")
     resumed = f" ({result.skipped} of {result.n_chunks} chunks were already done)" if result.skipped else ""
-    typer.echo(f"wrote {table.shape[0]} subjects x {table.shape[1]} features to {out}{resumed}")
+    typer.echo(f"wrote {result.table.shape[0]} subjects x {result.table.shape[1]} features to {out}{resumed}")

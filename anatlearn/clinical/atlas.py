@@ -68,10 +68,10 @@ def default_affine(shape) -> np.ndarray:
 def patch_grid(shape, n: int = 4, affine: np.ndarray | None = None) -> Atlas:
     """Atlas-free regions: the volume cut into n x n x n equal boxes, named ``patch-i-j-k``."""
     if n < 1:
-        raise DataError(f"--grid must be >= 1, got {n}")
+        raise DataError(f"`grid` must be >= 1, got {n}")
     shape = tuple(int(s) for s in shape)
     if min(shape) < n:
-        raise DataError(f"--grid {n} is larger than the image grid {shape}")
+        raise DataError(f"`grid` {n} is larger than the image grid {shape}")
     idx = [np.minimum(np.arange(s) * n // s, n - 1) for s in shape]
     labels = (idx[0][:, None, None] * n * n + idx[1][None, :, None] * n + idx[2][None, None, :]).astype(np.int32)
     names = [f"patch-{i}-{j}-{k}" for i in range(n) for j in range(n) for k in range(n)]
@@ -119,7 +119,7 @@ def world_atlas(data_dir: str | os.PathLike) -> Atlas:
 
     path = Path(data_dir) / "truth" / "world.json"
     if not path.is_file():
-        raise DataError(f"--atlas world needs a synthetic cohort: {path} not found")
+        raise DataError(f"`atlas` 'world' needs a synthetic cohort: {path} not found")
     try:
         info = json.loads(path.read_text())
         params = info["params"]
@@ -144,14 +144,14 @@ def resolve_atlas(spec: str | None, shape, data_dir: str | os.PathLike | None = 
         spec = "world" if synthetic else "grid"
     if spec == "world":
         if data_dir is None:
-            raise DataError("--atlas world needs the synthetic cohort's directory (--data)")
+            raise DataError("`atlas` 'world' needs the synthetic cohort's directory (`data_dir`)")
         atlas = world_atlas(data_dir)
     elif spec == "grid":
         atlas = patch_grid(shape, grid, affine)
     elif spec.endswith((".nii", ".nii.gz")) or Path(spec).exists():
         atlas = nifti_atlas(spec)
     else:
-        raise DataError(f"--atlas {spec!r}: choose {ATLAS_CHOICES}")
+        raise DataError(f"`atlas` {spec!r}: choose {ATLAS_CHOICES}")
     atlas.check_shape(shape)
     if affine is not None and not np.allclose(atlas.affine, affine, atol=1e-3):
         raise DataError(f"atlas {atlas.source} is not in the images' space: affine\n{np.round(atlas.affine, 3)}\n"

@@ -72,7 +72,7 @@ def integrated_gradients(model: nn.Module, volumes: np.ndarray, baseline: np.nda
     from captum.attr import IntegratedGradients
 
     if n_steps < 2:
-        raise ConfigError(f"--steps must be >= 2, got {n_steps}")
+        raise ConfigError(f"`n_steps` must be >= 2, got {n_steps}")
     model = model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)

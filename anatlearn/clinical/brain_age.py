@@ -97,7 +97,7 @@ class BrainAgeModel:
         if correction not in CORRECTIONS:
             raise ConfigError(f"unknown bias correction {correction!r}; choose one of {', '.join(CORRECTIONS)}")
         if folds < 2:
-            raise ConfigError(f"--folds must be >= 2, got {folds}")
+            raise ConfigError(f"`folds` must be >= 2, got {folds}")
         self.correction, self.folds, self.grid, self.seed = correction, folds, tuple(grid), seed
 
     # -- fitting ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from anatlearn.io import atomic_write_bytes, atomic_write_text
 from anatlearn.provenance import provenance
 
 
-def parse_where(items: Sequence[str] | None, option: str = "--reference-where") -> dict[str, list[str]]:
+def parse_where(items: Sequence[str] | None, option: str = "`reference_where`") -> dict[str, list[str]]:
     """``COL=V1,V2`` strings -> {COL: [V1, V2]}."""
     out: dict[str, list[str]] = {}
     for item in items or []:
@@ -76,23 +76,23 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
 
     out = Path(out)
     if (reference is None) == (model is None):
-        raise ConfigError("give either --reference (with --reference-participants) to fit a model or --fitted to "
+        raise ConfigError("give either `reference` (with `reference_participants`) to fit a model or `model` to "
                           "re-apply a saved one")
     X, labels = _load_pair(features, participants, "features")
-    age = pd.to_numeric(_column(labels, age_column, "--age-column").loc[X.index], errors="coerce")
+    age = pd.to_numeric(_column(labels, age_column, "`age_column`").loc[X.index], errors="coerce")
     if age.isna().any():
-        raise DataError(f"--age-column {age_column!r}: missing or non-numeric age for {int(age.isna().sum())} "
+        raise DataError(f"`age_column` {age_column!r}: missing or non-numeric age for {int(age.isna().sum())} "
                         f"subject(s) (e.g. {age.index[age.isna()][0]})")
-    groups = _column(labels, group_column, "--group-column").loc[X.index] if group_column else None
+    groups = _column(labels, group_column, "`group_column`").loc[X.index] if group_column else None
     out.mkdir(parents=True, exist_ok=True)
     if model is None:
         if reference_participants is None:
-            raise ConfigError("--reference needs --reference-participants (its ages)")
+            raise ConfigError("`reference` needs `reference_participants` (its ages)")
         ref_labels = read_participants(reference_participants) if not isinstance(reference_participants, pd.DataFrame) \
             else reference_participants
-        ref_labels = select_rows(ref_labels, parse_where(reference_where), "--reference-where")
+        ref_labels = select_rows(ref_labels, parse_where(reference_where), "`reference_where`")
         R, _ = _load_pair(reference, ref_labels, "reference")
-        ref_age = pd.to_numeric(_column(ref_labels, age_column, "--age-column").loc[R.index], errors="coerce")
+        ref_age = pd.to_numeric(_column(ref_labels, age_column, "`age_column`").loc[R.index], errors="coerce")
         if ref_age.isna().any():
             raise DataError(f"reference: missing or non-numeric {age_column!r} for subject {ref_age.index[ref_age.isna()][0]}")
         fitted = BrainAgeModel(correction, folds, seed=seed).fit(R, ref_age.to_numpy())
@@ -162,13 +162,13 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     """Fit ComBat on ``reference`` (or load ``model``), harmonise the cohort, write OUT/features.parquet."""
     out = Path(out)
     if (reference is None) == (model is None):
-        raise ConfigError("give either --reference (with --reference-participants) to fit ComBat or --fitted to "
+        raise ConfigError("give either `reference` (with `reference_participants`) to fit ComBat or `model` to "
                           "re-apply a saved one")
     X, labels = _load_pair(features, participants, "features")
     out.mkdir(parents=True, exist_ok=True)
     if model is None:
         if reference_participants is None:
-            raise ConfigError("--reference needs --reference-participants (its sites and covariates)")
+            raise ConfigError("`reference` needs `reference_participants` (its sites and covariates)")
         R, ref_labels = _load_pair(reference, reference_participants, "reference")
         harmoniser = ComBatHarmonizer(covariates, site_column, categorical, eb).fit(
             R, ref_labels.loc[R.index], source=f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip())
@@ -212,7 +212,7 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
     from anatlearn.evaluate import load_tasks
 
     if explain < 1:
-        raise ConfigError(f"--subjects must be >= 1, got {explain}")
+        raise ConfigError(f"`explain` (subjects attributed) must be >= 1, got {explain}")
     dataset = open_dataset(data, require_age=False)
     labels = read_participants(participants if participants is not None else data)
     (the_task,) = load_tasks(tasks, select=[task])
@@ -229,11 +229,11 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
         made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
         if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
                 and not os.path.samefile(made_by, str(weights)):
-            raise DataError(f"--features {features} were embedded with {made_by}, not with --weights {weights}; the "
+            raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
                             f"probe must be fitted on the explained encoder's own features")
         missing = [pid for pid in y.index if pid not in table.index]
         if missing:
-            raise DataError(f"--features {features}: no features for {len(missing)} subject(s) of task {task} "
+            raise DataError(f"`features` {features}: no features for {len(missing)} subject(s) of task {task} "
                             f"(e.g. {missing[0]})")
         feats = table.loc[y.index].to_numpy()
     shape = np.asarray(subset.volume(0)).shape[-3:]

@@ -78,7 +78,7 @@ def make_splits(y: np.ndarray, kind: str, n_splits: int = 5, n_repeats: int = 5,
                             f"subjects with features; a classification task needs two")
         if counts.min() < n_splits:
             raise DataError(f"task {task}: class {names[counts.argmin()]} has {counts.min()} subjects, fewer than "
-                            f"the {n_splits} folds requested (lower --folds or add subjects)")
+                            f"the {n_splits} folds requested (lower `n_splits` or add subjects)")
         strata = y.astype(str)
     else:
         if len(y) < 2 * n_splits:
@@ -95,8 +95,8 @@ def make_splits(y: np.ndarray, kind: str, n_splits: int = 5, n_repeats: int = 5,
             try:
                 folds = list(skf.split(np.zeros(len(y)), strata))
             except ValueError as exc:  # every stratum smaller than K (e.g. one subject per site)
-                raise DataError(f"task {task}: cannot make {n_splits} stratified folds ({exc}); lower --folds "
-                                f"or drop --stratify-site") from None
+                raise DataError(f"task {task}: cannot make {n_splits} stratified folds ({exc}); lower `n_splits` "
+                                f"or drop the site stratification (`sites`)") from None
             for k, (tr, te) in enumerate(folds):
                 if kind == "classification" and len(np.unique(y[tr])) < 2:
                     raise DataError(f"task {task}: a training fold holds a single class; use fewer folds")

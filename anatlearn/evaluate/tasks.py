@@ -154,7 +154,7 @@ def load_tasks(spec: str | os.PathLike, columns: dict[str, str] | None = None,
     else:
         path = Path(spec)
         if not path.is_file():
-            raise ConfigError(f"--tasks {spec_s}: neither a preset ({', '.join(available_presets())}) nor a file")
+            raise ConfigError(f"`spec` {spec_s}: neither a preset ({', '.join(available_presets())}) nor a file")
         data = _read_toml(path.read_text(), str(path))
         unknown = set(data) - {"preset", "presets", "columns", "tasks"}
         if unknown:
@@ -173,7 +173,7 @@ def load_tasks(spec: str | os.PathLike, columns: dict[str, str] | None = None,
             raise ConfigError(f"unknown task(s) {', '.join(missing)}; available: {', '.join(tasks)}")
         tasks = {s: tasks[s] for s in select}
     if not tasks:
-        raise ConfigError(f"--tasks {spec_s} defines no task")
+        raise ConfigError(f"`spec` {spec_s} defines no task")
     return list(tasks.values())
 
 

@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from anatlearn import report_clinical
-from anatlearn import report_figures as figs
+from anatlearn.report import clinical as report_clinical
+from anatlearn.report import figures as figs
 from anatlearn.errors import DataError
 from anatlearn.evaluate.features import match_ids
 from anatlearn.evaluate.results import Results, pivot_table
@@ -145,8 +145,8 @@ def _other_section(res: Results, name: str) -> str:
 
 
 def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
-    """Verdict, headline table and key comparisons (anatlearn.report_summary), first on the page."""
-    from anatlearn.report_summary import comparisons_html, headline_html, key_comparisons, verdict
+    """Verdict, headline table and key comparisons (anatlearn.report.summary), first on the page."""
+    from anatlearn.report.summary import comparisons_html, headline_html, key_comparisons, verdict
 
     tables = [r.table for _, r in loaded if r.table is not None and len(r.table)]
     if not tables:
@@ -217,7 +217,7 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
             continue
         (runs if _classify(path) == "run" else results).append(path)
     if not runs and not results and not features and not clinical:
-        raise DataError("nothing to report: give run directories, results directories or --features tables")
+        raise DataError("nothing to report: give run directories, results directories or `features` tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
     loaded = [(p, Results.read(p)) for p in results]
     body.append(_summary_section(loaded, note))

@@ -7,12 +7,14 @@ pooled vector for ResNet-18; the projection head is dropped, as in the paper's l
 Streaming: a torch DataLoader reads one batch of volumes at a time, so memory is flat in the number of
 subjects (only the n x F feature matrix grows). Inference runs under ``torch.inference_mode``.
 Speed options: ``channels_last=True`` (``torch.channels_last_3d`` memory format; same arithmetic, results
-within float rounding of the plain path) and ``dtype=torch.bfloat16`` (autocast; ~3 significant digits,
-differences are reported by the tests and ``--compare-fp32``).
+within float rounding of the plain path) and ``dtype=torch.bfloat16`` (autocast, fewer significant digits);
+their measured differences to plain fp32 are in docs/evaluation.md, and :func:`compare_to_fp32` measures
+them on one's own data.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
@@ -24,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.evaluate.features import make_feature_table
+from anatlearn.progress import progress
 from anatlearn.provenance import provenance
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -115,7 +118,7 @@ class AnatEncoder:
         self.batch_size, self.channels_last, self.dtype = batch_size, channels_last, dtype
         self.num_workers, self.progress = num_workers, progress
         # CPU fp32 fast path: the encoder traced, frozen and optimised by TorchScript (BatchNorm folded into the
-        # convolutions, oneDNN layouts), once per input shape; max abs difference to eager ~3e-7 (benchmarks).
+        # convolutions, oneDNN layouts), once per input shape; its difference to eager: docs/evaluation.md.
         self.jit = jit
         self._traced: dict[tuple, Any] = {}
         try:
@@ -123,7 +126,7 @@ class AnatEncoder:
         except RuntimeError:
             raise ConfigError(f"unknown device {device!r}") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda requested but no CUDA GPU is available")
+            raise ConfigError(f"`device` {device!r} requested but no CUDA GPU is available")
         if isinstance(weights, torch.nn.Module):
             self.model, self.source = weights, "<in-memory model>"
         else:
@@ -176,8 +179,8 @@ class AnatEncoder:
         key = (tuple(batch.shape[1:]), batch.is_contiguous(memory_format=torch.channels_last_3d))
         if key not in self._traced:
             try:
-                # TorchScript is deprecated upstream (torch.compile recompiles per shape and took 30 s to warm
-                # up here, for less gain); with torch pinned it is the measured best CPU path, eager the fallback.
+                # TorchScript is deprecated upstream, but with torch pinned it is the fastest CPU path we
+                # measured (torch.compile: docs/evaluation.md); eager is the fallback.
                 with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
                     example = batch.clone()
@@ -198,34 +201,33 @@ class AnatEncoder:
                             collate_fn=_collate, pin_memory=self.device.type == "cuda")
         out = np.empty((len(ids), self.n_features), dtype=np.float32)
         row = 0
-        with torch.inference_mode():
-            for batch in self._progress(loader, len(ids)):
+        with torch.inference_mode(), progress("embedding", total=len(ids), enabled=self.progress) as bar:
+            for batch in loader:
                 feats = self._encode(batch).cpu().numpy()
                 out[row:row + len(feats)] = feats
                 row += len(feats)
+                bar.advance(len(feats))
         return make_feature_table(out, ids, metadata=self.metadata)
 
     def fit_transform(self, data, y=None) -> pd.DataFrame:
         return self.transform(data)
-
-    def _progress(self, loader, n: int):
-        if not self.progress:
-            yield from loader
-            return
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("embedding", total=n)
-            for batch in loader:
-                yield batch
-                bar.advance(task, len(batch))
-
 
 def max_abs_difference(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """Largest absolute difference between two feature tables of the same subjects and features."""
     if a.shape != b.shape or list(a.index) != list(b.index):
         raise DataError(f"feature tables differ in shape or subjects: {a.shape} vs {b.shape}")
     return float(np.max(np.abs(a.to_numpy() - b.to_numpy())))
+
+
+def compare_to_fp32(encoder: AnatEncoder, table: pd.DataFrame, dataset, n_subjects: int) -> float:
+    """Re-embed the first ``n_subjects`` of ``dataset`` with a plain copy of ``encoder``'s model (fp32,
+    contiguous layout, eager, no TorchScript) and return the largest absolute difference to their rows
+    of ``table`` (the features ``encoder`` computed)."""
+    first = dataset.subset(list(range(min(n_subjects, len(dataset)))))
+    reference = copy.deepcopy(encoder.model).to(memory_format=torch.contiguous_format)
+    plain = AnatEncoder(reference, batch_size=encoder.batch_size, device=str(encoder.device), channels_last=False,
+                        jit=False).transform(first)
+    return max_abs_difference(table.loc[plain.index], plain)
 
 
 def embed(weights, data, out: str | os.PathLike | None = None, **options) -> pd.DataFrame:

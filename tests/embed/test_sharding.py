@@ -15,7 +15,7 @@ import torch
 from anatlearn.cli import main
 from anatlearn.data import open_dataset
 from anatlearn.embed import AnatEncoder
-from anatlearn.embed_parts import ChunkPlan, parts_dir, shard, weights_sha256
+from anatlearn.embed.sharding import ChunkPlan, parts_dir, shard, weights_sha256
 from anatlearn.evaluate import read_features
 from anatlearn.models import build_model, default_model_config, export_safetensors, load_pretrained, save_checkpoint
 
@@ -43,7 +43,7 @@ def reference(tiny_cohort, weights):
 
 
 def _env():
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
 def torchrun(args, nproc=2, module=True):

@@ -2,7 +2,7 @@
 
 All three are computed from the tidy results tables (``method, task, metric, mean, ...``; see
 :mod:`anatlearn.evaluate.results`) and the paired tests of the downstream tasks, so the HTML report
-(:mod:`anatlearn.report`) and the demo's Markdown summary say the same thing.
+(:mod:`anatlearn.report.page`) and the demo's Markdown summary say the same thing.
 
 - *Headline table*: one row per method, one column per key metric: anatomy recovery R^2 per target family,
   RankMe, the primary metric of each downstream task (balanced accuracy for classification, R^2 for

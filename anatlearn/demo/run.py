@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from anatlearn.demo.summary import REFERENCE, by_method, claims, demo_summary_markdown, icc_row
 from anatlearn.errors import ConfigError
 from anatlearn.io import atomic_write_text
 
 METHODS = ("anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age")
-REFERENCE = "random-init"
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class DemoSettings:
     shape: tuple = (48, 56, 48)
     n_sites: int = 5
     width: float = 0.25
-    # The study's first budget (docs/study.md): the demo is the study's seed 0 at 10 epochs, and about
-    # 15 minutes on a 2-core CPU without AVX-512 (30 epochs took 27 minutes there).
+    # The study's first budget (docs/study.md): the demo is the study's seed 0 at 10 epochs (its measured
+    # time, and why not 30 epochs: README, "Measured on world v2").
     epochs: int = 10
     batch_size: int = 16
     lr: float = 5e-4
@@ -106,7 +106,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     s = settings or (QUICK if quick else FULL)
     if epochs is not None:
         if epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+            raise ConfigError(f"`epochs` must be at least 1, got {epochs}")
         s = dataclasses.replace(s, epochs=epochs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
                            seed=seed)
     tasks.write(res_dir / "tasks")
     icc_rows = [{"method": m, "task": "test-retest", "metric": "ICC median",
-                 **_icc_row(icc_summary(icc(f, feats["retest"][m])))} for m, f in feats["downstream"].items()]
+                 **icc_row(icc_summary(icc(f, feats["retest"][m])))} for m, f in feats["downstream"].items()]
     icc_results = Results(kind="icc", table=pd.DataFrame(icc_rows),
                           provenance=provenance(seed, {"kind": "agreement"}))
     icc_results.write(res_dir / "icc")
@@ -199,7 +199,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     timings["total"] = time.perf_counter() - t_all
     summary = {"settings": dataclasses.asdict(s), "quick": quick, "seed": seed, "methods": list(methods),
                "timings_s": {k: round(v, 1) for k, v in timings.items()}, "claims": claims(tasks, obhb),
-               "anatomy_recovery": _by_method(anatomy.table), "summary": str(out / "summary.md"),
+               "anatomy_recovery": by_method(anatomy.table), "summary": str(out / "summary.md"),
                "report": str(report), "provenance": provenance(seed, dataclasses.asdict(s))}
     atomic_write_text(out / "demo.json", json.dumps(summary, indent=1, default=str))
     return summary
@@ -213,49 +213,3 @@ def _anatomy_recovery(cohort: Path, features: dict[str, pd.DataFrame], s: DemoSe
     from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
 
     return evaluate_anatomy(features, truth_targets(cohort), n_splits=s.n_splits, seed=seed)
-
-
-def _by_method(table: pd.DataFrame) -> dict:
-    """{method: {metric: value}} of a tidy table (for demo.json)."""
-    return {m: {r.metric: round(float(r.mean), 4) for r in g.itertuples()}
-            for m, g in table.groupby("method", sort=False)}
-
-
-def demo_summary_markdown(table: pd.DataFrame, paired: pd.DataFrame | None, note: str) -> str:
-    """``OUT/summary.md``: the verdict and the README-style headline table (methods x key metrics)."""
-    from anatlearn.report_summary import headline_markdown, verdict
-
-    lines = ["# anatlearn demo: summary", "", *[f"- {v}" for v in verdict(table, paired, note)], "",
-             headline_markdown(table), "",
-             "R²: cross-validated ridge from the features to the true log regional GMV / CT / SA (mean over the 68 "
-             "regions) and to the latent factors of the downstream subjects; RankMe: effective rank of the features "
-             "(Garrido et al. 2023); BAcc: balanced accuracy of a linear probe; ↓: lower is better; bold: best "
-             "non-ceiling value.", ""]
-    return "\n".join(lines)
-
-
-def _icc_row(summary: dict) -> dict:
-    return {"mean": summary.get("median"), "ci_low": summary.get("q25"), "ci_high": summary.get("q75"),
-            "n": summary.get("n_features"), "lower_is_better": False}
-
-
-def claims(tasks, obhb) -> dict:
-    """The paper's claim, measured: AnatCL vs y-Aware and SimCLR on the diagnosis tasks (balanced accuracy
-    points, with the corrected paired t-test), every pretrained model vs random init, brain-age MAE."""
-    tab = tasks.table
-    out: dict = {}
-    bacc = tab[tab["metric"] == "balanced_accuracy"].set_index(["task", "method"])["mean"]
-    for task in sorted(tab.loc[tab["metric"] == "balanced_accuracy", "task"].unique()):
-        row = {}
-        for a in ("anatcl-global", "anatcl-local"):
-            for b in ("yaware", "simclr", REFERENCE):
-                if (task, a) in bacc and (task, b) in bacc:
-                    row[f"{a} - {b} (BAcc points)"] = round(float(100 * (bacc[(task, a)] - bacc[(task, b)])), 1)
-        out[task] = row
-    if tasks.paired is not None and len(tasks.paired):
-        p = tasks.paired
-        keep = p[(p["metric"] == "balanced_accuracy") & p["method_a"].str.startswith("anatcl")]
-        out["paired_tests"] = keep[["task", "method_a", "method_b", "mean_diff", "p_corrected_t"]].round(4).to_dict("records")
-    mae = obhb.table[(obhb.table["task"] == "brain_age") & (obhb.table["metric"].str.contains("external"))]
-    out["brain_age_mae_external"] = {m: round(float(v), 2) for m, v in zip(mae["method"], mae["mean"])}
-    return out

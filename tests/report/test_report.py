@@ -16,7 +16,7 @@ from anatlearn.errors import DataError
 from anatlearn.evaluate import Task, evaluate_openbhb, evaluate_tasks, make_feature_table, write_features
 from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
 from anatlearn.report import build_report
-from anatlearn.report_figures import loss_terms
+from anatlearn.report.figures import loss_terms
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

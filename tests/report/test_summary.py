@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from anatlearn.report_summary import headline, headline_markdown, key_comparisons, order_methods, verdict
+from anatlearn.report.summary import headline, headline_markdown, key_comparisons, order_methods, verdict
 
 
 def _rows(task, metric, values, lower=False):

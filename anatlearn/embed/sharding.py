@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -35,12 +34,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from anatlearn.distributed import DistInfo, barrier, broadcast_object
+from anatlearn.embed import DEFAULT_CHUNK
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.io import atomic_path, atomic_write_text
+from anatlearn.progress import progress as progress_bar
 
 FINGERPRINT = "fingerprint.json"
 PARTS_FORMAT = "anatlearn-embed-parts"
-DEFAULT_CHUNK = 64  # subjects per part file: a killed CPU run loses under a minute per rank at full size
 
 
 def parts_dir(out: str | os.PathLike) -> Path:
@@ -62,7 +63,7 @@ class ChunkPlan:
 
     def __post_init__(self):
         if not (isinstance(self.chunk_size, int) and self.chunk_size >= 1):
-            raise ConfigError(f"--chunk-size must be a positive integer, got {self.chunk_size!r}")
+            raise ConfigError(f"`chunk_size` must be a positive integer, got {self.chunk_size!r}")
 
     @property
     def n_chunks(self) -> int:
@@ -127,7 +128,7 @@ def check_parts(parts: Path, fp: dict) -> None:
         diff = _differences(old, fp)
         if diff:
             raise ConfigError(f"{parts} holds part of an embedding with other weights or options "
-                              f"({'; '.join(diff[:4])}); refusing to mix features: use another --out, "
+                              f"({'; '.join(diff[:4])}); refusing to mix features: use another `out`, "
                               f"or delete {parts} to start over")
         return
     if parts.is_dir() and any(p.name.startswith("chunk-") for p in parts.iterdir()):
@@ -172,76 +173,26 @@ class _Rows:
 
 
 @dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-
-def init_from_env(timeout_hours: float = 12.0) -> Dist:
-    """Join the process group when torchrun's variables say so (WORLD_SIZE > 1); gloo on every device.
-
-    The timeout is long because a rank that finished its chunks waits at the barrier for the slowest one."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        try:
-            dist.init_process_group("gloo", timeout=timedelta(hours=timeout_hours))
-        except (ValueError, RuntimeError) as exc:
-            raise ConfigError(f"WORLD_SIZE={world} but the process group cannot start ({exc}); launch with "
-                              f"torchrun, or unset WORLD_SIZE for one process") from None
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def _broadcast(obj, d: Dist):
-    """rank 0's ``obj`` on every rank."""
-    if not d.enabled:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _barrier(d: Dist) -> None:
-    if d.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def teardown(d: Dist) -> None:
-    if d.enabled:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-@dataclass
 class PartsResult:
     table: pd.DataFrame | None  # the merged table on rank 0, None elsewhere
     computed: int  # chunks this rank embedded now
     skipped: int  # chunks already on disk when the run started (all ranks)
     n_chunks: int
+    n_compared: int = 0  # subjects re-embedded in plain fp32 (embed_dataset's compare_fp32)
+    max_abs_difference_vs_fp32: float | None = None
 
 
 def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_size: int = DEFAULT_CHUNK,
-                   d: Dist | None = None, write: Callable[[pd.DataFrame, Path], object] | None = None,
+                   d: DistInfo | None = None, write: Callable[[pd.DataFrame, Path], object] | None = None,
                    stop_after_chunks: int | None = None, keep_parts: bool = False,
-                   progress: bool = False) -> PartsResult:
+                   progress: bool | None = False) -> PartsResult:
     """Embed ``dataset`` chunk by chunk into ``parts_dir(out)``, then (rank 0) merge and write ``out``.
 
-    ``stop_after_chunks`` (tests only) kills this process with SIGKILL after writing that many chunks.
+    ``d``: this process's rank and world size (:func:`anatlearn.distributed.setup_gloo`; one process if
+    None). ``progress``: a bar on rank 0 (None: when stderr is a terminal). ``stop_after_chunks`` (tests
+    only) kills this process with SIGKILL after writing that many chunks.
     """
-    d = d or Dist()
+    d = d or DistInfo()
     out = Path(out)
     parts = parts_dir(out)
     ids = [str(i) for i in dataset.participants["participant_id"]]
@@ -258,20 +209,21 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
             error, missing = str(exc), []
     else:
         missing = []
-    error, missing = _broadcast((error, missing), d)
+    error, missing = broadcast_object((error, missing))
     if error:
         raise ConfigError(error)
-    mine = shard(missing, d.rank, d.world)
-    encoder.metadata["embedding"]["config"].update(chunk_size=chunk_size, world_size=d.world)
+    mine = shard(missing, d.rank, d.world_size)
+    encoder.metadata["embedding"]["config"].update(chunk_size=chunk_size, world_size=d.world_size)
     done = 0
     try:
-        with _progress(progress and d.rank == 0, sum(len(plan.rows(k)) for k in mine)) as advance:
+        n_rows = sum(len(plan.rows(k)) for k in mine)
+        with progress_bar("embedding", total=n_rows, enabled=progress if d.rank == 0 and n_rows else False) as bar:
             for k in mine:
                 rows = plan.rows(k)
                 table = encoder.transform(_Rows(dataset, rows))
                 write_chunk(parts, k, ids[rows.start:rows.stop], table.to_numpy(dtype=np.float32))
                 done += 1
-                advance(len(rows))
+                bar.advance(len(rows))
                 if stop_after_chunks is not None and done >= stop_after_chunks:
                     os.kill(os.getpid(), signal.SIGKILL)  # a real kill, for the resume tests
     except Exception:
@@ -279,7 +231,7 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
         if not d.enabled and not any(parts.glob("chunk-*.npz")):
             shutil.rmtree(parts, ignore_errors=True)
         raise
-    _barrier(d)
+    barrier()
     skipped = plan.n_chunks - len(missing)
     if d.rank != 0:
         return PartsResult(None, done, skipped, plan.n_chunks)
@@ -300,7 +252,7 @@ def merge_parts(parts: Path, plan: ChunkPlan, ids: list[str], metadata: dict, ou
         chunk = read_chunk(parts, k, ids[rows.start:rows.stop])
         if chunk is None:
             raise DataError(f"chunk {k} ({chunk_path(parts, k)}) is missing or does not hold subjects "
-                            f"{ids[rows.start]}..{ids[rows.stop - 1]}; with several nodes, --out must be on a "
+                            f"{ids[rows.start]}..{ids[rows.stop - 1]}; with several nodes, `out` must be on a "
                             f"filesystem every node sees; re-run the same command to compute it")
         feats.append(chunk)
     table = make_feature_table(np.concatenate(feats), ids, metadata=metadata)
@@ -308,23 +260,51 @@ def merge_parts(parts: Path, plan: ChunkPlan, ids: list[str], metadata: dict, ou
     return table
 
 
-class _progress:
-    """A rich progress bar over subjects (or nothing)."""
+def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, split: str | None = None,
+                  modality: str = "vbm", model: str = "resnet18", width: float = 1.0, batch_size: int = 8,
+                  device: str = "cpu", channels_last: bool = True, jit: bool = True, bf16: bool = False,
+                  compare_fp32: bool = False, num_workers: int = 0, chunk_size: int = DEFAULT_CHUNK,
+                  keep_parts: bool = False, stop_after_chunks: int | None = None,
+                  progress: bool | None = None) -> PartsResult:
+    """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
+    feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total, self.bar = enabled, total, None
+    The work goes through :func:`embed_in_parts` (resumable chunks in ``parts_dir(out)``). With
+    ``compare_fp32`` and a fast path on (``bf16``, ``channels_last`` or ``jit``), the first ``batch_size``
+    subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
+    table is written, and the largest absolute difference goes into its metadata and the result.
+    Returns the result on every rank; only rank 0's holds the table.
+    """
+    from anatlearn.data import open_dataset
+    from anatlearn.distributed import setup_gloo, teardown
+    from anatlearn.embed.encoder import AnatEncoder, compare_to_fp32
+    from anatlearn.evaluate.features import write_features
+    from anatlearn.io import check_output_path
 
-    def __enter__(self):
-        if not self.enabled or not self.total:
-            return lambda n: None
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=True)
-        self.bar.__enter__()
-        task = self.bar.add_task("embedding", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False
+    check_output_path(out, "file", "`out`")
+    check_output_path(parts_dir(out), "dir", "`out`")
+    dataset = open_dataset(data, split=split, modality=modality, require_age=False)
+    rank = setup_gloo()
+    try:
+        if device == "cuda" and rank.enabled:
+            device = f"cuda:{rank.local_rank}"
+        encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
+                              channels_last=channels_last, dtype="bf16" if bf16 else "float32",
+                              num_workers=num_workers, progress=False, jit=jit)
+        source = {"data": str(Path(data).resolve()), "split": split, "modality": modality}
+        write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
+        result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
+                                stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
+                                progress=progress)
+    finally:
+        teardown()
+    if result.table is None or not compare_fp32:  # ranks other than 0 write nothing
+        return result
+    if bf16 or channels_last or jit:
+        result.n_compared = min(batch_size, len(dataset))
+        result.max_abs_difference_vs_fp32 = compare_to_fp32(encoder, result.table, dataset, batch_size)
+        result.table.attrs["metadata"]["max_abs_difference_vs_fp32"] = result.max_abs_difference_vs_fp32
+    write_features(result.table, out)
+    if not keep_parts:
+        shutil.rmtree(parts_dir(out), ignore_errors=True)
+    return result
