@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from anatlearn.data import open_dataset
-from anatlearn.data.synthetic import generate_cohort
+from anatlearn.synthetic import generate_cohort
 from anatlearn.errors import ConfigError
 
 
@@ -46,7 +46,7 @@ def test_retest_keeps_anatomy_and_redraws_noise(tmp_path):
 @pytest.mark.parametrize("world", ["v1", "v2"])
 def test_descriptors_follow_the_designed_model(tmp_path, world):
     """Measured CT correlates with age (thinning) and with the latent factors through their loadings."""
-    from anatlearn.data.synthetic_world import make_world
+    from anatlearn.synthetic import make_world
 
     root = generate_cohort(tmp_path / "s", 300, (32, 36, 32), seed=2, world=world)
     ds = open_dataset(root)
