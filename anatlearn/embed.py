@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import make_feature_table
+from anatlearn.features import make_feature_table
 from anatlearn.provenance import provenance
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -230,7 +230,7 @@ def max_abs_difference(a: pd.DataFrame, b: pd.DataFrame) -> float:
 
 def embed(weights, data, out: str | os.PathLike | None = None, **options) -> pd.DataFrame:
     """Convenience: ``AnatEncoder(weights, **options).transform(data)``, written to ``out`` if given."""
-    from anatlearn.evaluate.features import write_features
+    from anatlearn.features import write_features
 
     table = AnatEncoder(weights, **options).transform(data)
     if out is not None:

@@ -292,7 +292,7 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
 def merge_parts(parts: Path, plan: ChunkPlan, ids: list[str], metadata: dict, out: Path,
                 write: Callable[[pd.DataFrame, Path], object] | None = None) -> pd.DataFrame:
     """Read every chunk in order, check its ids against the plan, and write the one table to ``out``."""
-    from anatlearn.evaluate.features import make_feature_table, write_features
+    from anatlearn.features import make_feature_table, write_features
 
     feats = []
     for k in range(plan.n_chunks):

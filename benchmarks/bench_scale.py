@@ -131,7 +131,7 @@ def memory_vs_n(tmp: Path, quick: bool) -> tuple[list[Row], str]:
 
 def merge(tmp: Path, quick: bool) -> tuple[list[Row], str]:
     from anatlearn.embed_parts import ChunkPlan, merge_parts, write_chunk
-    from anatlearn.evaluate.features import make_feature_table, write_features
+    from anatlearn.features import make_feature_table, write_features
 
     n, f = (2_000, 512) if quick else (50_000, 512)
     plan = ChunkPlan(n, 64)

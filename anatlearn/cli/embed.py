@@ -45,7 +45,7 @@ def embed_command(
     from anatlearn.data import open_dataset
     from anatlearn.embed import AnatEncoder, max_abs_difference
     from anatlearn.embed_parts import embed_in_parts, init_from_env, parts_dir, teardown
-    from anatlearn.evaluate.features import write_features
+    from anatlearn.features import write_features
     from anatlearn.io import check_output_path
 
     check_output_path(out, "file", "--out")
