@@ -131,7 +131,7 @@ def regional_sd_ct(world) -> np.ndarray:
 
 def healthy_cov_ct(world) -> np.ndarray:
     """(K, K) covariance of log CT over the healthy cohort: the age curve over the healthy age distribution
-    (6 + 82 Beta(1.2, 1.8), by quadrature) plus the residual covariance (sex is negligible: ~1 %)."""
+    (6 + 82 Beta(1.2, 1.8), by quadrature) plus the residual covariance (sex, a negligible share, is left out)."""
     from scipy.stats import beta
 
     x = (np.arange(2000) + 0.5) / 2000

@@ -108,3 +108,33 @@ def test_synth_cli(tmp_path, capsys):
     assert len(list((tmp_path / "c" / "images").iterdir())) == 5
     assert main(["synth", str(tmp_path / "c"), "--subjects", "5", "--shape", "32", "32", "32"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_imports_run_one_way():
+    """data (readers) never loads the generator; world.py loads no version; v1 does not load v2."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, importlib; importlib.import_module(sys.argv[1]); "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('anatlearn.synthetic'))))")
+
+    def loaded(module):
+        done = subprocess.run([sys.executable, "-c", probe, module], capture_output=True, text=True, check=True)
+        return set(done.stdout.split())
+
+    assert loaded("anatlearn.data") == set()
+    # importing a submodule runs the package's __init__ (which loads cohort): check the modules' own imports
+    import ast
+    from pathlib import Path
+
+    import anatlearn.synthetic as pkg
+
+    def imports(name):
+        tree = ast.parse((Path(pkg.__file__).parent / f"{name}.py").read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+            {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+             for a in n.names}
+
+    assert not any("world_v" in m or "cohort" in m for m in imports("world"))
+    assert not any("world_v2" in m or "cohort" in m for m in imports("world_v1"))
+    assert not any("cohort" in m for m in imports("world_v2"))
