@@ -14,7 +14,7 @@ from common import Row, fmt_s, interleaved_times
 
 from anatlearn.data import ViewsDataset, make_loader, open_dataset
 from anatlearn.data.challenge import Unmasker
-from anatlearn.data.synthetic import generate_cohort
+from anatlearn.synthetic import generate_cohort
 from anatlearn.models import build_encoder
 
 

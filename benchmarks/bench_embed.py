@@ -28,7 +28,7 @@ import statistics
 from common import Row, child_timing, interleaved_samples
 
 from anatlearn.data import open_dataset
-from anatlearn.data.synthetic import generate_cohort
+from anatlearn.synthetic import generate_cohort
 from anatlearn.embed import AnatEncoder
 from anatlearn.models import ContrastiveModel, build_model, default_model_config
 

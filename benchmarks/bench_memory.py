@@ -1,7 +1,7 @@
 """Memory benchmark: peak RSS of embedding + probing N synthetic subjects, for growing N.
 
 A synthetic cohort of 4,000 subjects at low resolution (32x40x32) is generated once on disk (OpenBHB
-per-subject layout, ``anatlearn.data.synthetic.generate_cohort``). For each N, a fresh Python process opens
+per-subject layout, ``anatlearn.synthetic.generate_cohort``). For each N, a fresh Python process opens
 it, keeps the first N subjects, embeds them with :class:`anatlearn.embed.AnatEncoder` (a seeded ResNet-18 of
 width 0.125, batches of 32, library defaults otherwise) and scores a linear probe of age on the features (ridge, 5-fold
 cross-validation with :func:`anatlearn.evaluate.probes.cross_validate`); its peak RSS (VmHWM) is reported.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import Row, peak_rss_of
 
-from anatlearn.data.synthetic import generate_cohort
+from anatlearn.synthetic import generate_cohort
 
 SHAPE = (32, 40, 32)
 

@@ -73,7 +73,7 @@ def _embed(tmp: Path, weights: Path, data: Path, nproc: int, threads: int, tag: 
 
 
 def throughput(tmp: Path, quick: bool) -> tuple[list[Row], str]:
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     n, shape, repeats = (16, (32, 40, 32), 1) if quick else (96, (61, 73, 61), 2)
     chunk = n // 12  # 12 chunks: 6 per rank (the default 64 would give the 2 ranks 64 and 32 subjects)
@@ -108,7 +108,7 @@ def throughput(tmp: Path, quick: bool) -> tuple[list[Row], str]:
 
 
 def memory_vs_n(tmp: Path, quick: bool) -> tuple[list[Row], str]:
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     sizes = (32, 64) if quick else (250, 1000, 4000)
     weights = _checkpoint(tmp / "w-small.pt", 0.125)
@@ -131,7 +131,7 @@ def memory_vs_n(tmp: Path, quick: bool) -> tuple[list[Row], str]:
 
 def merge(tmp: Path, quick: bool) -> tuple[list[Row], str]:
     from anatlearn.embed.sharding import ChunkPlan, merge_parts, write_chunk
-    from anatlearn.evaluate.features import make_feature_table, write_features
+    from anatlearn.features import make_feature_table, write_features
 
     n, f = (2_000, 512) if quick else (50_000, 512)
     plan = ChunkPlan(n, 64)

@@ -54,7 +54,7 @@ def crop_loss(template: np.ndarray, labels: np.ndarray, size) -> dict:
 
 
 def main(argv=None) -> None:
-    from anatlearn.data.synthetic_world import make_world
+    from anatlearn.synthetic import make_world
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", type=int, nargs=3, default=(48, 56, 48))

@@ -12,7 +12,7 @@ TINY_SHAPE = (32, 40, 32)
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory):
     """48 healthy subjects, 4 sites (one held out), 32x40x32 volumes."""
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("cohort") / "healthy", 48, TINY_SHAPE, seed=1, n_sites=4)
 
@@ -20,7 +20,7 @@ def tiny_cohort(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_downstream(tmp_path_factory):
     """40 subjects of the same world: AD-like and SCZ-like patients with matched controls."""
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("cohort") / "downstream", 40, TINY_SHAPE, seed=1, n_sites=4,
                            diseases=("AD-like", "SCZ-like"))

@@ -30,7 +30,7 @@ def cohort(tiny_cohort, tmp_path):
 
 @pytest.fixture(scope="module")
 def nifti_root(tmp_path_factory):
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("nii") / "c", 8, (32, 36, 32), seed=2, nifti=True) / "bids"
 

@@ -32,7 +32,7 @@ def named_tables(specs: list[str], read, duplicate: str, tables: dict | None = N
 
 def parse_feature_args(specs: list[str]) -> dict:
     """``NAME=PATH`` or ``PATH`` strings -> {name: feature table}; duplicate names are an error."""
-    from anatlearn.evaluate.features import read_features
+    from anatlearn.features import read_features
 
     tables = named_tables(specs, read_features, "--features: method name {!r} given twice; use NAME=PATH to tell "
                                                 "them apart")

@@ -25,7 +25,7 @@ def synth_command(
                               "Cohen's d; default) or v1 (the original world, reproduced bit-for-bit)."),
 ) -> None:
     """Generate a synthetic cohort (images, ROI tables, participants, ground truth); see docs/synthetic.md."""
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
     from anatlearn.io import check_output_path
 
     check_output_path(out, "dir", "OUT")

@@ -60,7 +60,7 @@ class Atlas:
 
 def default_affine(shape) -> np.ndarray:
     """OpenBHB's MNI field of view (CAT12 grid 121x145x121 at 1.5 mm) spanned by ``shape`` voxels."""
-    from anatlearn.data.synthetic_world import grid_affine
+    from anatlearn.synthetic import grid_affine
 
     return grid_affine(tuple(int(s) for s in shape))
 
@@ -115,7 +115,7 @@ def nifti_atlas(path: str | os.PathLike) -> Atlas:
 def world_atlas(data_dir: str | os.PathLike) -> Atlas:
     """The synthetic cohort's own cortical regions (rebuilt from ``truth/world.json``'s parameters) with
     each disease's true regions."""
-    from anatlearn.data.synthetic_world import make_world
+    from anatlearn.synthetic import make_world
 
     path = Path(data_dir) / "truth" / "world.json"
     if not path.is_file():

@@ -14,8 +14,9 @@ import pandas as pd
 from anatlearn.clinical.brain_age import BrainAgeModel
 from anatlearn.clinical.combat import ComBatHarmonizer
 from anatlearn.clinical.group_stats import compare_groups
+from anatlearn.data.tables import read_participants
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import match_ids, read_features, read_participants, write_features
+from anatlearn.features import match_ids, read_features, write_features
 from anatlearn.io import atomic_write_bytes, atomic_write_text
 from anatlearn.provenance import provenance
 

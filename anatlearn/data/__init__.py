@@ -1,5 +1,6 @@
 """Data layer: readers (OpenBHB per-subject and challenge layouts, users' NIfTI + FreeSurfer stats),
-descriptor normalisation, training views and augmentations, and the synthetic cohort."""
+descriptor normalisation, training views and augmentations. The synthetic cohort is
+:mod:`anatlearn.synthetic`."""
 
 from __future__ import annotations
 
@@ -28,13 +29,4 @@ def open_dataset(path, split: str | None = None, modality: str = "vbm", require_
                     f"images (OpenBHB .npy or NIfTI)")
 
 
-def generate_cohort(*args, **kwargs):
-    from anatlearn.data.synthetic import generate_cohort as _generate
-
-    return _generate(*args, **kwargs)
-
-
-generate_cohort.__doc__ = "See :func:`anatlearn.data.synthetic.generate_cohort`."
-
-__all__ = ["DescriptorNormaliser", "OpenBHB", "ViewsDataset", "VolumesDataset", "generate_cohort", "make_loader",
-           "open_dataset"]
+__all__ = ["DescriptorNormaliser", "OpenBHB", "ViewsDataset", "VolumesDataset", "make_loader", "open_dataset"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from anatlearn.data.regions import DESCRIPTOR_CHANNELS
-from anatlearn.data.tables import read_participants, select_split
+from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
 from anatlearn.errors import DataError
 
 FULL_SIZES = {"vbm": 519_945, "quasiraw": 1_827_095, "xhemi": 8 * 163_842, "vbm_roi": 284, "desikan_roi": 476,
@@ -87,7 +87,7 @@ class OpenBHBChallenge:
         self.qr_mask = None if quasiraw_mask is None else (
             quasiraw_mask if isinstance(quasiraw_mask, np.ndarray) else load_mask(quasiraw_mask))
         self.offsets = segment_offsets(self.vbm_mask, self.qr_mask)
-        full = read_participants(participants)
+        full = read_participants(participants, require_age=True, **DATASET_TABLE)
         if self._rows.ndim != 2 or self._rows.shape[0] != len(full):
             raise DataError(f"{rows} has shape {self._rows.shape}; expected one row per subject of {participants} ({len(full)})")
         if self._rows.shape[1] != self.offsets["destrieux_roi"].stop:

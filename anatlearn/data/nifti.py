@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from anatlearn.data.freesurfer import cohort_descriptors
-from anatlearn.data.tables import read_participants, select_split
+from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
 from anatlearn.errors import DataError
 
 
@@ -42,7 +42,7 @@ class NiftiDataset:
                  require_age: bool = True):
         self.root = Path(root)
         table = self.root / "participants.tsv"
-        full = read_participants(table, require_age=require_age)
+        full = read_participants(table, require_age=require_age, **DATASET_TABLE)
         explicit = full["image"].astype(str).where(full["image"].notna(), None) if "image" in full else [None] * len(full)
         paths = [find_image(self.root, p, e) for p, e in zip(full["participant_id"], explicit)]
         missing = [p for p, path in zip(full["participant_id"], paths) if path is None]

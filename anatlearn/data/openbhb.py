@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.data.regions import ATLAS_SIZES, DESCRIPTOR_CHANNELS
-from anatlearn.data.tables import read_participants, select_split
+from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
 from anatlearn.errors import DataError
 
 SUFFIXES = {"vbm": "_preproc-cat12vbm_desc-gm_T1w.npy", "quasiraw": "_preproc-quasiraw_T1w.npy"}
@@ -75,7 +75,7 @@ class OpenBHB:
             raise DataError(f"unknown modality {modality!r}; choose one of {', '.join(SUFFIXES)}")
         self.modality = modality
         table = self.root / "participants.tsv"
-        full = read_participants(table, require_age=require_age)
+        full = read_participants(table, require_age=require_age, **DATASET_TABLE)
         images = index_images(self.root, SUFFIXES[modality])
         missing = [p for p in full["participant_id"] if p not in images]
         if missing:

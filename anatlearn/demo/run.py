@@ -93,7 +93,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     """Run the whole demo into ``out``; returns a summary dict (also written to ``out/demo.json``).
     ``epochs`` overrides the pretraining epochs of the chosen settings (time scales with it)."""
     from anatlearn.data import open_dataset
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
     from anatlearn.embed import AnatEncoder
     from anatlearn.evaluate import (Results, evaluate_openbhb, evaluate_tasks, icc, icc_summary, load_tasks,
                                     read_participants)

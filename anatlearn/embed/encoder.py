@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import make_feature_table
+from anatlearn.features import make_feature_table
 from anatlearn.progress import progress
 from anatlearn.provenance import provenance
 
@@ -232,7 +232,7 @@ def compare_to_fp32(encoder: AnatEncoder, table: pd.DataFrame, dataset, n_subjec
 
 def embed(weights, data, out: str | os.PathLike | None = None, **options) -> pd.DataFrame:
     """Convenience: ``AnatEncoder(weights, **options).transform(data)``, written to ``out`` if given."""
-    from anatlearn.evaluate.features import write_features
+    from anatlearn.features import write_features
 
     table = AnatEncoder(weights, **options).transform(data)
     if out is not None:

@@ -244,7 +244,7 @@ def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_s
 def merge_parts(parts: Path, plan: ChunkPlan, ids: list[str], metadata: dict, out: Path,
                 write: Callable[[pd.DataFrame, Path], object] | None = None) -> pd.DataFrame:
     """Read every chunk in order, check its ids against the plan, and write the one table to ``out``."""
-    from anatlearn.evaluate.features import make_feature_table, write_features
+    from anatlearn.features import make_feature_table, write_features
 
     feats = []
     for k in range(plan.n_chunks):
@@ -278,7 +278,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     from anatlearn.data import open_dataset
     from anatlearn.distributed import setup_gloo, teardown
     from anatlearn.embed.encoder import AnatEncoder, compare_to_fp32
-    from anatlearn.evaluate.features import write_features
+    from anatlearn.features import write_features
     from anatlearn.io import check_output_path
 
     check_output_path(out, "file", "`out`")

@@ -46,9 +46,10 @@ from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from anatlearn.data.tables import ID, normalise_ids
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import ID, normalise_ids, validate_features
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
+from anatlearn.features import validate_features
 from anatlearn.provenance import provenance
 
 # Wider than the probes' 10^[-2..2]: features may have thousands of columns (pooled voxels) next to a few
@@ -239,7 +240,7 @@ def read_targets(path: str | os.PathLike) -> pd.DataFrame:
 
     Non-numeric columns other than the id are an error naming them (drop them or select columns first).
     """
-    from anatlearn.evaluate.features import read_participants
+    from anatlearn.data.tables import read_participants
 
     table = read_participants(path)
     bad = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import match_ids, validate_features
+from anatlearn.features import match_ids, validate_features
 from anatlearn.evaluate.probes import GRID, LOWER_IS_BETTER, cross_validate, make_splits
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.evaluate.stats import bounded_interval, corrected_interval, corrected_paired_ttest, repeat_interval, wilcoxon_repeats
@@ -71,7 +71,7 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
     """Score linear probes of every feature table on every task.
 
     ``features``: method name -> feature table (index participant_id). ``participants``: label table
-    indexed by participant_id (see :func:`anatlearn.evaluate.features.read_participants`). ``site_column``:
+    indexed by participant_id (see :func:`anatlearn.data.tables.read_participants`). ``site_column``:
     stratify the outer folds by site as well. Returns :class:`Results` with the tidy table, per-fold scores
     and paired tests.
     """

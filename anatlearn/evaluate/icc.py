@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import validate_features
+from anatlearn.features import validate_features
 
 KINDS = ("agreement", "consistency")
 

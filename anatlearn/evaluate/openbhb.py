@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.evaluate.features import match_ids, validate_features
+from anatlearn.features import match_ids, validate_features
 from anatlearn.evaluate.probes import GRID
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.evaluate.stats import bootstrap_interval

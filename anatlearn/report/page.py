@@ -21,7 +21,7 @@ import pandas as pd
 from anatlearn.report import clinical as report_clinical
 from anatlearn.report import figures as figs
 from anatlearn.errors import DataError
-from anatlearn.evaluate.features import match_ids
+from anatlearn.features import match_ids
 from anatlearn.evaluate.results import Results, pivot_table
 from anatlearn.io import atomic_write_text
 from anatlearn.provenance import versions

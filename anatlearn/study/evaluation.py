@@ -35,7 +35,7 @@ def cohort_paths(out: Path) -> dict[str, Path]:
 def make_cohorts(out: Path, s: StudySettings) -> dict[str, Path]:
     """Generate the four cohorts once (each is written atomically by ``generate_cohort``, so an existing
     directory is complete and is kept on a re-run)."""
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     paths = cohort_paths(out)
     common = dict(shape=tuple(s.shape), seed=s.world_seed, n_sites=s.n_sites, overwrite=True)

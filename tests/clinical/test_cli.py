@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from anatlearn.cli import main
-from anatlearn.evaluate.features import make_feature_table, write_features
+from anatlearn.features import make_feature_table, write_features
 
 
 def fake_features(root, path, seed=0, n_features=12):

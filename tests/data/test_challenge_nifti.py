@@ -79,7 +79,7 @@ def test_aparc_stats_parsing(tmp_path):
 
 @pytest.fixture(scope="module")
 def nifti_cohort(tmp_path_factory):
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("n") / "c", 6, (32, 36, 32), seed=4, nifti=True) / "bids"
 

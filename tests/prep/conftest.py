@@ -1,7 +1,9 @@
 """Fixtures for ``anatlearn prep``: subjects made from a 4 mm version of the bundled MNI152 template with a
-known deformation (see anatlearn.prep.phantom), so each registration takes about a second."""
+known deformation (see phantom.py here), so each registration takes about a second. The helper modules of
+these tests (phantom.py, colin.py) sit beside this file and are imported by name."""
 
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +13,8 @@ import pytest
 
 # one ITK thread: deterministic registrations, and modest CPU use on a shared machine (set before ITK starts)
 os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+# importlib import mode puts no test directory on sys.path: the helpers are found through this one
+sys.path.insert(0, str(Path(__file__).parent))
 pytest.importorskip("ants")
 
 RES = 4.0  # template and target grid resolution of the tests (mm); the defaults are 1 mm / the real grids
@@ -19,7 +23,7 @@ FAST = ["--template-resolution", "4", "--target-voxel-mm", "4", "--threads", "1"
 
 
 def deformed_affine(seed: int, scale: float | None = None) -> np.ndarray:
-    from anatlearn.prep.phantom import random_affine
+    from phantom import random_affine
 
     return random_affine(np.random.default_rng(seed), rotation_deg=10.0, translation_mm=8.0, scaling=0.05, scale=scale)
 
@@ -27,7 +31,7 @@ def deformed_affine(seed: int, scale: float | None = None) -> np.ndarray:
 @pytest.fixture(scope="session")
 def phantoms():
     """identity (template itself, noise), deformed (affine + 4 mm smooth warp + bias + noise), scaled (x1.15)."""
-    from anatlearn.prep.phantom import make_phantom
+    from phantom import make_phantom
 
     return {
         "identity": make_phantom(RES, seed=0, noise=0.02),

@@ -1,4 +1,4 @@
-"""``anatlearn prep`` on a real head: Colin27 from Debian's mricron-data (anatlearn.prep.colin), with its
+"""``anatlearn prep`` on a real head: Colin27 from Debian's mricron-data (tests/prep/colin.py), with its
 skull and skull-stripped, a copy scaled by a known factor and a broken copy (axes permuted, wrong affine),
 all at 2 mm; and, at 1 mm (the resolution real T1 scans come in), the skull-on head and a moved,
 bias-corrupted copy of it. Each set is prepared once (session fixtures) through the CLI with --jobs 2,
@@ -26,7 +26,7 @@ ARGS = ["--target", "vbm", "--jobs", "2", "--threads", "1", "--template-resoluti
 
 
 def _require_head():
-    from anatlearn.prep.colin import colin_dir
+    from colin import colin_dir
 
     if colin_dir() is not None:
         return
@@ -39,7 +39,7 @@ def _require_head():
 @pytest.fixture(scope="session")
 def heads():
     _require_head()
-    from anatlearn.prep.colin import test_heads
+    from colin import test_heads
 
     heads = test_heads(HEAD_MM, SCALE)
     heads.pop("moved")  # prepared at 1 mm (moved_pair): at 2 mm a rotated grid's partial volume dominates
@@ -76,7 +76,7 @@ def prepared(heads, tmp_path_factory):
 def moved_pair(tmp_path_factory):
     """At 1 mm: the skull-on head and its moved (14 degrees, 15 mm), bias-corrupted copy, prepared once."""
     _require_head()
-    from anatlearn.prep.colin import load_colin, moved
+    from colin import load_colin, moved
 
     return _prepare({"skull": load_colin("skull", 1.0), "moved": moved(1.0)}, tmp_path_factory.mktemp("colin1mm"))
 

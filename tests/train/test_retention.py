@@ -23,7 +23,7 @@ TINY = dict(split="", width=0.125, batch_size=4, num_workers=0, progress=False, 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    from anatlearn.data.synthetic import generate_cohort
+    from anatlearn.synthetic import generate_cohort
 
     return generate_cohort(tmp_path_factory.mktemp("ret") / "c", 6, (32, 32, 32), seed=2, n_sites=2)
 

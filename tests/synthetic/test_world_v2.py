@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anatlearn.data import synthetic_world_v2 as v2
-from anatlearn.data.synthetic import generate_cohort, sample_subjects, true_anatomy
-from anatlearn.data.synthetic_stats import residual_structure
-from anatlearn.data.synthetic_world import make_world
+from anatlearn.synthetic import generate_cohort, make_world, sample_subjects, true_anatomy
+from anatlearn.synthetic import world_v2 as v2
+from anatlearn.synthetic.stats import residual_structure
 
 SHAPE = (32, 36, 32)
 

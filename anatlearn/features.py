@@ -1,9 +1,10 @@
-"""Feature tables and participants tables: reading, writing, validation and alignment.
+"""Feature tables: the format, reading, writing, validation and alignment with a participants table.
 
 A *feature table* is a :class:`pandas.DataFrame` indexed by ``participant_id`` (strings) whose columns are
 ``f0000, f0001, ...`` (float), one row per subject: the frozen encoder's representation. Everything in
 :mod:`anatlearn.evaluate` and :mod:`anatlearn.report` works on feature tables plus a *participants table*
-(``participant_id`` and label columns), so evaluation is independent of the model that made the features.
+(``participant_id`` and label columns; read by :func:`anatlearn.data.tables.read_participants`), so evaluation
+is independent of the model that made the features.
 
 Storage: ``.parquet`` (metadata such as the checkpoint's provenance in the file's key-value metadata under
 the key ``anatlearn``) or ``.csv`` (metadata in a sidecar ``<file>.meta.json``). Writes are atomic.
@@ -19,26 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anatlearn.data.tables import ID, normalise_ids
 from anatlearn.errors import DataError
 from anatlearn.io import atomic_path, atomic_write_text
 
-ID = "participant_id"
 METADATA_KEY = b"anatlearn"
 
 
 def feature_columns(n: int) -> list[str]:
     """Canonical column names ``f0000 ... f{n-1}`` of a feature table with ``n`` features."""
     return [f"f{i:04d}" for i in range(n)]
-
-
-def normalise_ids(values) -> pd.Index:
-    """Participant ids as stripped strings; integral floats (``1001.0`` read from a CSV) become ``"1001"``."""
-    out = []
-    for v in values:
-        if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
-            v = int(v)
-        out.append(str(v).strip())
-    return pd.Index(out, name=ID)
 
 
 def make_feature_table(features: np.ndarray, ids, metadata: dict | None = None) -> pd.DataFrame:
@@ -141,35 +132,6 @@ def read_features(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"feature table {path} has no {ID!r} column")
     df.attrs["metadata"] = meta
     return validate_features(df, str(path))
-
-
-def read_participants(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a participants/labels table (``.tsv``, ``.csv`` or ``.parquet``; a directory means its
-    ``participants.tsv``). Returned indexed by normalised ``participant_id``; other columns kept as read."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "participants.tsv"
-    if not path.is_file():
-        raise DataError(f"participants table not found: {path}")
-    try:
-        if path.suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype={ID: str})
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read participants table {path}: {exc}") from None
-    if ID not in df.columns:
-        if df.index.name == ID:
-            df = df.reset_index()
-        else:
-            raise DataError(f"participants table {path} has no {ID!r} column (columns: {', '.join(map(str, df.columns[:8]))})")
-    df = df.copy()
-    df.index = normalise_ids(df.pop(ID))
-    dup = df.index[df.index.duplicated()]
-    if len(dup):
-        raise DataError(f"participants table {path} has duplicate participant ids: {', '.join(dup[:5])}")
-    df.attrs["source"] = str(path)
-    return df
 
 
 def _strip_sub(ids) -> list[str]:

@@ -17,14 +17,19 @@ regional SD (coefficient of variation) of log CT after age and sex, rho_g the sh
 |lambda_k|^2 the share of smooth "network" factors (loadings = Gaussian bumps over region centroids, mirrored
 across hemispheres, with a decaying spectrum) and psi_k the region-specific share. The implied correlation of
 regions k and l is rho_g + lambda_k . lambda_l. A patient's thinning at the mean severity E[s] is d_k regional
-SDs: d_k = d_peak w_k with w the disease pattern (1 at the epicentre region).
+SDs: d_k = d_peak w_k with w the disease pattern (1 at the epicentre region). g2 = :func:`ct_age_change_v2`,
+h2 = :func:`sa_age_change_v2`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
+
+from anatlearn.synthetic.world import World, WorldModel, smooth_loadings
+from anatlearn.synthetic.world_v1 import make_world_v1
 
 # ---- parameters (rationale and sources: docs/synthetic.md, "World v2") --------------------------------------
 CT_SD = (0.04, 0.075)          # regional SD of log CT after age/sex (true anatomy; + 3 % measurement noise)
@@ -41,7 +46,7 @@ SEVERITY_MEAN = 0.6            # E[s] for s ~ U(0.2, 1) (patients' severity, as 
 HEALTHY_SPAN_VARIANCE = 0.90   # "healthy span" = top PCs explaining 90 % of healthy log-CT variance
 
 
-def g_age(a):
+def ct_age_change_v2(a):
     """Relative CT change with age: highest in childhood, steepest decline to the third decade, then a slower,
     slightly accelerating thinning (Frangou et al. 2022: age explains up to 59 % of regional CT variance over
     3-90 years); about -0.17 %/year at 50-70, half of Storsve et al. 2014's longitudinal -0.35 %/year (a larger
@@ -51,7 +56,7 @@ def g_age(a):
     return -0.06 * (1 - np.exp(-(a - 6) / 10)) - 0.12 * x**1.3
 
 
-def h_age(a):
+def sa_age_change_v2(a):
     """Log SA change with age: growth to a peak in early adolescence, then about -0.15 %/year in adults
     (Storsve et al. 2014: -0.19 %/year)."""
     a = np.asarray(a, dtype=np.float64)
@@ -61,9 +66,7 @@ def h_age(a):
 
 def _network_loadings(rng, centroids, n_factors, global_share, specific_range):
     """(K, n_factors) loadings lambda with row norms^2 = 1 - global - psi_k, and psi (K,)."""
-    from anatlearn.data.synthetic_world import _smooth_loadings
-
-    raw = _smooth_loadings(rng, centroids, n_factors, NETWORK_WIDTH_MM)
+    raw = smooth_loadings(rng, centroids, n_factors, NETWORK_WIDTH_MM)
     raw *= np.sqrt(NETWORK_DECAY ** np.arange(n_factors))
     psi = rng.uniform(*specific_range, len(centroids))
     target = np.sqrt(1.0 - global_share - psi)
@@ -71,10 +74,12 @@ def _network_loadings(rng, centroids, n_factors, global_share, specific_range):
     return raw * (target / np.maximum(norm, 1e-6))[:, None], psi
 
 
-def make_world_v2(base):
+@functools.lru_cache(maxsize=8)
+def make_world_v2(shape: tuple[int, int, int], seed: int, n_sites: int) -> World:
     """World v2 from the v1 world of the same (shape, seed, n_sites): same grid, regions, base values, age-slope
     multipliers, sex effects, sites and disease patterns (so site effects are v1's); new healthy covariance
     structure drawn from its own random stream."""
+    base = make_world_v1(tuple(shape), seed, n_sites)
     rng = np.random.default_rng(np.random.SeedSequence([base.seed, 0xA7, 2]))
     k = len(base.region_names)
     sd_ct, sd_sa = rng.uniform(*CT_SD, k), rng.uniform(*SA_SD, k)
@@ -92,7 +97,7 @@ def disease_shift(world, name: str) -> np.ndarray:
     return -DISEASE_D[name] * world.diseases[name] * regional_sd_ct(world)
 
 
-def true_anatomy_v2(world, subjects) -> np.ndarray:
+def true_anatomy_v2(world: World, subjects) -> np.ndarray:
     """(n, K, 3) true CT (mm), GMV (mm^3), SA (mm^2) of world v2 (model in the module docstring)."""
     n, k = len(subjects), len(world.region_names)
     u = subjects[[c for c in subjects if c.startswith("u") and c[1:].isdigit()]].to_numpy()
@@ -105,9 +110,9 @@ def true_anatomy_v2(world, subjects) -> np.ndarray:
         sel = (subjects["diagnosis"] == name).to_numpy()[:, None]
         disease += sel * sev * disease_shift(world, name)[None, :]
     eps = np.stack([np.random.default_rng(s).normal(0, 1, (3, k)) for s in subjects["eps_seed"]])
-    log_ct = (np.log(world.base_ct) + np.log1p(world.age_slope * g_age(age) + world.sex_ct * male)
+    log_ct = (np.log(world.base_ct) + np.log1p(world.age_slope * ct_age_change_v2(age) + world.sex_ct * male)
               + u @ world.load_ct.T + world.spec_ct * eps[:, 0] + disease)
-    log_sa = (np.log(world.base_sa) + h_age(age) + SEX_SA * male + v @ world.load_sa.T + world.spec_sa * eps[:, 1])
+    log_sa = (np.log(world.base_sa) + sa_age_change_v2(age) + SEX_SA * male + v @ world.load_sa.T + world.spec_sa * eps[:, 1])
     ct, sa = np.exp(log_ct), np.exp(log_sa)
     gmv = ct * sa * np.exp(GMV_NOISE * eps[:, 2])
     return np.stack([ct, gmv, sa], axis=-1)
@@ -126,13 +131,13 @@ def regional_sd_ct(world) -> np.ndarray:
 
 def healthy_cov_ct(world) -> np.ndarray:
     """(K, K) covariance of log CT over the healthy cohort: the age curve over the healthy age distribution
-    (6 + 82 Beta(1.2, 1.8), by quadrature) plus the residual covariance (sex is negligible: ~1 %)."""
+    (6 + 82 Beta(1.2, 1.8), by quadrature) plus the residual covariance (sex, a negligible share, is left out)."""
     from scipy.stats import beta
 
     x = (np.arange(2000) + 0.5) / 2000
     w = beta.pdf(x, 1.2, 1.8)
     w /= w.sum()
-    traj = np.log1p(world.age_slope[None, :] * g_age(6 + 82 * x)[:, None])  # (ages, K)
+    traj = np.log1p(world.age_slope[None, :] * ct_age_change_v2(6 + 82 * x)[:, None])  # (ages, K)
     centred = traj - w @ traj
     return (centred * w[:, None]).T @ centred + residual_cov(world, "ct")
 
@@ -181,3 +186,7 @@ def parameters() -> dict:
             "network_width_mm": NETWORK_WIDTH_MM, "gmv_noise": GMV_NOISE, "sex_sa": SEX_SA,
             "disease_d_peak": DISEASE_D, "severity_mean": SEVERITY_MEAN,
             "healthy_span_variance": HEALTHY_SPAN_VARIANCE}
+
+
+MODEL = WorldModel(version="v2", make=make_world_v2, true_anatomy=true_anatomy_v2, disease_report=disease_report,
+                   parameters=parameters)

@@ -1,4 +1,5 @@
-"""Feature tables: round trips with metadata, validation errors, id matching."""
+"""Feature tables (anatlearn.features): round trips with metadata, validation errors, id matching; the one
+participants reader (anatlearn.data.tables.read_participants) in both of its uses."""
 
 import numpy as np
 import pandas as pd
@@ -71,3 +72,38 @@ def test_read_participants_from_directory_and_missing_id_column(tmp_path):
     (tmp_path / "bad.csv").write_text("id,age\n1,2\n")
     with pytest.raises(DataError, match="bad.csv.*participant_id"):
         read_participants(tmp_path / "bad.csv")
+
+
+def test_read_participants_one_reader_two_contracts(tmp_path):
+    """Labels table (default): indexed, ids as written, no age needed. Dataset table: ids a column without
+    ``sub-``, sex/site filled, age required and numeric. Both normalise integral float ids from Parquet."""
+    from anatlearn.data.tables import DATASET_TABLE
+
+    (tmp_path / "p.tsv").write_text("participant_id\tage\tdx\nsub-01\t7.5\tAD\nsub-02\t\tCN\n")
+    labels = read_participants(tmp_path / "p.tsv")
+    assert list(labels.index) == ["sub-01", "sub-02"] and list(labels.columns) == ["age", "dx"]
+    assert labels.attrs["source"] == str(tmp_path / "p.tsv")
+    with pytest.raises(DataError, match=r"p\.tsv: non-numeric or missing age for subject\(s\) 02"):
+        read_participants(tmp_path / "p.tsv", require_age=True, **DATASET_TABLE)
+    (tmp_path / "q.tsv").write_text("participant_id\tage\nsub-01\t7.5\n02\t9\n")
+    data = read_participants(tmp_path / "q.tsv", require_age=True, **DATASET_TABLE)
+    assert list(data["participant_id"]) == ["01", "02"] and list(data.index) == [0, 1]
+    assert data["age"].tolist() == [7.5, 9.0] and list(data["sex"]) == list(data["site"]) == ["unknown"] * 2
+    pd.DataFrame({"participant_id": [1001.0, 1002.0], "age": [30, 40]}).to_parquet(tmp_path / "r.parquet")
+    assert list(read_participants(tmp_path / "r.parquet").index) == ["1001", "1002"]
+    (tmp_path / "dup.csv").write_text("participant_id,age\nsub-1,2\n1,3\n")
+    assert list(read_participants(tmp_path / "dup.csv").index) == ["sub-1", "1"]  # distinct as written
+    with pytest.raises(DataError, match="dup.csv lists duplicate ids: 1"):
+        read_participants(tmp_path / "dup.csv", **DATASET_TABLE)
+    (tmp_path / "empty.tsv").write_text("participant_id\tage\n")
+    with pytest.raises(DataError, match="has no subjects"):
+        read_participants(tmp_path / "empty.tsv")
+
+
+def test_evaluate_reexports_the_one_reader_and_the_feature_format():
+    import anatlearn.evaluate as ev
+    from anatlearn import features
+    from anatlearn.data import tables
+
+    assert ev.read_participants is tables.read_participants
+    assert ev.make_feature_table is features.make_feature_table and ev.match_ids is features.match_ids

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from anatlearn.data import open_dataset
-from anatlearn.data.synthetic import generate_cohort
+from anatlearn.synthetic import generate_cohort
 from anatlearn.errors import ConfigError
 
 
@@ -46,7 +46,7 @@ def test_retest_keeps_anatomy_and_redraws_noise(tmp_path):
 @pytest.mark.parametrize("world", ["v1", "v2"])
 def test_descriptors_follow_the_designed_model(tmp_path, world):
     """Measured CT correlates with age (thinning) and with the latent factors through their loadings."""
-    from anatlearn.data.synthetic_world import make_world
+    from anatlearn.synthetic import make_world
 
     root = generate_cohort(tmp_path / "s", 300, (32, 36, 32), seed=2, world=world)
     ds = open_dataset(root)
@@ -108,3 +108,33 @@ def test_synth_cli(tmp_path, capsys):
     assert len(list((tmp_path / "c" / "images").iterdir())) == 5
     assert main(["synth", str(tmp_path / "c"), "--subjects", "5", "--shape", "32", "32", "32"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_imports_run_one_way():
+    """data (readers) never loads the generator; world.py loads no version; v1 does not load v2."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, importlib; importlib.import_module(sys.argv[1]); "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('anatlearn.synthetic'))))")
+
+    def loaded(module):
+        done = subprocess.run([sys.executable, "-c", probe, module], capture_output=True, text=True, check=True)
+        return set(done.stdout.split())
+
+    assert loaded("anatlearn.data") == set()
+    # importing a submodule runs the package's __init__ (which loads cohort): check the modules' own imports
+    import ast
+    from pathlib import Path
+
+    import anatlearn.synthetic as pkg
+
+    def imports(name):
+        tree = ast.parse((Path(pkg.__file__).parent / f"{name}.py").read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+            {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+             for a in n.names}
+
+    assert not any("world_v" in m or "cohort" in m for m in imports("world"))
+    assert not any("world_v2" in m or "cohort" in m for m in imports("world_v1"))
+    assert not any("cohort" in m for m in imports("world_v2"))

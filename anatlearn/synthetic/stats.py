@@ -1,6 +1,6 @@
 """Realism checks of a generated synthetic cohort, from its files (docs/synthetic.md quotes their output).
 
-    python -m anatlearn.data.synthetic_stats HEALTHY_COHORT [DOWNSTREAM_COHORT]
+    python -m anatlearn.synthetic.stats HEALTHY_COHORT [DOWNSTREAM_COHORT]
 
 Healthy structure, on the noise-free truth (truth/anatomy.npy), log scale, age (degree-4 polynomial) and sex
 regressed out: share of variance in the top 3 principal components, number of components for 90 %, the

@@ -1,24 +1,16 @@
 """A synthetic cohort whose ground truth is known (``anatlearn synth``): see docs/synthetic.md.
 
-Two worlds: ``v2`` (default; full-rank healthy anatomy, disease sizes as Cohen's d: synthetic_world_v2.py)
-and ``v1`` (the original world, kept bit-for-bit so earlier results can be reproduced). World v1:
-
-Per subject n and region k (relative to the region's base values, World in synthetic_world.py):
-
-    CT_nk  = base_ct_k * (1 + slope_k g(age_n) + 0.05 L_ct[k] . u_n + sex_ct_k male_n - 0.15 s_n d_k) * e^eps
-    SA_nk  = base_sa_k * exp(0.08 L_sa[k] . v_n + 0.07 male_n + h(age_n) + eps')
-    GMV_nk = CT_nk * SA_nk * e^eps''
-
-with latent factors u_n ~ N(0, I_4), v_n ~ N(0, I_2), g(a) = 0.06 (1 - e^{-(a-6)/5}) - 0.22 ((a-6)/82)^1.3
-(growth in childhood, thinning later), h(a) = 0.1 (1 - e^{-(a-6)/6}) - 0.06 (a-6)/82, disease pattern d over
-a few regions with severity s_n (0 for healthy subjects and controls). The image is the template GM map
-modulated region by region by GMV_nk / (base_ct_k base_sa_k), smoothed, then distorted by its site (gain,
-linear bias field, smoothing, noise): site is visible in images but independent of anatomy. The ROI tables
-hold noisy measurements of CT, GMV, SA (3 % multiplicative noise), as FreeSurfer's are.
+A cohort is drawn from one world, picked by version from :data:`WORLDS`: ``v2`` (default; full-rank healthy
+anatomy, disease sizes as Cohen's d: world_v2.py) or ``v1`` (world_v1.py). Subjects (demographics, latent
+factors, disease and severity) are drawn here; the world turns them into true anatomy. The image is the
+template GM map modulated region by region by GMV_nk / (base_ct_k base_sa_k), smoothed, then distorted by its
+site (gain, linear bias field, smoothing, noise): site is visible in images but independent of anatomy. The
+ROI tables hold noisy measurements of CT, GMV, SA (3 % multiplicative noise), as FreeSurfer's are.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -28,23 +20,24 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter
 
 from anatlearn.data.regions import ROI_CHANNELS
-from anatlearn.data.synthetic_world import DISEASES, WORLD_VERSIONS, World, make_world
 from anatlearn.errors import ConfigError
 from anatlearn.io import make_temp_dir
+from anatlearn.synthetic import world_v1, world_v2
+from anatlearn.synthetic.world import DISEASES, World, WorldModel
 
+WORLDS: dict[str, WorldModel] = {model.version: model for model in (world_v1.MODEL, world_v2.MODEL)}
+WORLD_VERSIONS = tuple(WORLDS)
 SCORES = {"AD-like": ("MMSE_like", 29.0, -10.0, 1.5), "SCZ-like": ("PANSS_like", 45.0, 50.0, 6.0)}
 AGE_RANGES = {"AD-like": (55.0, 88.0), "SCZ-like": (18.0, 55.0)}
 MEASUREMENT_NOISE = 0.03
 
 
-def g_age(a):
-    a = np.asarray(a, dtype=np.float64)
-    return 0.06 * (1 - np.exp(-(a - 6) / 5)) - 0.22 * np.clip((a - 6) / 82, 0, None) ** 1.3
-
-
-def h_age(a):
-    a = np.asarray(a, dtype=np.float64)
-    return 0.1 * (1 - np.exp(-(a - 6) / 6)) - 0.06 * (a - 6) / 82
+@functools.lru_cache(maxsize=8)
+def make_world(shape: tuple[int, int, int], seed: int, n_sites: int, version: str = "v2") -> World:
+    """The world of (shape, seed, n_sites) in the given version of the model (a key of :data:`WORLDS`)."""
+    if version not in WORLDS:
+        raise ValueError(f"unknown world version {version!r}; choose from {', '.join(WORLD_VERSIONS)}")
+    return WORLDS[version].make(tuple(shape), seed, n_sites)
 
 
 def sample_subjects(world: World, n: int, seed: int, diseases=(), cohort_code: int = 0) -> pd.DataFrame:
@@ -78,26 +71,8 @@ def sample_subjects(world: World, n: int, seed: int, diseases=(), cohort_code: i
 
 
 def true_anatomy(world: World, subjects: pd.DataFrame) -> np.ndarray:
-    """(n, K, 3) true CT (mm), GMV (mm^3), SA (mm^2)."""
-    if world.version == "v2":
-        from anatlearn.data.synthetic_world_v2 import true_anatomy_v2
-
-        return true_anatomy_v2(world, subjects)
-    n, k = len(subjects), len(world.region_names)
-    u = subjects[[c for c in subjects if c.startswith("u") and c[1:].isdigit()]].to_numpy()
-    v = subjects[[c for c in subjects if c.startswith("v") and c[1:].isdigit()]].to_numpy()
-    male = (subjects["sex"] == "M").to_numpy(float)[:, None]
-    age = subjects["age"].to_numpy()[:, None]
-    atrophy = np.zeros((n, k))
-    for name, pattern in world.diseases.items():
-        sel = (subjects["diagnosis"] == name).to_numpy()[:, None]
-        atrophy += sel * subjects["severity"].to_numpy()[:, None] * pattern[None, :]
-    eps = np.stack([np.random.default_rng(s).normal(0, 1, (3, k)) for s in subjects["eps_seed"]])
-    ct = world.base_ct * (1 + world.age_slope * g_age(age) + 0.05 * u @ world.load_ct.T + world.sex_ct * male
-                          - 0.15 * atrophy) * np.exp(0.01 * eps[:, 0])
-    sa = world.base_sa * np.exp(0.08 * v @ world.load_sa.T + 0.07 * male + h_age(age) + 0.02 * eps[:, 1])
-    gmv = ct * sa * np.exp(0.02 * eps[:, 2])
-    return np.stack([ct, gmv, sa], axis=-1)
+    """(n, K, 3) true CT (mm), GMV (mm^3), SA (mm^2), by the model of the world's version."""
+    return WORLDS[world.version].true_anatomy(world, subjects)
 
 
 def render_image(world: World, anatomy_n: np.ndarray, site: int, rng: np.random.Generator) -> np.ndarray:
@@ -191,7 +166,7 @@ def generate_cohort(out, n_subjects: int = 200, shape=(61, 73, 61), seed: int = 
                      n_sites=n_sites, held_out_sites=held_out_sites, diseases=list(diseases), noise_seed=noise_seed,
                      world=version))
         if nifti:
-            from anatlearn.data.synthetic_nifti import write_nifti_layout
+            from anatlearn.synthetic.nifti import write_nifti_layout
 
             write_nifti_layout(tmp / "bids", world, table, tmp / "images", anatomy, noise_rng)
         if out.exists():
@@ -210,18 +185,9 @@ def _write_truth(path: Path, world: World, subjects: pd.DataFrame, anatomy: np.n
     latent_cols = ["participant_id"] + [c for c in subjects if c[0] in "uv" and c[1:].isdigit()] + ["severity"]
     subjects[latent_cols].to_csv(path / "latents.tsv", sep="\t", index=False)
     np.save(path / "anatomy.npy", anatomy.astype(np.float32))  # (n, K, 3): CT, GMV, SA without measurement noise
-    if world.version == "v2":
-        from anatlearn.data import synthetic_world_v2 as v2
-
-        diseases, model = v2.disease_report(world), v2.parameters()
-    else:
-        diseases = {name: {"regions": [world.region_names[k] for k in np.nonzero(p)[0]],
-                           "weights": p[p > 0].round(3).tolist(),
-                           "fraction_in_healthy_span": round(world.span_fraction(p), 3)}
-                    for name, p in world.diseases.items()}
-        model = {}
-    info = {"world": world.version, "params": params, "model": model, "region_names": world.region_names,
-            "diseases": diseases,
+    model = WORLDS[world.version]
+    info = {"world": world.version, "params": params, "model": model.parameters(), "region_names": world.region_names,
+            "diseases": model.disease_report(world),
             "sites": {"gain": world.site_gain.round(3).tolist(), "noise": world.site_noise.round(4).tolist(),
                       "smooth_vox": world.site_smooth.round(2).tolist()},
             "affine": world.affine.tolist(), "provenance": provenance(params["seed"], params)}

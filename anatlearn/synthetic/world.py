@@ -1,12 +1,14 @@
-"""The fixed "world" of the synthetic cohort: template grid, cortical regions, anatomical loadings, site
-effects and disease patterns. Everything here depends only on (shape, seed, n_sites), so healthy and
-downstream cohorts generated with the same seed share it. See docs/synthetic.md for the model.
+"""What every world of the synthetic cohort shares: the template grid, the cortical regions, smooth loadings
+over regions, the disease patterns, the :class:`World` record and the :class:`WorldModel` interface that
+each world version (world_v1.py, world_v2.py) implements. A world depends only on (shape, seed, n_sites,
+version), so healthy and downstream cohorts generated with the same seed share it. See docs/synthetic.md.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -15,7 +17,6 @@ from anatlearn.data.regions import DK_REGIONS_PER_HEMISPHERE
 # OpenBHB's CAT12 grid: 121 x 145 x 121 voxels of 1.5 mm; other grids span the same field of view.
 FOV_MM = (181.5, 217.5, 181.5)
 ORIGIN_MM = (-90.0, -126.0, -72.0)
-N_CT_FACTORS, N_SA_FACTORS = 4, 2
 # Disease epicentres (|x|, y, z in MNI mm): bilateral temporal (AD-like) and prefrontal (SCZ-like).
 DISEASES = {"AD-like": (48.0, -15.0, -22.0), "SCZ-like": (30.0, 45.0, 15.0)}
 REGIONS_PER_DISEASE = 8
@@ -41,7 +42,7 @@ class World:
     site_bias: np.ndarray         # (S, 3) linear log-bias-field coefficients
     diseases: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (K,) atrophy pattern in [0, 1]
     seed: int = 0
-    version: str = "v1"            # "v1" or "v2" (synthetic_world_v2.py); v2 loadings are in log units
+    version: str = "v1"            # the WorldModel that made it ("v1" or "v2"); v2 loadings are in log units
     spec_ct: np.ndarray | None = None  # (K,) v2: SD of the region-specific component of log CT
     spec_sa: np.ndarray | None = None  # (K,) v2: same for log SA
 
@@ -50,13 +51,17 @@ class World:
         """(3, X, Y, Z) voxel coordinates scaled to [-1, 1] (for bias fields)."""
         return _unit_grid(self.shape)
 
-    def span_fraction(self, pattern: np.ndarray) -> float:
-        """v1: fraction of ||d||^2 inside the span of the healthy thickness variation (loadings and age slope).
-        World v2 reports richer statistics (synthetic_world_v2.disease_report)."""
-        basis = np.column_stack([self.load_ct, self.age_slope * self.base_ct / self.base_ct.mean()])
-        q, _ = np.linalg.qr(basis)
-        proj = q @ (q.T @ pattern)
-        return float(proj @ proj / (pattern @ pattern))
+
+@dataclass(frozen=True)
+class WorldModel:
+    """One version of the generative model: how to build its world, draw true anatomy from it, and describe
+    it in ``truth/world.json``."""
+
+    version: str
+    make: Callable[[tuple[int, int, int], int, int], World]         # (shape, seed, n_sites) -> World
+    true_anatomy: Callable[..., np.ndarray]                         # (world, subjects) -> (n, K, 3) CT, GMV, SA
+    disease_report: Callable[[World], dict]                         # per disease: regions, weights, sizes
+    parameters: Callable[[], dict]                                  # the model's fixed parameters
 
 
 @functools.lru_cache(maxsize=4)
@@ -72,7 +77,7 @@ def grid_affine(shape: tuple[int, int, int]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _template_and_labels(shape: tuple[int, int, int]):
+def template_and_labels(shape: tuple[int, int, int]):
     """The MNI152 GM template (shipped offline with nilearn) on our grid, and 34 regions per hemisphere
     obtained by k-means on the cortical voxels' coordinates (deterministic: fixed k-means seed)."""
     from nilearn import datasets, image
@@ -106,7 +111,7 @@ def _template_and_labels(shape: tuple[int, int, int]):
     return affine, tpl, labels, np.array(centroids), names
 
 
-def _smooth_loadings(rng: np.random.Generator, centroids: np.ndarray, n_factors: int, width_mm: float = 40.0):
+def smooth_loadings(rng: np.random.Generator, centroids: np.ndarray, n_factors: int, width_mm: float = 40.0):
     """Loadings that vary smoothly over neighbouring regions (and bilaterally): sums of Gaussian bumps."""
     pos = np.abs(centroids) * [1, 1, 1]
     out = np.zeros((len(centroids), n_factors))
@@ -119,45 +124,12 @@ def _smooth_loadings(rng: np.random.Generator, centroids: np.ndarray, n_factors:
     return out
 
 
-def _disease_pattern(centroids: np.ndarray, epicentre) -> np.ndarray:
+def disease_pattern(centroids: np.ndarray, epicentre) -> np.ndarray:
+    """(K,) atrophy weights: the REGIONS_PER_DISEASE regions nearest the (bilateral) epicentre, decaying with
+    distance (20 mm scale) from 1 at the nearest."""
     pos = np.abs(centroids)
     dist = np.sqrt(((pos - np.asarray(epicentre)) ** 2).sum(1))
     pattern = np.zeros(len(centroids))
     nearest = np.argsort(dist)[:REGIONS_PER_DISEASE]
     pattern[nearest] = np.exp(-(dist[nearest] - dist[nearest].min()) / 20.0)
     return pattern / pattern.max()
-
-
-WORLD_VERSIONS = ("v1", "v2")
-
-
-@functools.lru_cache(maxsize=8)
-def make_world(shape: tuple[int, int, int], seed: int, n_sites: int, version: str = "v2") -> World:
-    """The world of (shape, seed, n_sites). ``version="v1"`` is the original world (4 + 2 smooth factors, 1-2 %
-    region-specific noise; kept bit-for-bit); ``"v2"`` (default) the full-rank world of synthetic_world_v2."""
-    if version not in WORLD_VERSIONS:
-        raise ValueError(f"unknown world version {version!r}; choose from {', '.join(WORLD_VERSIONS)}")
-    base = _make_world_v1(tuple(shape), seed, n_sites)
-    if version == "v1":
-        return base
-    from anatlearn.data.synthetic_world_v2 import make_world_v2
-
-    return make_world_v2(base)
-
-
-@functools.lru_cache(maxsize=8)
-def _make_world_v1(shape: tuple[int, int, int], seed: int, n_sites: int) -> World:
-    affine, tpl, labels, centroids, names = _template_and_labels(tuple(shape))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA7]))
-    k = len(names)
-    return World(
-        shape=tuple(shape), affine=affine, template=tpl, labels=labels, region_names=names, centroids=centroids,
-        base_ct=rng.uniform(2.0, 3.4, k), base_sa=rng.uniform(400.0, 4000.0, k),
-        age_slope=rng.uniform(0.6, 1.4, k), load_ct=_smooth_loadings(rng, centroids, N_CT_FACTORS),
-        load_sa=_smooth_loadings(rng, centroids, N_SA_FACTORS), sex_ct=rng.normal(0, 0.01, k),
-        # Site effects on *gray-matter maps* (tissue probabilities x Jacobian, bias-corrected by the
-        # segmentation): a few percent of contrast, smoothness and residual bias, not scanner-intensity gains.
-        site_gain=rng.uniform(0.95, 1.05, n_sites), site_noise=rng.uniform(0.01, 0.05, n_sites),
-        site_smooth=rng.uniform(0.0, 1.2, n_sites), site_bias=rng.normal(0, 0.03, (n_sites, 3)),
-        diseases={name: _disease_pattern(centroids, epi) for name, epi in DISEASES.items()}, seed=seed,
-    )
