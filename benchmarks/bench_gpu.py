@@ -5,7 +5,7 @@ Run on a machine with a CUDA GPU (it exits with a message, and status 0, where t
     python benchmarks/bench_gpu.py --out gpu.md [--json gpu.json] [--quick]
     torchrun --nproc_per_node=G benchmarks/bench_gpu.py --ddp --out ddp.md     # G GPUs, NCCL
 
-Step = ``anatlearn.train.train_step``, what the training loop runs per batch: ContrastiveModel (ResNet-18 +
+Step = ``anatlearn.pretrain.train_step``, what the training loop runs per batch: ContrastiveModel (ResNet-18 +
 projection head) forward on the flattened views under autocast, the NaN check, the AnatCL loss (rbf age
 kernel + global anatomical similarity), backward (through a GradScaler for fp16), fused Adam, the loss terms
 read back. (The figures in RESULTS_GPU.md were taken at commit aa714a8 with a copy of the step without the
@@ -36,7 +36,7 @@ import torch
 
 from anatlearn.losses import build_loss
 from anatlearn.models import build_model, default_model_config
-from anatlearn.train import train_step
+from anatlearn.pretrain import train_step
 
 MODES = ("fp32", "tf32", "bf16", "bf16+channels_last", "fp16+scaler")
 
@@ -95,9 +95,9 @@ def setup(width: float, device, channels_last: bool, seed: int = 0):
 
 
 def step(net, loss_fn, opt, views, age, desc, dtype, scaler, layout):
-    """One step exactly as ``anatlearn.train.train_step`` runs it (the training loop's own function)."""
+    """One step exactly as ``anatlearn.pretrain.train_step`` runs it (the training loop's own function)."""
     batch = {"views": views, "age": age, "descriptors": desc}
-    return train_step(net, batch, loss_fn, opt, scaler, method="anatcl-global", device=views.device,
+    return train_step(net, batch, loss_fn, opt, scaler, device=views.device,
                       amp_dtype=dtype, layout=layout)["loss"]
 
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from common import Row, fmt_s, interleaved_times, peak_rss_of
 
-from anatlearn.anatomy import anatomical_similarity
-from anatlearn.kernels import age_kernel
+from anatlearn.losses.anatomy import anatomical_similarity
+from anatlearn.losses.kernels import age_kernel
 from anatlearn.losses import weighted_infonce
 
 
@@ -92,7 +92,7 @@ def run(quick: bool = False):
     for n in sizes:
         code = (
             "import torch, torch.nn.functional as F\n"
-            "from anatlearn.losses import weighted_infonce\nfrom anatlearn.kernels import age_kernel\n"
+            "from anatlearn.losses import weighted_infonce\nfrom anatlearn.losses.kernels import age_kernel\n"
             f"g=torch.Generator().manual_seed(0); B={n // 2}\n"
             "f=F.normalize(torch.randn(B,2,128,generator=g),dim=-1).requires_grad_(True)\n"
             "w=age_kernel(torch.rand(B,generator=g)*80,'rbf',2.0)\n"

@@ -1,6 +1,6 @@
 """Training-step benchmark: one full AnatCL pretraining step over a bare backbone forward+backward.
 
-Ours = :func:`anatlearn.train.train_step`, the function the training loop of :func:`anatlearn.train.pretrain`
+Ours = :func:`anatlearn.pretrain.train_step`, the function the training loop of :func:`anatlearn.pretrain.pretrain`
 calls, on a loader batch already in memory: ContrastiveModel (ResNet-18 + projection head, L2-normalised)
 forward on the flattened views, the NaN/inf check, the AnatCL loss (rbf age kernel + global anatomical
 similarity from descriptors), ``zero_grad(set_to_none=True)``, backward, the optimiser step (Adam with
@@ -27,7 +27,7 @@ from common import Row, child_timing, fmt_s, interleaved_samples
 
 from anatlearn.losses import build_loss
 from anatlearn.models import build_model, default_model_config
-from anatlearn.train import train_step
+from anatlearn.pretrain import train_step
 
 
 def make_batch(b: int, v: int, shape, k: int = 68, seed: int = 0) -> dict:
@@ -40,7 +40,7 @@ def make_batch(b: int, v: int, shape, k: int = 68, seed: int = 0) -> dict:
 def anatcl_step(net, loss_fn, optimizer, batch, layout=torch.contiguous_format) -> dict:
     """One step of the training loop on CPU (amp off, world size 1): train.py's own step function, plus the
     learning rate that the loop reads for its metrics row."""
-    values = train_step(net, batch, loss_fn, optimizer, None, method="anatcl-global", layout=layout)
+    values = train_step(net, batch, loss_fn, optimizer, None, layout=layout)
     return {"lr": optimizer.param_groups[0]["lr"], **values}
 
 
@@ -168,7 +168,7 @@ def run(quick: bool = False):
                       f"{fmt_s(t['foreach'])} | {loop} | {b * v / t['ours']:.2f} |")
         del model, model_fe, model_fu, encoder, optimizer, opt_fe, opt_fu, batch, x
     sections["Training step (CPU)"] = (
-        "\n".join(detail) + "\n\nOurs: `anatlearn.train.train_step`, the step the training loop calls (model + "
+        "\n".join(detail) + "\n\nOurs: `anatlearn.pretrain.train_step`, the step the training loop calls (model + "
         "projection head, NaN check, AnatCL loss with descriptors, zero_grad, backward, Adam step, metric values) on an "
         "in-memory batch; bare: the "
         "encoder's forward + `.sum().backward()` on the same batch. train.py builds Adam with `fused=True` (adopted "

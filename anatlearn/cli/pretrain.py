@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from anatlearn.cli import app
+from anatlearn.cli.flags import flags_named
 
 
 @app.command("pretrain")
@@ -53,28 +54,37 @@ def pretrain_command(
     Disk: by default one full checkpoint is kept (last.pt, a hard link to the newest epoch-NNNN.pt); see
     --keep-last, --keep-every and --save-epochs (docs/training.md)."""
     from anatlearn.errors import ConfigError
-    from anatlearn.train import pretrain
-    from anatlearn.training.config import resolve_config
+    from anatlearn.io import check_output_path
+    from anatlearn.pretrain import pretrain, resolve_config
 
-    overrides = {k: v for k, v in locals().items()
-                 if k not in ("config", "resume", "overwrite", "stop_after_steps", "pretrain", "resolve_config", "ConfigError")}
-    for key in ("descriptors", "augment"):
-        if overrides.get(key) == []:
-            overrides[key] = None
-    if save_epochs is not None:
-        overrides["save_epochs"] = _epoch_list(save_epochs)
-    cfg = resolve_config(str(config) if config else None, overrides)
+    # option -> TrainConfig field; None: not given (the --config file or the default decides)
+    overrides = dict(
+        data=data, method=method, out=out, encoder=encoder, width=width, epochs=epochs, batch_size=batch_size,
+        lr=lr, weight_decay=weight_decay, temperature=temperature, kernel=kernel, sigma=sigma,
+        lambda_age=lambda_age, lambda_anat=lambda_anat, descriptors=descriptors or None, atlas=atlas,
+        modality=modality, normalise=normalise, weight_map=weight_map, anat_bandwidth=anat_bandwidth, views=views,
+        augment=augment or None, split=split, amp=amp, seed=seed, num_workers=num_workers,
+        channels_last=channels_last, checkpoint_every=checkpoint_every, keep_last=keep_last, keep_every=keep_every,
+        save_epochs=None if save_epochs is None else _epoch_list(save_epochs))
+    with flags_named(PARAMETER_FLAGS):
+        cfg = resolve_config(str(config) if config else None, overrides)
     if not cfg.data or not cfg.out:
         raise ConfigError("--data and --out are required (on the command line or in --config)")
-    from anatlearn.io import check_output_path
-
     check_output_path(cfg.out, "dir", "--out")
     if cfg.method == "simclr" and not cfg.augment and Path(cfg.data).is_dir():
         # two identical views: the positive pair is trivially aligned, only telling subjects apart is learnt
         typer.echo("warning: simclr without --augment trains on two identical views (instance discrimination "
                    "only); SimCLR's recipe augments them, e.g. --augment crop --augment noise", err=True)
-    path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
+    with flags_named(PARAMETER_FLAGS):
+        path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
     typer.echo(f"run directory: {path}")
+
+
+# The library's parameter names in error messages -> this command's flags.
+PARAMETER_FLAGS = {"batch_size": "--batch-size", "keep_last": "--keep-last", "keep_every": "--keep-every",
+                   "save_epochs": "--save-epochs", "to epochs": "to --epochs", "resume=True": "--resume",
+                   "overwrite=True": "--overwrite", "amp='fp16'": "--amp fp16", "amp='bf16'": "--amp bf16",
+                   "amp='off'": "--amp off", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map"}
 
 
 def _epoch_list(text: str) -> list[int]:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from anatlearn.cli import app
+from anatlearn.cli.flags import flags_named
 
 
 @app.command("weights")
@@ -24,16 +25,17 @@ def weights_command(
 ) -> None:
     """Own-view share and perplexity (effective number of positives) of each weighting's InfoNCE target,
     and how well it ranks subject pairs by age and (synthetic cohorts) by true anatomy; see
-    anatlearn.weights_check and docs/study.md."""
+    anatlearn.losses.target_check and docs/losses.md."""
     from anatlearn.errors import ConfigError
     from anatlearn.io import atomic_write_text, check_output_path
-    from anatlearn.weights_check import NEAR_UNIFORM, check_weights
+    from anatlearn.losses.target_check import NEAR_UNIFORM, check_weights
 
     if batches < 1:
         raise ConfigError(f"--batches must be at least 1, got {batches}")
     if out is not None:
         check_output_path(out, "file", "--out")
-    df = check_weights(data, split, batch_size, sigma, kernel, atlas, batches, seed)
+    with flags_named({"batch_size": "--batch-size"}):
+        df = check_weights(data, split, batch_size, sigma, kernel, atlas, batches, seed)
     typer.echo(df.drop(columns="near_uniform").to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     flat = df[df["near_uniform"] & df["weighting"].str.startswith("anat")]
     if len(flat):

@@ -5,7 +5,7 @@
   no fitted statistics).
 
 ``state_dict()`` holds plain lists so that ``torch.load(weights_only=True)`` can read it back; its
-``mean``/``std`` are what :func:`anatlearn.anatomy.anatomical_similarity` takes as ``stats``.
+``mean``/``std`` are what :func:`anatlearn.losses.anatomy.anatomical_similarity` takes as ``stats``.
 """
 
 from __future__ import annotations

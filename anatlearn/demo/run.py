@@ -100,8 +100,8 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     from anatlearn.models import build_model, default_model_config, save_checkpoint
     from anatlearn.provenance import provenance
     from anatlearn.report import build_report
-    from anatlearn.train import pretrain
-    from anatlearn.training.config import TrainConfig
+    from anatlearn.pretrain import pretrain
+    from anatlearn.pretrain.config import TrainConfig
 
     s = settings or (QUICK if quick else FULL)
     if epochs is not None:

@@ -1,6 +1,6 @@
 """One cell of the study: train along its budgets, evaluate at each, resume after a kill.
 
-    STUDY/cells/<name>/seed-<s>/run/                    the pretraining run directory (anatlearn.train)
+    STUDY/cells/<name>/seed-<s>/run/                    the pretraining run directory (anatlearn.pretrain)
     STUDY/cells/<name>/seed-<s>/model.pt                random-init cells: the untrained encoder
     STUDY/cells/<name>/seed-<s>/eval/budget-NNNN.json   one evaluation per budget, written atomically
     STUDY/cells/<name>/seed-<s>/error.txt               the last failure of this cell, if any
@@ -37,7 +37,7 @@ def units_done(out: Path, cell: Cell) -> int:
 def train_config(cell: Cell, s: StudySettings, healthy: Path, run: Path, epochs: int, loader_workers: int = 0):
     """The TrainConfig of a cell trained to ``epochs``; everything but ``epochs`` and the loader workers
     is fixed by the settings, so every stage of a cell resumes the same run."""
-    from anatlearn.training.config import TrainConfig
+    from anatlearn.pretrain.config import TrainConfig
 
     values = dict(data=str(healthy), out=str(run), method=cell.method, width=s.width, epochs=int(epochs),
                   batch_size=s.batch_size, lr=s.lr, seed=cell.seed, num_workers=loader_workers, progress=False,
@@ -82,7 +82,7 @@ def run_cell(cell: Cell, out: Path, s: StudySettings, evaluate: Callable[[Path],
     one checkpoint. ``stop_after_steps`` ends pretraining early (simulates a kill, for tests); returns
     False when it did, True when the cell is complete."""
     from anatlearn.provenance import provenance
-    from anatlearn.train import pretrain
+    from anatlearn.pretrain import pretrain
 
     cdir = cell_dir(out, cell)
     run = cdir / "run"

@@ -195,7 +195,7 @@ def _time_steps(out: Path, s: StudySettings, healthy: Path, steps: int = 4) -> f
 
     from anatlearn.study.cells import train_config
     from anatlearn.study.grid import BASE, Cell, base_overrides
-    from anatlearn.train import pretrain
+    from anatlearn.pretrain import pretrain
 
     probe = Cell("anatcl-global", BASE, 0, (1,), "timing", base_overrides("anatcl-global", s))
     tmp = Path(tempfile.mkdtemp(prefix=".timing-", dir=out))
@@ -306,7 +306,7 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
     """Run (or continue) the study in ``out``; returns ``study.json``'s content. ``max_cells`` stops after
     that many cells in this invocation (and ``stop_after_steps`` inside a cell's pretraining, for tests):
     a later call continues where it stopped. ``device="cpu"`` hides the GPU from worker processes; cells run
-    in this process (``workers=1``) train where :func:`anatlearn.train.pretrain` does unless the caller hid
+    in this process (``workers=1``) train where :func:`anatlearn.pretrain.pretrain` does unless the caller hid
     it (the CLI does, before torch starts)."""
     from anatlearn.study.grid import grid_settings
     from anatlearn.study.evaluation import make_cohorts

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from anatlearn.anatomy import anatomical_similarity
+from anatlearn.losses.anatomy import anatomical_similarity
 from anatlearn.errors import ConfigError
-from anatlearn.kernels import age_kernel
+from anatlearn.losses.kernels import age_kernel
 from anatlearn.losses import anatomical_weights, build_loss, matched_anat_bandwidth
-from anatlearn.training.config import TrainConfig
+from anatlearn.pretrain.config import TrainConfig
 
 
 def test_descriptor_regression_loss_is_the_mean_squared_error():
@@ -25,7 +25,7 @@ def test_descriptor_regression_loss_is_the_mean_squared_error():
 def test_gmv_regression_trains_and_embeds(tiny_cohort, tmp_path):
     from anatlearn.embed import AnatEncoder
     from anatlearn.models import load_checkpoint
-    from anatlearn.train import pretrain
+    from anatlearn.pretrain import pretrain
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.kernels import age_kernel
+from anatlearn.losses.kernels import age_kernel
 
 
 def brute_force(ages, kernel, sigma):

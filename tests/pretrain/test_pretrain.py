@@ -7,8 +7,8 @@ import torch
 
 from anatlearn.errors import ConfigError, DataError, TrainingError
 from anatlearn.losses import METHODS
-from anatlearn.train import pretrain
-from anatlearn.training.config import TrainConfig, resolve_config
+from anatlearn.pretrain import pretrain
+from anatlearn.pretrain.config import TrainConfig, resolve_config
 
 
 def tiny_config(data, out, **kw):
@@ -25,7 +25,7 @@ def losses(run):
 def test_each_method_decreases_its_loss(method, tiny_cohort, tmp_path, monkeypatch):
     # 8 subjects = one fixed batch per epoch: the loss on it must go down (lr 1e-3: at 2e-3 ExpW spiked at epoch 7
     # on the world-v2 cohort, 2.14 -> 3.07, while it fell smoothly to 1.31 at 1e-3)
-    import anatlearn.train as T
+    import anatlearn.pretrain.loop as T
 
     real = T.open_dataset
     monkeypatch.setattr(T, "open_dataset", lambda *a, **k: real(*a, **k).subset(slice(0, 8)))
@@ -92,15 +92,15 @@ def test_descriptors_missing_and_nan_loss(tiny_cohort, tmp_path, monkeypatch):
     (data / "freesurfer_roi" / "desikan_roi_features.csv").unlink()
     with pytest.raises(DataError, match="anatcl-global needs FreeSurfer descriptors"):
         pretrain(tiny_config(data, tmp_path / "r1"))
-    import anatlearn.train as T
+    import anatlearn.pretrain.loop as T
 
-    real = T.build_loss
+    real = T.fit_loss
 
     def nan_loss(*a, **k):
-        loss = real(*a, **k)
-        return lambda *x: {"loss": loss(*x)["loss"] * float("nan")}
+        loss, fitted = real(*a, **k)
+        return (lambda *x: {"loss": loss(*x)["loss"] * float("nan")}), fitted
 
-    monkeypatch.setattr(T, "build_loss", nan_loss)
+    monkeypatch.setattr(T, "fit_loss", nan_loss)
     with pytest.raises(TrainingError, match=r"loss is nan at epoch 0, step 0 \(global step 0\); batch subjects: \d+"):
         pretrain(tiny_config(tiny_cohort, tmp_path / "r2", method="simclr"))
 

@@ -1,4 +1,4 @@
-"""anatlearn.weights_check / ``anatlearn weights``: the weighted-InfoNCE target statistics against hand
+"""anatlearn.losses.target_check / ``anatlearn weights``: the weighted-InfoNCE target statistics against hand
 computations, and the command on a generated cohort."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from anatlearn.cli import main
-from anatlearn.weights_check import check_weights, target_stats
+from anatlearn.losses.target_check import check_weights, target_stats
 
 
 def test_targets_of_identity_uniform_and_two_level_weights():

@@ -12,9 +12,9 @@ import torch
 
 from anatlearn.cli import main
 from anatlearn.models import load_checkpoint, load_pretrained
-from anatlearn.train import pretrain
-from anatlearn.training.config import TrainConfig
-from anatlearn.training.rundir import RunDir
+from anatlearn.pretrain import pretrain
+from anatlearn.pretrain.config import TrainConfig
+from anatlearn.pretrain.rundir import RunDir
 
 # 6 subjects, 4 per batch: one step per epoch, a different 4 each epoch (the sampler's seeded permutation)
 TINY = dict(split="", width=0.125, batch_size=4, num_workers=0, progress=False, seed=5, lr=1e-3,

@@ -1,4 +1,4 @@
-"""Pretraining configuration: one dataclass, read from TOML, overridden by command-line flags, saved in the
+"""Pretraining configuration: one dataclass, read from TOML, overridden by the caller's values, saved in the
 run directory (``config.toml``). Defaults follow the released AnatCL recipe (Barbano et al. 2024): ResNet-18,
 Adam lr 1e-4, weight decay 5e-5, lr x0.9 every 10 epochs, 32 subjects per batch, 2 views, tau 0.1, rbf
 sigma 2, lambda_age = lambda_anat = 1."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import tomli_w
 
 from anatlearn.errors import ConfigError
-from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, REGRESSION_METHODS
+from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
@@ -46,7 +46,7 @@ class TrainConfig:
     normalise: str = "zscore"
     weight_map: str = "shift"
     # bandwidth h of weight_map "kernel", exp(-(1 - A)/h); 0: the study's rule (mean anatomical weight equals
-    # the age kernel's on the training subjects, losses.matched_anat_bandwidth)
+    # the age kernel's on the training subjects, losses.anatomy.matched_anat_bandwidth)
     anat_bandwidth: float = 0.0
     views: int = 2
     augment: list[str] = field(default_factory=list)
@@ -57,14 +57,14 @@ class TrainConfig:
     num_workers: int = 2
     checkpoint_every: int = 0
     # Checkpoint retention (docs/training.md): the keep_last most recent epoch-end full checkpoints
-    # (checkpoints/epoch-NNNN.pt, model + optimiser state; last.pt is the newest, for --resume), plus weights-only
+    # (checkpoints/epoch-NNNN.pt, model + optimiser state; last.pt is the newest, for resuming), plus weights-only
     # milestones (checkpoints/epoch-NNNN.weights.pt) every keep_every epochs (0: none) and at the save_epochs.
     keep_last: int = 1
     keep_every: int = 0
     save_epochs: list[int] = field(default_factory=list)
     deterministic: bool = False
     sync_bn: bool = True
-    # channels_last_3d activations: 1.3x faster CPU steps at width 0.25 (the demo), ~1.04x at width 1 (make bench)
+    # channels_last_3d activations: faster CPU steps for narrow models (docs/training.md)
     channels_last: bool = False
     progress: bool = True
     tensorboard: bool = False
@@ -72,8 +72,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.method not in REGRESSION_METHODS and self.batch_size < 2:
-            raise ConfigError(f"--batch-size {self.batch_size}: a contrastive method needs at least 2 subjects per batch")
+        if method_spec(self.method).contrastive and self.batch_size < 2:
+            raise ConfigError(f"batch_size {self.batch_size}: a contrastive method needs at least 2 subjects per batch")
         if self.batch_size < 1 or self.epochs < 1 or self.views < 1:
             raise ConfigError("batch_size, epochs and views must be positive")
         if self.method == "simclr" and self.views < 2 and not self.augment:
@@ -89,12 +89,12 @@ class TrainConfig:
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
         if self.keep_last < 1:
-            raise ConfigError(f"--keep-last {self.keep_last}: keep at least 1 full checkpoint (last.pt, for --resume)")
+            raise ConfigError(f"keep_last {self.keep_last}: keep at least 1 full checkpoint (last.pt, for resuming)")
         if self.keep_every < 0:
-            raise ConfigError(f"--keep-every {self.keep_every}: give a number of epochs >= 1, or 0 for no milestones")
+            raise ConfigError(f"keep_every {self.keep_every}: give a number of epochs >= 1, or 0 for no milestones")
         bad = [e for e in self.save_epochs if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= self.epochs]
         if bad:
-            raise ConfigError(f"--save-epochs {bad[0]!r}: milestone epochs must be whole numbers from 1 to --epochs "
+            raise ConfigError(f"save_epochs {bad[0]!r}: milestone epochs must be whole numbers from 1 to epochs "
                               f"({self.epochs})")
         if self.weight_map not in ANAT_WEIGHT_MAPS:
             raise ConfigError(f"unknown weight_map {self.weight_map!r}; choose one of {', '.join(ANAT_WEIGHT_MAPS)}")
@@ -150,7 +150,7 @@ class TrainConfig:
 
 
 def resolve_config(config_file: str | None, overrides: dict) -> TrainConfig:
-    """File values, then every override that is not None (command-line flags win)."""
+    """File values, then every override that is not None (the overrides win)."""
     cfg = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     values = cfg.to_dict()
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -14,18 +14,23 @@ Normalisation (the paper only says "normalised"):
   uninformative weight matrix; centring removes that common profile.
 - ``None``: raw values.
 
-Cosines lie in [-1, 1]; as contrastive weights they are mapped by ``weight_map``: ``"shift"`` (A+1)/2 or
-``"clamp"`` max(A, 0); ``None`` returns raw cosines (not valid as weights).
+Cosines lie in [-1, 1]; as contrastive weights (:func:`anatomical_weights`) they are mapped by
+``weight_map``: ``"shift"`` (A+1)/2, ``"clamp"`` max(A, 0), or ``"kernel"`` exp(-(1 - A)/h), an exponential
+kernel on the cosine distance with bandwidth h (given, or :func:`matched_anat_bandwidth` on the training
+subjects); ``None`` returns raw cosines (not valid as weights).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from anatlearn.errors import ConfigError, DataError
+from anatlearn.losses.kernels import age_kernel
 
 MODES = ("local", "global")
 NORMALISATIONS = (None, "minmax", "zscore")
@@ -79,3 +84,56 @@ def anatomical_similarity(descriptors, mode: str = "global", normalise: str | No
     if weight_map == "clamp":
         return sim.clamp_min(0.0)
     return sim
+
+
+ANAT_WEIGHT_MAPS = ("shift", "clamp", "kernel")
+
+
+def anatomical_weights(descriptors, mode: str = "global", normalise: str | None = "zscore",
+                       stats: Mapping | None = None, weight_map: str = "shift",
+                       bandwidth: float | None = None) -> torch.Tensor:
+    """Anatomical contrastive weights (B, B): the cosine similarity A of :func:`anatomical_similarity`
+    mapped by ``weight_map``: ``shift`` (A+1)/2, ``clamp`` max(A, 0), or ``kernel``
+    W_ab = exp(-(1 - A_ab) / h), an exponential kernel on the cosine distance 1 - A in [0, 2] with bandwidth
+    h = ``bandwidth`` (the diagonal is 1, like the rbf age kernel's)."""
+    if weight_map != "kernel":
+        return anatomical_similarity(descriptors, mode, normalise, stats, weight_map)
+    if bandwidth is None or not bandwidth > 0:
+        raise ConfigError(f"weight_map 'kernel' needs a positive bandwidth, got {bandwidth!r}")
+    a = anatomical_similarity(descriptors, mode, normalise, stats, None)
+    return torch.exp((a - 1.0) / bandwidth)
+
+
+def matched_anat_bandwidth(descriptors, ages, mode: str = "global", kernel: str = "rbf", sigma: float = 2.0,
+                           tol: float = 1e-6) -> float:
+    """The bandwidth rule of ``weight_map="kernel"`` (docs/losses.md): the h for which the mean off-diagonal
+    anatomical kernel weight exp(-(1 - A_ab)/h) over the given (training) subjects equals the mean
+    off-diagonal age-kernel weight K(y_a - y_b) over the same subjects.
+
+    ``descriptors`` (n, K, D) are already normalised. The mean m(h) = mean_{a!=b} exp(-d_ab/h), d = 1 - A >= 0,
+    increases monotonically from 0 (h -> 0) to 1 (h -> inf), so the root is found by bisection on log h.
+    """
+    x = torch.tensor(np.array(descriptors, dtype=np.float64))
+    y = torch.tensor(np.array(ages, dtype=np.float64))
+    n = x.shape[0]
+    if n < 2 or y.shape != (n,):
+        raise DataError(f"the bandwidth rule needs >= 2 subjects with one age each, got descriptors "
+                        f"{tuple(x.shape)} and ages {tuple(y.shape)}")
+    off = ~torch.eye(n, dtype=torch.bool)
+    target = float(age_kernel(y, kernel, sigma)[off].mean())
+    d = (1.0 - anatomical_similarity(x, mode, None, None, None))[off].clamp_min(0.0)
+    if not 0.0 < target < 1.0 or float(d.max()) <= 0.0:
+        raise DataError(f"the bandwidth rule has no solution: mean age-kernel weight {target:.4g}, "
+                        f"largest anatomical distance {float(d.max()):.4g}")
+    lo, hi = math.log(1e-6), math.log(1e3)
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if float(torch.exp(-d / math.exp(mid)).mean()) < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
+__all__ = ["ANAT_WEIGHT_MAPS", "MODES", "NORMALISATIONS", "anatomical_similarity", "anatomical_weights",
+           "matched_anat_bandwidth", "normalise_descriptors"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from anatlearn.anatomy import anatomical_similarity
+from anatlearn.losses.anatomy import anatomical_similarity
 from anatlearn.errors import ConfigError, DataError
 
 

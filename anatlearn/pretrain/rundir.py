@@ -4,8 +4,8 @@
     RUN/provenance.json             seed, versions, machine
     RUN/normaliser.json             descriptor normalisation statistics (also inside every checkpoint)
     RUN/metrics.csv                 step, epoch, loss terms, lr, samples/s
-    RUN/checkpoints/last.pt         full state, written atomically every --checkpoint-every steps and at each
-                                    epoch end (then a hard link to the newest epoch-NNNN.pt); --resume reads it
+    RUN/checkpoints/last.pt         full state, written atomically every checkpoint_every steps and at each
+                                    epoch end (then a hard link to the newest epoch-NNNN.pt); a resume reads it
     RUN/checkpoints/epoch-NNNN.pt   full state at an epoch end; the keep_last newest are kept
     RUN/checkpoints/epoch-NNNN.weights.pt   weights-only milestones (keep_every, save_epochs); never deleted
     RUN/.lock                       held while a run writes here (a second run refuses to start)
@@ -58,15 +58,15 @@ class RunDir:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise TrainingError(f"another anatlearn run is writing to {self.path} (its lock {self.path / '.lock'} "
-                                f"is held); wait for it or choose another --out") from None
+                                f"is held); wait for it or choose another output directory") from None
         has_run = (self.path / "config.toml").exists()
         if resume:
             if not self.last.exists():
-                raise ConfigError(f"--resume: no checkpoint {self.last} to resume from")
+                raise ConfigError(f"resume=True: no checkpoint {self.last} to resume from")
         elif has_run:
             if not overwrite:
-                raise ConfigError(f"{self.path} already holds a run (config.toml); use --resume to continue it "
-                                  f"or --overwrite to replace it")
+                raise ConfigError(f"{self.path} already holds a run (config.toml); use resume=True to continue it "
+                                  f"or overwrite=True to replace it")
             for child in self.path.iterdir():
                 if child.name != ".lock":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()

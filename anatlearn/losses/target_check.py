@@ -1,8 +1,8 @@
 """What a contrastive weighting asks the encoder for, before any training (``anatlearn weights``).
 
-The weighted InfoNCE (:func:`anatlearn.losses.weighted_infonce`) trains each anchor a towards the target
-distribution W~_ab = W_ab / sum_{c != a} W_ac over the other N - 1 = 2B - 1 samples of a batch of B
-subjects with two views (W tiled 2 x 2, the anchor's own other view weighted W_aa = 1). Two numbers say how
+The weighted InfoNCE (:func:`anatlearn.losses.infonce.weighted_infonce`) trains each anchor a towards the
+target distribution W~_ab = W_ab / sum_{c != a} W_ac over the other N - 1 = 2B - 1 samples of a batch of
+B subjects with two views (W tiled 2 x 2, the anchor's own other view weighted W_aa = 1). Two numbers say how
 much that target can teach:
 
 - the **own-view share** W~_{a,a'}: 1 for SimCLR; small when the mass is spread over other subjects;
@@ -13,11 +13,7 @@ much that target can teach:
 
 Beside them, Spearman's rho between W and -|age gap| over all subject pairs and, on a synthetic cohort
 (``truth/``), between W and the pair's true anatomical similarity (the same cosine on the noise-free log
-CT, GMV and SA, z-scored). Measured on the study's healthy cohort (docs/study.md): the default AnatCL map
-(A+1)/2 has perplexity 29.5 of 31 and puts 6 % on the own view, though it ranks pairs as the truth does
-(rho 0.99); the age kernel (rbf, sigma 2) has perplexity 4.2. How much the target's spread matters for
-the learnt features is an empirical question: in the study's 10-epoch ablation the sharper maps kept no
-more anatomy than the default, while dropping augmentation did.
+CT, GMV and SA, z-scored). What these numbers mean for the study's cohort: docs/losses.md.
 """
 
 from __future__ import annotations
@@ -30,6 +26,8 @@ import torch
 from scipy.stats import spearmanr
 
 from anatlearn.errors import ConfigError, DataError
+from anatlearn.losses.anatomy import anatomical_similarity, anatomical_weights, matched_anat_bandwidth
+from anatlearn.losses.kernels import age_kernel
 
 NEAR_UNIFORM = 0.8  # perplexity above this share of the 2B - 1 targets: flagged as near-uniform
 DESCRIPTORS = ("CT", "GMV", "SA")
@@ -67,8 +65,6 @@ def weightings(ages: np.ndarray, raw: np.ndarray, sigma: float = 2.0, kernel: st
     anatomical term for each mode (global, local), map (shift, clamp, kernel with the study's bandwidth
     rule) and normalisation (zscore fitted on these subjects; minmax with the shift map)."""
     from anatlearn.data.descriptors import DescriptorNormaliser
-    from anatlearn.kernels import age_kernel
-    from anatlearn.losses import anatomical_weights, matched_anat_bandwidth
 
     out = {"simclr (identity)": np.eye(len(ages)),
            f"age kernel ({kernel}, sigma {sigma:g})": age_kernel(torch.tensor(ages), kernel, sigma).numpy()}
@@ -90,11 +86,11 @@ def check_weights(data, split: str | None = "train", batch_size: int = 16, sigma
     from anatlearn.data import open_dataset
 
     if batch_size < 2:
-        raise ConfigError(f"--batch-size must be at least 2, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 2, got {batch_size}")
     ds = open_dataset(data, split=split or None)
     ages = ds.participants["age"].to_numpy(float)
     if len(ages) < batch_size:
-        raise DataError(f"{data}: {len(ages)} subjects in split {split!r}, fewer than --batch-size {batch_size}")
+        raise DataError(f"{data}: {len(ages)} subjects in split {split!r}, fewer than batch_size {batch_size}")
     raw = ds.descriptors(DESCRIPTORS, atlas)
     true_sim = _true_similarity(Path(data), ds.participants["participant_id"].tolist())
     off = ~np.eye(len(ages), dtype=bool)
@@ -113,7 +109,6 @@ def _true_similarity(root: Path, ids) -> np.ndarray | None:
     """Global anatomical cosine on the noise-free truth of a synthetic cohort (None without ``truth/``)."""
     if not (root / "truth" / "anatomy.npy").is_file():
         return None
-    from anatlearn.anatomy import anatomical_similarity
     from anatlearn.data.descriptors import DescriptorNormaliser
     from anatlearn.evaluate.anatomy_recovery import truth_targets
 

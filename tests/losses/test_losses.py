@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from anatlearn.errors import ConfigError, DataError
-from anatlearn.kernels import age_kernel
+from anatlearn.losses.kernels import age_kernel
 from anatlearn.losses import (AnatCLLoss, ExpWLoss, L1AgeLoss, SimCLRLoss, ThresholdLoss, YAwareLoss,
                               build_loss, method_needs, weighted_infonce)
+from anatlearn.losses.methods import METHODS
 
 
 def rows(features):
@@ -121,7 +122,7 @@ def test_permutation_invariance(method):
 
 
 def test_anatcl_is_sum_of_weighted_terms():
-    from anatlearn.anatomy import anatomical_similarity
+    from anatlearn.losses.anatomy import anatomical_similarity
 
     f, ages = sample(b=6)
     desc = torch.rand(6, 12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
@@ -147,6 +148,21 @@ def test_module_wrappers_equal_functional():
 def test_l1_age_loss():
     out = L1AgeLoss()(torch.tensor([10.0, 20.0, 33.0]), torch.tensor([12.0, 20.0, 30.0]))
     assert out["loss"].item() == pytest.approx(5.0 / 3.0)
+    # the training call: head outputs (B, V, 1), the first view predicts the standardised age (y - 20) / 4
+    outputs = torch.tensor([[[-2.0], [9.0]], [[0.5], [9.0]], [[3.0], [9.0]]])
+    out = L1AgeLoss(age_mean=20.0, age_std=4.0)(outputs, torch.tensor([12.0, 20.0, 30.0]))
+    assert out["loss"].item() == pytest.approx((0.0 + 0.5 + 0.5) / 3)
+
+
+def test_every_loss_takes_the_same_call():
+    """loss(outputs, ages, descriptors) for every method: the training step never branches on a method."""
+    g = torch.Generator().manual_seed(0)
+    ages, desc = torch.rand(6, generator=g) * 60 + 20, torch.randn(6, 68, 1, generator=g)
+    for method in METHODS:
+        width = 68 if method == "gmv-regression" else (1 if method == "l1-age" else 8)
+        outputs = torch.nn.functional.normalize(torch.randn(6, 2, width, generator=g), dim=-1)
+        terms = build_loss(method)(outputs, ages, desc)
+        assert torch.isfinite(terms["loss"]), method
 
 
 @pytest.mark.parametrize("method", ["yaware", "threshold"])
@@ -169,7 +185,7 @@ def test_threshold_memory_is_quadratic():
     """N = 2 x 2048, d = 128: an N^3 mask would need 64 GiB (bool) — ours must stay well under 2 GiB."""
     code = (
         "import resource, torch, torch.nn.functional as F\n"
-        "from anatlearn.losses import weighted_infonce\nfrom anatlearn.kernels import age_kernel\n"
+        "from anatlearn.losses import weighted_infonce\nfrom anatlearn.losses.kernels import age_kernel\n"
         "torch.set_num_threads(2); g = torch.Generator().manual_seed(0)\n"
         "f = F.normalize(torch.randn(2048, 2, 128, generator=g), dim=-1).requires_grad_(True)\n"
         "w = age_kernel(torch.rand(2048, generator=g) * 80, 'rbf', 2.0)\n"

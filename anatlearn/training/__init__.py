@@ -1,1 +1,0 @@
-"""Pretraining internals: configuration and run directory (distributed helpers: anatlearn.distributed). The loop is anatlearn.train."""
