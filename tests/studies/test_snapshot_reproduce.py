@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from anatlearn.study.grid import QUICK, build_cells
-from anatlearn.study.runner import _remaining_epochs, run_study
+from anatlearn.study.runner import run_study
+from anatlearn.study.time_left import epochs_left
 from studies import reproduce
 
 # one seed of anatcl-global at budgets 1 and 2, plus random init: 3 evaluations per study
@@ -54,7 +55,7 @@ def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tm
     assert "3 evaluation(s) copied" in done.stdout
     full = tmp_path / "full"  # every evaluation, no checkpoint: nothing to train
     assert subprocess.run(["bash", str(scripts / "restore.sh"), str(snap), str(full)]).returncode == 0
-    assert _units(full) == units and _remaining_epochs(full, build_cells(TOY)) == 0
+    assert _units(full) == units and epochs_left(full, build_cells(TOY), steps_per_epoch=1) == 0
     (snap / "anatcl-global/seed-0/budget-0002.json").unlink()  # a snapshot taken before budget 2 landed
     out = tmp_path / "restored"
     done = subprocess.run(["bash", str(scripts / "restore.sh"), str(snap), str(out)], capture_output=True,
@@ -66,7 +67,7 @@ def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tm
     again = subprocess.run(["bash", str(scripts / "restore.sh"), str(snap), str(out)], capture_output=True,
                            text=True)
     assert again.returncode == 2 and "already holds a study" in again.stderr
-    assert _remaining_epochs(out, build_cells(TOY)) == 2  # anatcl-global retrains 0 -> 2 (no checkpoint)
+    assert epochs_left(out, build_cells(TOY), steps_per_epoch=1) == 2  # anatcl-global retrains 0 -> 2 (no checkpoint)
     shutil.copytree(ref / "data", out / "data")  # generation is deterministic; saves time
     doc = run_study(out, grid="test", settings=TOY, progress=False)
     assert doc["complete"] and _units(out) == units

@@ -10,7 +10,7 @@ import torch
 
 from anatlearn.models import load_checkpoint
 from anatlearn.study.grid import QUICK, build_cells
-from anatlearn.study.runner import _remaining_epochs, run_study
+from anatlearn.study.runner import run_study
 
 # one seed of anatcl-global at budgets 1 and 2, plus random init: 3 evaluations per study
 TOY = dataclasses.replace(QUICK, methods=("anatcl-global",), control=False, ablations=(), seeds=(0,))
@@ -197,7 +197,8 @@ def test_selected_variants_run_before_the_main_grids_longer_budget(tmp_path, mon
 
     monkeypatch.setattr(runner, "_run_cells", fake_run_cells)
     monkeypatch.setattr(runner, "_time_steps", lambda *a, **k: 1.0)
-    monkeypatch.setattr(runner, "_unit_seconds", lambda *a, **k: 1.0)
+    monkeypatch.setattr(runner, "_steps_per_epoch", lambda *a, **k: 1)
+    monkeypatch.setattr(runner, "evaluation_seconds", lambda *a, **k: 1.0)
     monkeypatch.setattr(evaluation, "make_cohorts", lambda out, s: None)
     monkeypatch.setattr(selection, "extend_selected", fake_extend)
     s = dataclasses.replace(QUICK, seeds=(0,))  # anatcl-global at 1 and 2, its kernel variant at 1, the control
@@ -223,7 +224,7 @@ def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
 
     from anatlearn.study.cells import cell_dir
     from anatlearn.study.grid import build_cells
-    from anatlearn.study.status import time_left, trained_epochs
+    from anatlearn.study.time_left import time_left, trained_epochs
 
     cells = build_cells(TOY)  # random init and anatcl-global, seed 0, budgets 1 and 2; batch 8
     cell = next(c for c in cells if c.method == "anatcl-global")
