@@ -6,10 +6,11 @@
     STUDY/cells/           one directory per cell (see anatlearn.study.cells)
     STUDY/results/         tables and figures (anatlearn.study.aggregate); STUDY/summary.md
 
-Order: random-init cells first (their evaluation times one unit), a timing probe of a few training steps,
-the estimate printed, the stages of the grid up to the selection budget (``grid.stages``), then the
-selection rule on the healthy validation cohort and the selected variants resumed to the full budget, then
-the main grid's longer budgets, and the aggregation. Only the order changes, never a number.
+Phases of one invocation (:func:`_run_phases`, each a function): (1) the random-init cells (their
+evaluation times one unit); (2) the estimate, from a timing probe of a few training steps; (3) the stages of
+the grid (``grid.stages``) up to the selection budget, then (4) the selection rule on the healthy validation
+cohort and the selected variants resumed to the full budget, then the rest of (3): the main grid's longer
+budgets; and the aggregation. Only the order changes, never a number.
 """
 
 from __future__ import annotations

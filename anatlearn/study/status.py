@@ -1,10 +1,8 @@
 """``anatlearn study --status``: where a (running or stopped) study stands, read from its directory only.
 
 Counts the evaluation files of every (group, budget), and reads ``progress.json`` (the cells being trained,
-when it was last written) and ``study.json`` (wall time over invocations). The time left
-(:mod:`anatlearn.study.time_left`) is estimated from the cells' ``metrics.csv``: epochs still to train (each cell to its largest budget) at the rate the running
-cells train now, plus the evaluations left at the measured time of one. Starts nothing, locks nothing:
-safe beside a running study."""
+when it was last written) and ``study.json`` (wall time over invocations). The time left is
+:func:`anatlearn.study.time_left.time_left`. Starts nothing, locks nothing: safe beside a running study."""
 
 from __future__ import annotations
 
