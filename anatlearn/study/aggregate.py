@@ -3,9 +3,9 @@
 - ``units.tsv``: one row per evaluated (cell, budget), every metric a column.
 - ``summary.tsv`` / ``summary.json``: per configuration, budget and metric, the mean and sample standard
   deviation (ddof = 1) over seeds and the number of seeds n.
-- ``paired_seeds.tsv``: paired t-test over seeds (seed s of A against seed s of B; t = mean(d) / (sd(d) /
-  sqrt(n)), n - 1 degrees of freedom; scipy.stats.ttest_rel), with the mean difference A - B and whether
-  every seed's difference has the same sign. Random init (budget 0) is compared at every budget.
+- ``paired_seeds.tsv``: the paired t-test over seeds (:mod:`anatlearn.study.units`), with the mean
+  difference A - B and whether every seed's difference has the same sign. Random init (budget 0) is
+  compared at every budget.
 - ``paired_folds.tsv``: for the downstream probes, the corrected resampled t-test (Nadeau & Bengio 2003;
   :func:`anatlearn.evaluate.stats.corrected_paired_ttest`) on the per-fold scores averaged over seeds (the
   folds are identical for every cell).
@@ -22,52 +22,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
-
 from anatlearn.evaluate.stats import corrected_paired_ttest
 from anatlearn.io import atomic_write_text
 from anatlearn.study.grid import CONTROL, MAIN_METHODS, RANDOM_INIT, settings_from_dict
 from anatlearn.study.selection import positive_control, select_configurations
+from anatlearn.study.units import (ID_COLUMNS, LOWER_IS_BETTER, SEED_TEST, load_folds, load_units,
+                                   metric_columns, paired_by_seed)
+from anatlearn.study.summary import write_summary
 
-ID_COLUMNS = ["cell", "name", "method", "variant", "seed", "group", "budget"]
 HEADLINE_METRICS = ["AD-like-vs-CN balanced_accuracy", "SCZ-like-vs-CN balanced_accuracy", "MMSE-like r2",
                     "PANSS-like r2", "brain_age_mae_internal", "brain_age_mae_external", "site_bacc", "icc_median",
                     "anat_r2_GMV", "anat_r2_CT", "anat_r2_SA", "anat_r2_latents", "rankme", "val_anat_r2_GMV"]
-LOWER_IS_BETTER = {"brain_age_mae_internal", "brain_age_mae_external", "site_bacc"}
 SEED_COLUMNS = ["budget", "metric", "a", "b", "mean_a", "mean_b", "mean_diff", "sd_diff", "t", "p", "n_seeds",
                 "same_sign", "test"]
 FOLD_COLUMNS = ["budget", "metric", "a", "b", "mean_diff", "t", "p", "n_folds", "test"]
 BASELINES = ("yaware", "simclr", "l1-age", RANDOM_INIT)
-
-
-def _unit_files(out: Path):
-    return sorted(Path(out).glob("cells/*/seed-*/eval/budget-*.json"))
-
-
-def load_units(out: Path) -> pd.DataFrame:
-    """Every evaluated unit of the study in ``out``: the id columns and one column per metric."""
-    rows = []
-    for path in _unit_files(out):
-        doc = json.loads(path.read_text())
-        rows.append({**{k: doc[k] for k in ID_COLUMNS}, **doc["metrics"]})
-    if not rows:
-        return pd.DataFrame(columns=ID_COLUMNS)
-    return pd.DataFrame(rows).sort_values(["name", "budget", "seed"], ignore_index=True)
-
-
-def load_folds(out: Path) -> pd.DataFrame:
-    """Per-fold downstream scores: name, seed, budget, metric ("<task> <metric>"), fold, score, n_train, n_test."""
-    rows = []
-    for path in _unit_files(out):
-        doc = json.loads(path.read_text())
-        for key, f in doc.get("folds", {}).items():
-            rows += [{"name": doc["name"], "seed": doc["seed"], "budget": doc["budget"], "metric": key, "fold": i,
-                      "score": v, "n_train": f["n_train"], "n_test": f["n_test"]} for i, v in enumerate(f["scores"])]
-    return pd.DataFrame(rows, columns=["name", "seed", "budget", "metric", "fold", "score", "n_train", "n_test"])
-
-
-def metric_columns(units: pd.DataFrame) -> list[str]:
-    return [c for c in units.columns if c not in ID_COLUMNS]
 
 
 def seed_summary(units: pd.DataFrame) -> pd.DataFrame:
@@ -79,33 +48,19 @@ def seed_summary(units: pd.DataFrame) -> pd.DataFrame:
                  n="count").reset_index()
 
 
-def _at_budget(units: pd.DataFrame, name: str, budget: int) -> pd.DataFrame:
-    """The units of ``name`` at ``budget`` (random init is budget 0 for every budget)."""
-    rows = units[units["name"] == name]
-    return rows if name == RANDOM_INIT else rows[rows["budget"] == budget]
-
-
 def paired_seeds(units: pd.DataFrame, pairs, metrics, budgets) -> pd.DataFrame:
-    """Paired t-tests over seeds (see module docstring) for each (budget, metric, pair)."""
+    """The paired t-test over seeds (:func:`anatlearn.study.units.paired_seed_test`) for each (budget,
+    metric, pair) with at least one seed in common."""
     rows = []
     for budget, metric, (a, b) in itertools.product(budgets, metrics, pairs):
         if metric not in units.columns:
             continue
-        ua = _at_budget(units, a, budget).set_index("seed")[metric].dropna()
-        ub = _at_budget(units, b, budget).set_index("seed")[metric].dropna()
-        seeds = sorted(set(ua.index) & set(ub.index))
-        if not seeds:
+        r = paired_by_seed(units, a, b, metric, budget)
+        if r.n == 0:
             continue
-        d = ua.loc[seeds].to_numpy(float) - ub.loc[seeds].to_numpy(float)
-        t, p = (float("nan"), float("nan"))
-        if len(d) > 1 and np.std(d) > 1e-12 * max(1.0, float(np.abs(d).max())):  # else t is undefined
-            res = sps.ttest_rel(ua.loc[seeds].to_numpy(float), ub.loc[seeds].to_numpy(float))
-            t, p = float(res.statistic), float(res.pvalue)
-        rows.append({"budget": budget, "metric": metric, "a": a, "b": b, "mean_a": float(ua.loc[seeds].mean()),
-                     "mean_b": float(ub.loc[seeds].mean()), "mean_diff": float(d.mean()),
-                     "sd_diff": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"), "t": t, "p": p,
-                     "n_seeds": len(d), "same_sign": bool(np.all(d > 0) or np.all(d < 0)),
-                     "test": "paired t-test over seeds"})
+        rows.append({"budget": budget, "metric": metric, "a": a, "b": b, "mean_a": r.mean_a, "mean_b": r.mean_b,
+                     "mean_diff": r.mean_diff, "sd_diff": r.sd_diff, "t": r.t, "p": r.p, "n_seeds": r.n,
+                     "same_sign": r.same_sign, "test": SEED_TEST})
     return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
 
@@ -198,8 +153,6 @@ def _write_tsv(path: Path, df: pd.DataFrame) -> None:
 
 def aggregate_study(out: Path) -> Path:
     """Write ``out/results/*`` and ``out/summary.md`` from the evaluated units; returns the summary path."""
-    from anatlearn.study.summary import write_summary
-
     out = Path(out)
     doc = json.loads((out / "study.json").read_text())
     s = settings_from_dict(doc["settings"])

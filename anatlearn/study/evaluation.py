@@ -25,7 +25,6 @@ import numpy as np
 from anatlearn.study.grid import StudySettings
 
 COHORTS = ("healthy", "validation", "downstream", "retest")
-LOWER_IS_BETTER = {"brain_age_mae_internal", "brain_age_mae_external", "site_bacc"}
 
 
 def cohort_paths(out: Path) -> dict[str, Path]:

@@ -85,14 +85,14 @@ QUICK = StudySettings(n_pretrain=40, n_validation=20, n_downstream=32, shape=(32
                       batch_size=8, seeds=(0, 1), budgets=(1, 2), ablation_budgets=(1,), selection_budget=1,
                       methods=("anatcl-global",), ablations=(("anatcl-global", "kernel"),), control=True,
                       n_splits=2, n_repeats=1, n_boot=20)
-# Follow-up to run 2, decided before it ran (docs/study.md, Part 4): the augmented views split into their two
-# parts for AnatCL-global and y-Aware, at the ablations' budgets; compared with run 2's base (crop + noise) and
-# no-aug cells of the same seeds on the same (regenerated, identical) cohorts.
+# The views follow-up (docs/study.md, Part 4): the augmented views split into their two parts for AnatCL-global
+# and y-Aware, at the ablations' budgets; paired with the full grid's base (crop + noise) and no-aug cells of
+# the same seeds on the same (regenerated, identical) cohorts.
 VIEWS = dataclasses.replace(FULL, methods=(), control=False, budgets=(10, 30),
                             ablations=tuple((m, v) for m in ("anatcl-global", "yaware")
                                             for v in ("crop-only", "noise-only")))
-# Replication of run 2's one called difference between AnatCL and y-Aware (docs/study.md, Part 5), decided
-# before it ran: the selected configurations (the released recipe's two identical views, as each method's
+# The replication (docs/study.md, Part 5) of the full grid's one called difference between AnatCL and y-Aware:
+# the selected configurations (the released recipe's two identical views, as each method's
 # base here) on three new pretraining seeds, at the selection budget and at 100 epochs.
 REPLICATION = dataclasses.replace(FULL, methods=("anatcl-global", "anatcl-local", "yaware"), augment=(),
                                   control=False, ablations=(), seeds=(3, 4, 5), budgets=(30, 100))

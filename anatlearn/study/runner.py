@@ -6,27 +6,37 @@
     STUDY/cells/           one directory per cell (see anatlearn.study.cells)
     STUDY/results/         tables and figures (anatlearn.study.aggregate); STUDY/summary.md
 
-Order: random-init cells first (their evaluation times one unit), a timing probe of a few training steps,
-the estimate printed, the stages of the grid up to the selection budget (``grid.stages``), then the
-selection rule on the healthy validation cohort and the selected variants resumed to the full budget, then
-the main grid's longer budgets, and the aggregation. Only the order changes, never a number.
+Phases of one invocation (:func:`_run_phases`, each a function): (1) the random-init cells (their
+evaluation times one unit); (2) the estimate, from a timing probe of a few training steps; (3) the stages of
+the grid (``grid.stages``) up to the selection budget, then (4) the selection rule on the healthy validation
+cohort and the selected variants resumed to the full budget, then the rest of (3): the main grid's longer
+budgets; and the aggregation. Only the order changes, never a number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from anatlearn.errors import ConfigError, TrainingError
 from anatlearn.io import atomic_write_text
+from anatlearn.progress import progress
+from anatlearn.study import evaluation
+from anatlearn.study import selection as selection_rule
 from anatlearn.study.cells import cell_dir, run_cell, units_done
+from anatlearn.study.record import save_study_doc, start_invocation
 from anatlearn.study.grid import RANDOM_INIT, StudySettings, build_cells, n_units, stages, training_epochs
+from anatlearn.study.time_left import epochs_left, evaluation_seconds, seconds_left
 
 _EVALUATOR = None  # one per process: cohorts, labels and truth read once
 
@@ -96,51 +106,10 @@ def _running_in_workers(out: Path, cells) -> list[str]:
     return ids
 
 
-def _git_commit() -> str | None:
-    """The source tree's commit (with ``-dirty`` for uncommitted changes), when it is a git checkout."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def _machine(device: str) -> str:
-    import platform
-
-    import torch
-
-    # the CPU capability torch dispatches to: cells trained on AVX2 and AVX-512 machines differ in rounding
-    text = f"{platform.machine()} {os.cpu_count()} CPU cores ({torch.backends.cpu.get_cpu_capability()})"
-    if device == "cuda":
-        text += f", {torch.cuda.get_device_name(0)}"
-    return text
-
-
-def _check_settings(out: Path, s: StudySettings, grid: str) -> dict:
-    """study.json: the settings a study was started with; a re-run must use the same ones."""
-    path = out / "study.json"
-    if path.exists():
-        doc = json.loads(path.read_text())
-        if doc["settings"] != s.to_dict():
-            diff = [k for k in s.to_dict() if doc["settings"].get(k) != s.to_dict()[k]]
-            raise ConfigError(f"{out} holds a study started with other settings (differs in: {', '.join(diff)}; "
-                              f"grid {doc.get('grid')!r}); choose another --out to start a new study")
-        return doc
-    return {"grid": grid, "settings": s.to_dict(), "invocations": []}
-
-
 class _Progress:
-    """A rich bar on a terminal (log lines otherwise) and ``progress.json`` on disk, both counting evaluated
-    units from the cells' json files (so they are right after a resume and across worker processes)."""
+    """The study's bar (:func:`anatlearn.progress.progress`; log lines when stderr is not a terminal) and
+    ``progress.json`` on disk, both counting evaluated units from the cells' json files (so they are right
+    after a resume and across worker processes)."""
 
     def __init__(self, out: Path, cells, show: bool, doc: dict | None = None, invocation: dict | None = None):
         self.out, self.cells, self.t0 = out, list(cells), time.perf_counter()
@@ -149,14 +118,9 @@ class _Progress:
         self.doc, self.invocation, self.saved = doc, invocation, -1e9
         self.total = n_units(self.cells)
         self.estimate_s: float | None = None
-        self.bar = None
-        if show and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), transient=False)
-            self.bar.start()
-            self.task = self.bar.add_task("study", total=self.total)
+        self._stack = contextlib.ExitStack()
+        self.bar = self._stack.enter_context(progress("study", total=self.total, enabled=None if show else False,
+                                                      transient=False, eta=True))
         self.done = -1
 
     def update(self, running=()) -> None:
@@ -170,22 +134,16 @@ class _Progress:
         atomic_write_text(self.out / "progress.json", json.dumps(doc, indent=1))
         if self.invocation is not None and (elapsed - self.saved >= 30 or done != self.done):
             self.invocation["wall_s"] = round(elapsed, 1)
-            _save_study_doc(self.out, self.doc)
+            save_study_doc(self.out, self.doc)
             self.saved = elapsed
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, description=f"study ({', '.join(running)[:60]})")
+        if self.bar.active:
+            self.bar.update(completed=done, total=self.total, description=f"study ({', '.join(running)[:60]})")
         elif done != self.done:
             _log(f"{done}/{self.total} evaluations done ({elapsed:.0f} s)")
         self.done = done
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _save_study_doc(out: Path, doc: dict) -> None:
-    doc["wall_s_total"] = round(sum(i["wall_s"] for i in doc["invocations"]), 1)
-    atomic_write_text(out / "study.json", json.dumps(doc, indent=1))
+        self._stack.close()
 
 
 def _time_steps(out: Path, s: StudySettings, healthy: Path, steps: int = 4) -> float:
@@ -205,35 +163,16 @@ def _time_steps(out: Path, s: StudySettings, healthy: Path, steps: int = 4) -> f
         rates = [float(r["samples_per_s"]) for r in csv.DictReader((tmp / "run" / "metrics.csv").open())][1:]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    from anatlearn.data import open_dataset
-
-    n_train = len(open_dataset(healthy, split="train"))
-    per_epoch = (n_train // s.batch_size) * s.batch_size
+    per_epoch = _steps_per_epoch(healthy, s) * s.batch_size
     rates = sorted(rates)
     return per_epoch / rates[len(rates) // 2]
 
 
-def _unit_seconds(out: Path, cells) -> float | None:
-    """Measured seconds of one evaluation (from the random-init cells' json files)."""
-    times = []
-    for c in cells:
-        for p in (cell_dir(out, c) / "eval").glob("budget-*.json"):
-            times.append(json.loads(p.read_text())["timing_s"]["total"])
-    return sum(times) / len(times) if times else None
+def _steps_per_epoch(healthy: Path, s: StudySettings) -> int:
+    """Training steps in one epoch: the pretraining split in whole batches (the loader drops the last)."""
+    from anatlearn.data import open_dataset
 
-
-def _remaining_epochs(out: Path, cells) -> int:
-    """Training epochs still to run: a complete cell needs none (even without its checkpoint, as in a study
-    restored from a snapshot); an unfinished one resumes from its ``last.pt``, or retrains from epoch 0."""
-    from anatlearn.study.cells import _trained_epochs
-
-    total = 0
-    for c in cells:
-        if c.method == RANDOM_INIT or units_done(out, c) == len(c.budgets):
-            continue
-        last = cell_dir(out, c) / "run" / "checkpoints" / "last.pt"
-        total += max(c.budgets) - (_trained_epochs(last) if last.exists() else 0)
-    return total
+    return len(open_dataset(healthy, split="train")) // s.batch_size
 
 
 def _run_cells(cells, out: Path, s: StudySettings, device: str, workers: int, progress: _Progress,
@@ -300,19 +239,38 @@ def _record_failure(out: Path, cell, exc: BaseException) -> None:
     atomic_write_text(path, f"{type(exc).__name__}: {exc}\n")
 
 
-def run_study(out, grid: str = "full", settings: StudySettings | None = None, device: str = "cpu",
-              workers: int = 1, max_cells: int | None = None, progress: bool = True,
-              stop_after_steps: int | None = None, aggregate: bool = True) -> dict:
-    """Run (or continue) the study in ``out``; returns ``study.json``'s content. ``max_cells`` stops after
-    that many cells in this invocation (and ``stop_after_steps`` inside a cell's pretraining, for tests):
-    a later call continues where it stopped. ``device="cpu"`` hides the GPU from worker processes; cells run
-    in this process (``workers=1``) train where :func:`anatlearn.pretrain.pretrain` does unless the caller hid
-    it (the CLI does, before torch starts)."""
-    from anatlearn.study.grid import grid_settings
-    from anatlearn.study.evaluation import make_cohorts
-    from anatlearn.study.selection import extend_selected
+@dataclass
+class _Invocation:
+    """What one invocation of the study runs and has run so far; each phase below reads and advances it."""
 
-    s = settings or grid_settings(grid)
+    out: Path
+    s: StudySettings
+    device: str
+    workers: int
+    bar: _Progress
+    cells: list
+    left: int | None  # cells this invocation may still start (``max_cells``); None: no limit
+    stop_after_steps: int | None = None
+    ran: int = 0
+    failed: list = field(default_factory=list)
+    selected: bool = False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left is not None and self.left <= 0
+
+    def incomplete(self, cells) -> bool:
+        """Whether a cell of ``cells`` that did not fail has a budget left."""
+        return any(units_done(self.out, c) < len(c.budgets) for c in cells if c.id not in self.failed)
+
+    def run(self, cells, workers: int | None = None, stop_after_steps: int | None = None) -> None:
+        n, failed = _run_cells(cells, self.out, self.s, self.device, workers or self.workers, self.bar, self.left,
+                               stop_after_steps)
+        self.ran, self.failed = self.ran + n, self.failed + failed
+        self.left = None if self.left is None else self.left - n
+
+
+def _check_request(device: str, workers: int) -> None:
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
     if workers < 1:
@@ -322,96 +280,110 @@ def run_study(out, grid: str = "full", settings: StudySettings | None = None, de
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA GPU is available")
+
+
+def _log_estimate(run: _Invocation, grid: str) -> None:
+    """Phase 2: the time the training and evaluations left take, from a few timed training steps and the
+    measured time of one evaluation (also when ``max_cells`` stops here: ``--max-cells 1`` prints the
+    estimate of a new study)."""
+    healthy = evaluation.cohort_paths(run.out)["healthy"]
+    trained = [c for c in run.cells if c.method != RANDOM_INIT]
+    epochs = epochs_left(run.out, trained, _steps_per_epoch(healthy, run.s)) if trained else 0
+    if not epochs:
+        return
+    units = n_units(run.cells) - sum(units_done(run.out, c) for c in run.cells)
+    epoch_s = _time_steps(run.out, run.s, healthy)
+    unit_s = evaluation_seconds(run.out, [c for c in run.cells if c.method == RANDOM_INIT]) or 0.0
+    one = seconds_left(epochs, epoch_s, units, unit_s, 1)
+    run.bar.estimate_s = one / run.workers
+    _log(f"grid {grid}: {len(run.cells)} cells, {n_units(run.cells)} evaluations, {training_epochs(run.cells)} "
+         f"training epochs; remaining {epochs} epochs x {epoch_s:.1f} s + {units} evaluations x "
+         f"{unit_s:.1f} s = {one / 3600:.2f} h on {run.device} with one worker "
+         f"(~{one / run.workers / 3600:.2f} h with {run.workers}; before the selected variants' extension)")
+
+
+def _select_and_extend(run: _Invocation) -> list:
+    """Phase 4: the selection rule on the complete selection-budget table, then its variants resumed to the
+    full budget; returns the extended cells."""
+    run.selected = True
+    extended = selection_rule.extend_selected(run.out, run.s, run.cells)
+    if extended:
+        ids = {e.id for e in extended}
+        run.bar.cells = run.cells = [c for c in run.cells if c.id not in ids] + extended
+        run.bar.total = n_units(run.cells)
+        _log(f"selection rule: resuming {len(extended)} selected-variant cells to {max(run.s.budgets)} epochs")
+        run.run(extended)
+    return extended
+
+
+def _run_stages(run: _Invocation) -> None:
+    """Phase 3: the trained cells stage by stage (``grid.stages``: the decisive comparisons land first),
+    with phase 4 before the first stage beyond the selection budget. Every stage up to the selection budget
+    is complete there (an unfinished stage returns), so the selection rule has its whole table and the
+    selected variants' long runs go before the main grid's longer budgets. Returns at the first stop: cells
+    allowed by ``max_cells`` used up, a failure before the selection, or a stage left unfinished
+    (``stop_after_steps``: later stages would resume its cells)."""
+    for stage in stages([c for c in run.cells if c.method != RANDOM_INIT], run.s.selection_budget):
+        if run.exhausted:
+            return
+        if not run.selected and not run.failed and max(stage[0].budgets) > run.s.selection_budget:
+            extended = _select_and_extend(run)
+            if run.failed or run.incomplete(extended) or run.exhausted:
+                return
+        run.run(stage, stop_after_steps=run.stop_after_steps)
+        if run.incomplete(stage):
+            return
+
+
+def _run_phases(run: _Invocation, grid: str) -> bool:
+    """Phases 1 to 4 in order; returns whether the study stopped with a budget left."""
+    run.run([c for c in run.cells if c.method == RANDOM_INIT], workers=1)  # 1: random init times an evaluation
+    _log_estimate(run, grid)  # 2
+    _run_stages(run)  # 3 (and 4 when the grid goes beyond the selection budget)
+    if not run.incomplete(run.cells) and not run.failed and not run.selected:
+        _select_and_extend(run)  # 4: a grid with nothing beyond the selection budget
+    return run.incomplete(run.cells)
+
+
+def run_study(out, grid: str = "full", settings: StudySettings | None = None, device: str = "cpu",
+              workers: int = 1, max_cells: int | None = None, progress: bool = True,
+              stop_after_steps: int | None = None, aggregate: bool = True) -> dict:
+    """Run (or continue) the study in ``out``; returns ``study.json``'s content. ``max_cells`` stops after
+    that many cells in this invocation (and ``stop_after_steps`` inside a cell's pretraining, for tests):
+    a later call continues where it stopped. ``device="cpu"`` hides the GPU from worker processes; cells run
+    in this process (``workers=1``) train where :func:`anatlearn.pretrain.pretrain` does unless the caller hid
+    it (the CLI does, before torch starts)."""
+    from anatlearn.study.grid import grid_settings
+
+    s = settings or grid_settings(grid)
+    _check_request(device, workers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    doc = _check_settings(out, s, grid)
-    import signal
-    import threading
-
+    doc, invocation = start_invocation(out, s, grid, device, workers)
     # SIGTERM (e.g. from `timeout`) ends the study like Ctrl-C: workers stopped, wall time recorded
     previous = (signal.signal(signal.SIGTERM, _raise_interrupt)
                 if threading.current_thread() is threading.main_thread() else None)
     t0 = time.perf_counter()
-    invocation = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": 0.0, "ended": False,
-                  "device": device, "workers": workers, "cells_run": 0, "commit": _git_commit(),
-                  "machine": _machine(device)}
-    doc["invocations"].append(invocation)
-    _save_study_doc(out, doc)
-    make_cohorts(out, s)
+    evaluation.make_cohorts(out, s)
     cells = build_cells(s)
-    bar = _Progress(out, cells, progress, doc, invocation)
-    ran, failed, stopped = 0, [], False
+    run = _Invocation(out, s, device, workers, _Progress(out, cells, progress, doc, invocation), cells, max_cells,
+                      stop_after_steps)
     try:
-        refs = [c for c in cells if c.method == RANDOM_INIT]
-        n, f = _run_cells(refs, out, s, device, 1, bar, max_cells)
-        ran, failed = ran + n, failed + f
-        trained = [c for c in cells if c.method != RANDOM_INIT]
-        epochs = _remaining_epochs(out, trained)
-        units = n_units(cells) - sum(units_done(out, c) for c in cells)
-        if epochs:  # also when --max-cells stops here: `--max-cells 1` prints the estimate of a new study
-            from anatlearn.study.evaluation import cohort_paths
-
-            epoch_s = _time_steps(out, s, cohort_paths(out)["healthy"])
-            unit_s = _unit_seconds(out, refs) or 0.0
-            cpu = epochs * epoch_s + units * unit_s
-            bar.estimate_s = cpu / workers
-            _log(f"grid {grid}: {len(cells)} cells, {n_units(cells)} evaluations, {training_epochs(cells)} "
-                 f"training epochs; remaining {epochs} epochs x {epoch_s:.1f} s + {units} evaluations x "
-                 f"{unit_s:.1f} s = {cpu / 3600:.2f} h on {device} with one worker "
-                 f"(~{cpu / workers / 3600:.2f} h with {workers}; before the selected variants' extension)")
-        left = None if max_cells is None else max_cells - ran
-        selected = False
-
-        def select_and_extend() -> list:
-            """The selection rule on the complete selection-budget table, then its variants resumed to the
-            full budget; returns the extended cells."""
-            nonlocal cells, failed, selected, ran, left
-            selected = True
-            extended = extend_selected(out, s, cells)
-            if extended:
-                bar.cells = cells = [c for c in cells if c.id not in {e.id for e in extended}] + extended
-                bar.total = n_units(cells)
-                _log(f"selection rule: resuming {len(extended)} selected-variant cells to {max(s.budgets)} epochs")
-                n, f = _run_cells(extended, out, s, device, workers, bar, left)
-                ran, failed = ran + n, failed + f
-                left = None if left is None else left - n
-            return extended
-
-        for stage in stages(trained, s.selection_budget):  # budget by budget: the decisive comparisons land first
-            if left is not None and left <= 0:
-                break
-            if not selected and not failed and max(stage[0].budgets) > s.selection_budget:
-                # Every stage up to the selection budget is complete here (an unfinished one breaks out
-                # below), so the selection rule has its whole table: the selected variants' long runs go
-                # before the main grid's longer budgets, and the best configurations land first.
-                extended = select_and_extend()
-                if failed or any(units_done(out, c) < len(c.budgets) for c in extended):
-                    break
-                if left is not None and left <= 0:
-                    break
-            n, f = _run_cells(stage, out, s, device, workers, bar, left, stop_after_steps)
-            ran, failed = ran + n, failed + f
-            left = None if left is None else left - n
-            if any(units_done(out, c) < len(c.budgets) for c in stage if c.id not in failed):
-                break  # stopped inside the stage (stop_after_steps): later stages would resume its cells
-        stopped = any(units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
-        if not stopped and not failed and not selected:  # a grid with nothing beyond the selection budget
-            select_and_extend()
-            stopped = any(units_done(out, c) < len(c.budgets) for c in cells if c.id not in failed)
+        stopped = _run_phases(run, grid)
     except KeyboardInterrupt:
         _log("interrupted; run the same command again to continue")
         raise
     finally:
-        bar.update()
-        bar.close()
+        run.bar.update()
+        run.bar.close()
         wall = time.perf_counter() - t0
-        invocation.update(wall_s=round(wall, 1), ended=True, cells_run=ran)
-        _save_study_doc(out, doc)
+        invocation.update(wall_s=round(wall, 1), ended=True, cells_run=run.ran)
+        save_study_doc(out, doc)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     _log(f"measured: {wall:.0f} s in this invocation, {doc['wall_s_total']:.0f} s over {len(doc['invocations'])}")
-    if failed:
-        raise StudyError(f"{len(failed)} cell(s) failed: {', '.join(failed[:5])} (see their error.txt); "
+    if run.failed:
+        raise StudyError(f"{len(run.failed)} cell(s) failed: {', '.join(run.failed[:5])} (see their error.txt); "
                          f"re-run the same command to retry them")
     doc["complete"] = not stopped
     if aggregate and not stopped:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from anatlearn.io import atomic_write_text
 from anatlearn.study.grid import BASE, CONTROL, RANDOM_INIT, StudySettings
+from anatlearn.study.units import load_units
 
 SELECTION_METRIC = "val_anat_r2_GMV"
 CONTROL_METRIC = "anat_r2_GMV"
@@ -26,7 +27,7 @@ CONTROL_METRIC = "anat_r2_GMV"
 
 def select_configurations(units: pd.DataFrame, s: StudySettings) -> dict:
     """``{method: {"selected": name, "scores": {name: mean}, "n_seeds": {name: n}}}`` for every method
-    with ablation variants, from the unit table of :func:`anatlearn.study.aggregate.load_units`."""
+    with ablation variants, from the unit table of :func:`anatlearn.study.units.load_units`."""
     methods = sorted({m for m, _ in s.ablations})
     out = {}
     at = units[units["budget"] == s.selection_budget]
@@ -69,8 +70,6 @@ def chosen_variants(selection: dict) -> set[str]:
 
 def extend_selected(out: Path, s: StudySettings, cells) -> list:
     """Cells of selected non-base variants with the largest main budget added (writes ``selection.json``)."""
-    from anatlearn.study.aggregate import load_units
-
     units = load_units(out)
     if units.empty:
         return []

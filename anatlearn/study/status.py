@@ -1,10 +1,8 @@
 """``anatlearn study --status``: where a (running or stopped) study stands, read from its directory only.
 
 Counts the evaluation files of every (group, budget), and reads ``progress.json`` (the cells being trained,
-when it was last written) and ``study.json`` (wall time over invocations). The time left is estimated from
-the cells' ``metrics.csv``: epochs still to train (each cell to its largest budget) at the rate the running
-cells train now, plus the evaluations left at the measured time of one. Starts nothing, locks nothing:
-safe beside a running study."""
+when it was last written) and ``study.json`` (wall time over invocations). The time left is
+:func:`anatlearn.study.time_left.time_left`. Starts nothing, locks nothing: safe beside a running study."""
 
 from __future__ import annotations
 
@@ -14,9 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 from anatlearn.errors import ConfigError
-from anatlearn.study.cells import cell_dir, unit_path
-from anatlearn.study.grid import RANDOM_INIT, build_cells, settings_from_dict
+from anatlearn.study.cells import unit_path
+from anatlearn.study.grid import build_cells, settings_from_dict
 from anatlearn.study.selection import chosen_variants
+from anatlearn.study.time_left import time_left
 
 GROUPS = {"reference": "random init", "main": "main methods", "control": "positive control",
           "ablation": "ablations"}
@@ -48,47 +47,6 @@ def study_status(out) -> dict:
             "running": running, "updated": progress.get("updated"),
             "wall_s_total": doc.get("wall_s_total", 0.0), "invocations": len(doc.get("invocations", [])),
             "time_left": time_left(out, cells, running, s.batch_size, sum(total.values()) - sum(done.values()))}
-
-
-def _steps(run: Path):
-    """A run's steps (step, epoch, samples/s) from its metrics.csv, one row per step (a resumed run rewrites
-    the steps of an epoch it had not finished: the last row of a step counts); None without a row."""
-    import pandas as pd
-
-    path = Path(run) / "metrics.csv"
-    if not path.is_file():
-        return None
-    m = pd.read_csv(path, usecols=["step", "epoch", "samples_per_s"]).drop_duplicates("step", keep="last")
-    return None if m.empty else m
-
-
-def trained_epochs(steps, steps_per_epoch: int) -> int:
-    """Complete epochs in a run's step table: those before the last, and the last if all its steps are in."""
-    if steps is None or steps_per_epoch <= 0:
-        return 0
-    last = int(steps["epoch"].iloc[-1])
-    return last + int((steps["epoch"] == last).sum() >= steps_per_epoch)
-
-
-def time_left(out: Path, cells, running, batch_size: int, units_left: int) -> dict | None:
-    """Epochs and evaluations left, and the seconds they take at the running cells' current rate (median
-    subjects/s of their last 100 steps, per worker; one evaluation at the random-init cells' measured time),
-    shared over the cells running now. None when no cell is training."""
-    from anatlearn.study.runner import _unit_seconds
-
-    tables = {c.id: _steps(cell_dir(out, c) / "run") for c in cells if c.method != RANDOM_INIT}
-    # steps per epoch: the same for every cell (one cohort, one batch size), seen in any run past its first epoch
-    counts = [int(t.groupby("epoch").size().max()) for t in tables.values()
-              if t is not None and t["epoch"].nunique() > 1]
-    rates = [float(tables[r]["samples_per_s"].tail(100).median()) for r in running if tables.get(r) is not None]
-    if not counts or not rates:
-        return None
-    per = max(counts)
-    epochs = sum(max(max(c.budgets) - trained_epochs(tables[c.id], per), 0) for c in cells if c.id in tables)
-    epoch_s = per * batch_size / (sum(rates) / len(rates))
-    unit_s = _unit_seconds(out, [c for c in cells if c.method == RANDOM_INIT]) or 0.0
-    seconds = (epochs * epoch_s + units_left * unit_s) / len(rates)
-    return {"epochs": epochs, "units": units_left, "epoch_s": epoch_s, "workers": len(rates), "seconds": seconds}
 
 
 def status_text(out, st: dict, now: float | None = None) -> str:

@@ -1,8 +1,8 @@
 """``summary.md``: the study's results as Markdown, to paste into docs/study.md (part 2).
 
-Verdict sentences follow the pre-registered rule: a difference is *called* only when the paired t-test over
-seeds gives p < 0.05 and every seed's difference has the same sign; otherwise the methods are "not
-distinguishable" on that metric. The positive control comes first: if it failed, no method is judged.
+Verdict sentences follow the pre-registered rule (:func:`anatlearn.study.units.is_called`: p < 0.05 in the
+paired t-test over seeds and one sign on every seed); otherwise the methods are "not distinguishable" on
+that metric. The positive control comes first: if it failed, no method is judged.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from anatlearn.io import atomic_write_text
 from anatlearn.study.grid import StudySettings
+from anatlearn.study.units import LOWER_IS_BETTER, SEED_TEST, is_called
 
 TABLE_METRICS = [("AD-like-vs-CN balanced_accuracy", "AD BAcc"), ("SCZ-like-vs-CN balanced_accuracy", "SCZ BAcc"),
                  ("MMSE-like r2", "MMSE R2"), ("PANSS-like r2", "PANSS R2"),
@@ -24,7 +25,6 @@ TABLE_METRICS = [("AD-like-vs-CN balanced_accuracy", "AD BAcc"), ("SCZ-like-vs-C
 VERDICT_METRICS = ["AD-like-vs-CN balanced_accuracy", "SCZ-like-vs-CN balanced_accuracy", "anat_r2_GMV",
                    "anat_r2_CT", "anat_r2_SA", "anat_r2_latents"]
 KEY_METRICS = [*VERDICT_METRICS, "brain_age_mae_external", "rankme"]
-LOWER_IS_BETTER = {"brain_age_mae_internal", "brain_age_mae_external", "site_bacc"}
 
 
 def _cell(mean: float, sd: float) -> str:
@@ -52,7 +52,7 @@ def seed_table(summary: pd.DataFrame, names, budget: int) -> str:
 def verdicts(key: pd.DataFrame, budget: int) -> list[str]:
     """One sentence per (AnatCL configuration, baseline) at ``budget`` under the pre-registered rule."""
     out = []
-    seeds = key[(key["test"] == "paired t-test over seeds") & (key["budget"] == budget)]
+    seeds = key[(key["test"] == SEED_TEST) & (key["budget"] == budget)]
     for (a, b), g in seeds.groupby(["a", "b"], sort=False):
         better, worse, same = [], [], []
         for metric in VERDICT_METRICS:
@@ -60,7 +60,7 @@ def verdicts(key: pd.DataFrame, budget: int) -> list[str]:
             if r.empty:
                 continue
             r = r.iloc[0]
-            called = bool(r["same_sign"]) and not math.isnan(r["p"]) and r["p"] < 0.05
+            called = is_called(r["p"], r["same_sign"])
             sign = -1 if metric in LOWER_IS_BETTER else 1
             label = f"{metric} ({r['mean_diff']:+.3f}, p={r['p']:.3g})"
             if not called:
@@ -79,8 +79,8 @@ def verdicts(key: pd.DataFrame, budget: int) -> list[str]:
 
 def key_table(key: pd.DataFrame, budget: int) -> str:
     """The key comparisons at ``budget``: mean difference A - B, p over seeds and p over CV folds."""
-    seeds = key[(key["test"] == "paired t-test over seeds") & (key["budget"] == budget)]
-    folds = key[(key["test"] != "paired t-test over seeds") & (key["budget"] == budget)]
+    seeds = key[(key["test"] == SEED_TEST) & (key["budget"] == budget)]
+    folds = key[(key["test"] != SEED_TEST) & (key["budget"] == budget)]
     lines = ["| A | B | metric | mean diff A-B | p (seeds) | same sign, all seeds | p (CV folds) |",
              "|---|---|---|---|---|---|---|"]
     for _, r in seeds[seeds["metric"].isin(KEY_METRICS)].iterrows():

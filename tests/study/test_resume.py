@@ -10,7 +10,7 @@ import torch
 
 from anatlearn.models import load_checkpoint
 from anatlearn.study.grid import QUICK, build_cells
-from anatlearn.study.runner import _remaining_epochs, run_study
+from anatlearn.study.runner import run_study
 
 # one seed of anatcl-global at budgets 1 and 2, plus random init: 3 evaluations per study
 TOY = dataclasses.replace(QUICK, methods=("anatcl-global",), control=False, ablations=(), seeds=(0,))
@@ -197,7 +197,8 @@ def test_selected_variants_run_before_the_main_grids_longer_budget(tmp_path, mon
 
     monkeypatch.setattr(runner, "_run_cells", fake_run_cells)
     monkeypatch.setattr(runner, "_time_steps", lambda *a, **k: 1.0)
-    monkeypatch.setattr(runner, "_unit_seconds", lambda *a, **k: 1.0)
+    monkeypatch.setattr(runner, "_steps_per_epoch", lambda *a, **k: 1)
+    monkeypatch.setattr(runner, "evaluation_seconds", lambda *a, **k: 1.0)
     monkeypatch.setattr(evaluation, "make_cohorts", lambda out, s: None)
     monkeypatch.setattr(selection, "extend_selected", fake_extend)
     s = dataclasses.replace(QUICK, seeds=(0,))  # anatcl-global at 1 and 2, its kernel variant at 1, the control
@@ -223,7 +224,7 @@ def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
 
     from anatlearn.study.cells import cell_dir
     from anatlearn.study.grid import build_cells
-    from anatlearn.study.status import time_left, trained_epochs
+    from anatlearn.study.time_left import time_left, trained_epochs
 
     cells = build_cells(TOY)  # random init and anatcl-global, seed 0, budgets 1 and 2; batch 8
     cell = next(c for c in cells if c.method == "anatcl-global")
@@ -242,75 +243,3 @@ def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
     # 1 epoch of 3 steps x 8 subjects at 8 subjects/s = 3 s, plus 2 evaluations x 5 s, one worker
     assert left == {"epochs": 1, "units": 2, "epoch_s": 3.0, "workers": 1, "seconds": 13.0}
     assert time_left(tmp_path, cells, [], TOY.batch_size, 2) is None  # nothing training: no rate to go by
-
-
-@pytest.fixture(scope="module")
-def toy_study(tmp_path_factory, one_thread):
-    """One complete TOY study, shared read-only by the tests of the scripts around a study."""
-    ref = tmp_path_factory.mktemp("toy") / "ref"
-    assert run_study(ref, grid="test", settings=TOY, progress=False)["complete"]
-    return ref
-
-
-def test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result(tmp_path, toy_study):
-    """scripts/study_snapshot.sh then scripts/study_restore.sh (a session ends, the untracked study directory
-    is gone): the restored study skips every committed evaluation, retrains the unfinished cell from epoch
-    0 without its checkpoint, and ends with the evaluations of the uninterrupted study."""
-    import subprocess
-    from pathlib import Path
-
-    scripts = Path(__file__).resolve().parents[2] / "scripts"
-    ref = toy_study
-    units = _units(ref)
-    snap = tmp_path / "snap"
-    done = subprocess.run(["bash", str(scripts / "study_snapshot.sh"), str(ref), str(snap)], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "NO_AGGREGATE": "1"})
-    assert done.returncode == 0, done.stderr
-    assert "3 evaluation(s) copied" in done.stdout
-    full = tmp_path / "full"  # every evaluation, no checkpoint: nothing to train
-    assert subprocess.run(["bash", str(scripts / "study_restore.sh"), str(snap), str(full)]).returncode == 0
-    assert _units(full) == units and _remaining_epochs(full, build_cells(TOY)) == 0
-    (snap / "anatcl-global/seed-0/budget-0002.json").unlink()  # a snapshot taken before budget 2 landed
-    out = tmp_path / "restored"
-    done = subprocess.run(["bash", str(scripts / "study_restore.sh"), str(snap), str(out)], capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr
-    assert "2 evaluation(s) restored" in done.stdout
-    assert sorted(_units(out)) == ["cells/anatcl-global/seed-0/eval/budget-0001.json",
-                                   "cells/random-init/seed-0/eval/budget-0000.json"]
-    again = subprocess.run(["bash", str(scripts / "study_restore.sh"), str(snap), str(out)], capture_output=True,
-                           text=True)
-    assert again.returncode == 2 and "already holds a study" in again.stderr
-    assert _remaining_epochs(out, build_cells(TOY)) == 2  # anatcl-global retrains 0 -> 2 (no checkpoint)
-    shutil.copytree(ref / "data", out / "data")  # generation is deterministic; saves time
-    doc = run_study(out, grid="test", settings=TOY, progress=False)
-    assert doc["complete"] and _units(out) == units
-    assert len(doc["invocations"]) == 2  # the snapshot's invocation record travels with it
-    # each invocation names the CPU capability it trained with (AVX2 and AVX-512 runs differ)
-    assert doc["invocations"][-1]["machine"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")
-    unit = json.loads((out / "cells/anatcl-global/seed-0/eval/budget-0002.json").read_text())
-    assert unit["provenance"]["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-
-
-def test_reproduce_script_retrains_a_cell_to_its_committed_evaluation(tmp_path, toy_study, capsys):
-    """scripts/study_reproduce.py: the same machine and thread count reproduce a cell's evaluation exactly;
-    a committed evaluation that differs is reported with its difference."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "study_reproduce", Path(__file__).resolve().parents[2] / "scripts" / "study_reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path / "st"
-    shutil.copytree(toy_study, out)  # its committed evaluation is altered below
-    args = ["--study", str(out), "--reference", str(out), "--cell", "anatcl-global/seed-0", "--budget", "1"]
-    assert mod.main(args) == 0
-    assert "largest |difference| 0 over" in capsys.readouterr().out
-    ref = out / "cells/anatcl-global/seed-0/eval/budget-0001.json"
-    doc = json.loads(ref.read_text())
-    doc["metrics"]["anat_r2_GMV"] += 0.25
-    ref.write_text(json.dumps(doc))
-    assert mod.main(args) == 0
-    assert "largest |difference| 0.25 over" in capsys.readouterr().out
-    assert not list(out.glob(".reproduce-*"))  # the temporary cell is removed

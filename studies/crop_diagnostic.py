@@ -11,7 +11,7 @@ expected share of a region's template gray-matter mass that a view loses is then
 The worst case is the maximum over all ``(n_x - s_x + 1)(n_y - s_y + 1)(n_z - s_z + 1)`` windows. Reads the
 world's template and regions only (no subject, model or result).
 
-    python scripts/study_crop_diagnostic.py [--shape 48 56 48] [--seed 0]
+    python -m studies.crop_diagnostic [--shape 48 56 48] [--seed 0]
 """
 
 from __future__ import annotations

@@ -4,14 +4,13 @@ The predictions (docs/study.md, "Diagnostic outside the protocol"): at 30 epochs
 (the selection metric) and on downstream GMV recovery, for both AnatCL variants,
 (1) ``lambda-0.5`` > base > ``lambda-2``; (2) ``clamp`` and ``kernel`` > base; (3) ``minmax`` <= base.
 
-Each comparison is the paired t-test over seeds (seed s of one configuration against seed s of the other,
-``scipy.stats.ttest_rel``), read with the study's pre-registered rule: a difference is *called* only when
-p < 0.05 and every seed's difference has the same sign. A strict prediction (">") holds when the difference
+Each comparison is the paired t-test over seeds read with the study's pre-registered rule (both from
+:mod:`anatlearn.study.units`: called only when p < 0.05 and every seed's difference has the same sign). A strict prediction (">") holds when the difference
 is called in the predicted direction, is "reversed" when it is called the other way, and is otherwise "not
 distinguishable" (the direction of the mean is given). A "<=" prediction holds unless the opposite is called.
 
-    python scripts/study_predictions.py docs/study-run2/results/units.tsv --budget 30
-    python scripts/study_predictions.py docs/study-run2/results/units.tsv --pair anatcl-global+no-aug yaware+no-aug
+    python -m studies.predictions docs/study-run2/results/units.tsv --budget 30
+    python -m studies.predictions docs/study-run2/results/units.tsv --pair anatcl-global+no-aug yaware+no-aug
 
 ``--pair A B`` (repeatable) prints A against B on the study's key metrics instead, with the same test and rule
 (random init, evaluated once, is paired at any budget).
@@ -21,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from anatlearn.study.units import paired_by_seed
 
 METHODS = ("anatcl-global", "anatcl-local")
 METRICS = (("val_anat_r2_GMV", "validation GMV R^2"), ("anat_r2_GMV", "downstream GMV R^2"))
@@ -38,18 +37,12 @@ PREDICTIONS = (
 
 
 def compare(units: pd.DataFrame, a: str, b: str, metric: str, budget: int) -> dict | None:
-    """Paired t-test over the seeds that both configurations have at ``budget``; None if fewer than 2."""
-    at = units[units["budget"] == budget]
-    va = at[at["name"] == a].set_index("seed")[metric]
-    vb = at[at["name"] == b].set_index("seed")[metric]
-    seeds = sorted(set(va.index) & set(vb.index))
-    if len(seeds) < 2:
+    """The study's paired test (:func:`anatlearn.study.units.paired_by_seed`) over the seeds that both
+    configurations have at ``budget`` (random init at any budget); None if fewer than 2."""
+    r = paired_by_seed(units, a, b, metric, budget)
+    if r.n < 2:
         return None
-    d = va.loc[seeds].to_numpy(float) - vb.loc[seeds].to_numpy(float)
-    p = float(stats.ttest_rel(va.loc[seeds], vb.loc[seeds]).pvalue) if np.ptp(d) > 0 else 0.0
-    return {"mean_a": float(va.loc[seeds].mean()), "mean_b": float(vb.loc[seeds].mean()),
-            "diff": float(d.mean()), "p": p, "n": len(seeds),
-            "called": bool(p < 0.05 and (np.all(d > 0) or np.all(d < 0)))}
+    return {"mean_a": r.mean_a, "mean_b": r.mean_b, "diff": r.mean_diff, "p": r.p, "n": r.n, "called": r.called}
 
 
 def verdict(relation: str, r: dict) -> str:
@@ -84,9 +77,8 @@ PAIR_METRICS = ("val_anat_r2_GMV", "anat_r2_GMV", "anat_r2_CT", "anat_r2_SA", "a
 
 
 def pair_table(units: pd.DataFrame, pairs, budget: int = 30, metrics=PAIR_METRICS) -> str:
-    """Each (A, B) on ``metrics``: means, A - B, p and whether the rule calls it."""
-    units = units.copy()
-    units.loc[units["name"] == "random-init", "budget"] = budget  # untrained: the same at every budget
+    """Each (A, B) on ``metrics``: means, A - B, p and whether the rule calls it (random init, untrained, is
+    paired at any budget)."""
     lines = ["| A | B | metric | A | B | A - B | p | seeds | called |", "|---|---|---|---|---|---|---|---|---|"]
     for a, b in pairs:
         for metric in metrics:

@@ -15,20 +15,18 @@ cortical-thickness recovery (CT R^2) for anatcl-global and anatcl-local. The rep
 That the two studies share world, cohorts, training and evaluation settings is checked from their
 ``study.json`` (the comparison is refused otherwise); their seeds must not overlap.
 
-    python scripts/study_replication.py docs/study-run2 docs/study-replication
+    python -m studies.replication docs/study-run2 docs/study-replication
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_predictions import PAIR_METRICS, compare, pair_table  # noqa: E402  (a sibling script)
+from studies.predictions import PAIR_METRICS, compare, pair_table
 
 ANATCL = ("anatcl-global", "anatcl-local")
 BASELINE = "yaware"

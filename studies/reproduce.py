@@ -2,10 +2,10 @@
 in a temporary directory beside the study (its cohorts are reused, read-only), evaluate it exactly as the
 study does, and compare every metric with the committed evaluation of the same cell and budget.
 
-    python scripts/study_reproduce.py --study study-out --reference docs/study-run2 --cell anatcl-global/seed-0 --budget 10
+    python -m studies.reproduce --study study-out --reference docs/study-run2 --cell anatcl-global/seed-0 --budget 10
 
 Why: a long study runs over several sessions and, when its untracked directory is lost, continues on
-another machine (scripts/study_restore.sh). Training on CPUs of different instruction sets (AVX2, AVX-512)
+another machine (studies/restore.sh). Training on CPUs of different instruction sets (AVX2, AVX-512)
 can round differently and then diverge; this says, with numbers, whether cells trained here are the runs
 the earlier machine would have produced, or independent runs of the same protocol. ``--threads`` should
 match the study's workers (``--workers 2`` on 2 cores: one thread each). Prints one line per metric and the
@@ -45,11 +45,11 @@ def main(argv=None) -> int:
                             args.reference / "cells" / name / f"seed-{seed}" / "eval" / f"budget-{args.budget:04d}.json")
                 if p.exists()), None)
     if ref is None:
-        sys.exit(f"study_reproduce.py: no committed evaluation of {args.cell} at budget {args.budget} in {args.reference}")
+        sys.exit(f"studies.reproduce: no committed evaluation of {args.cell} at budget {args.budget} in {args.reference}")
     s = settings_from_dict(json.loads((args.study / "study.json").read_text())["settings"])
     cell = next((c for c in build_cells(s) if c.id == args.cell), None)
     if cell is None:
-        sys.exit(f"study_reproduce.py: {args.cell} is not a cell of {args.study}'s grid")
+        sys.exit(f"studies.reproduce: {args.cell} is not a cell of {args.study}'s grid")
     cell = cell.with_budgets((args.budget,))
     tmp = Path(tempfile.mkdtemp(prefix=".reproduce-", dir=args.study))
     try:

@@ -2,9 +2,9 @@
 mean ± sd over seeds at one budget (random init: untrained); ``--ablations``: one row per configuration of
 the methods with variants (base first), the selection metric first.
 
-    python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 30
-    python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 10 --ablations
-    python scripts/study_headline_table.py docs/study-run2/results/summary.tsv --budget 30 \
+    python -m studies.headline_table docs/study-run2/results/summary.tsv --budget 30
+    python -m studies.headline_table docs/study-run2/results/summary.tsv --budget 10 --ablations
+    python -m studies.headline_table docs/study-run2/results/summary.tsv --budget 30 \
         --methods anatcl-global+no-aug anatcl-local+no-aug yaware+no-aug random-init
 """
 

@@ -6,23 +6,19 @@ seeds, so its cells can be paired seed by seed with run 2's. That the cohorts (a
 same is checked, not assumed: both studies evaluate the same random-init encoders, and their metrics must
 agree (the largest difference is printed; the comparison is refused above ``--tolerance``).
 
-    python scripts/study_views.py docs/study-run2/results/units.tsv docs/study-views/results/units.tsv
+    python -m studies.views docs/study-run2/results/units.tsv docs/study-views/results/units.tsv
 
 Comparisons: paired t-test over seeds, read with the study's rule (called at p < 0.05 with one sign on every
-seed), as in scripts/study_predictions.py.
+seed), as in studies/predictions.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_predictions import pair_table  # noqa: E402  (a sibling script)
+from studies.predictions import pair_table
 
 METHODS = ("anatcl-global", "yaware")
 CONFIGS = ("", "+no-aug", "+crop-only", "+noise-only")
