@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional, Tuple
 
 import typer
 
@@ -17,8 +18,8 @@ CHUNK_SIZE = 64  # anatlearn.embed_parts.DEFAULT_CHUNK (not imported here: it pu
 
 @app.command("embed")
 def embed_command(
-    weights: str = typer.Option(..., "--weights", help="Checkpoint: anatlearn .pt/.safetensors, or a released AnatCL .pth (path or URL)."),
-    data: Path = typer.Option(..., "--data", help="Dataset directory (OpenBHB layout or NIfTI + participants table)."),
+    weights: str = typer.Option(..., "--weights", help="Checkpoint: anatlearn .pt/.safetensors, a released AnatCL .pth (path or URL), an exported folder or hf-hub:ORG/NAME."),
+    data: Path = typer.Option(..., "--data", help="Dataset directory (OpenBHB layout, NIfTI + participants table, or a CAT12 output tree)."),
     out: Path = typer.Option(..., "--out", help="Output feature table: .parquet (metadata inside) or .csv (+ .meta.json)."),
     split: str = typer.Option(None, "--split", help="Only this split of the dataset (e.g. train, internal_test)."),
     modality: str = typer.Option("vbm", help="OpenBHB images: vbm (gray-matter maps) or quasiraw."),
@@ -33,6 +34,7 @@ def embed_command(
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
     chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", help="Subjects per part file in OUT.parts/: a killed run re-run with the same arguments redoes at most one chunk per process."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ after the table is written (default: deleted)."),
+    center_crop: Optional[Tuple[int, int, int]] = typer.Option(None, "--center-crop", metavar="X Y Z", help="Embed the centred X x Y x Z crop of every volume (e.g. 121 128 121, the released package README's size; default: the whole 121x145x121 grid, what the released weights were trained on; docs/getting-data.md)."),
     stop_after_chunks: int = typer.Option(None, "--stop-after-chunks", hidden=True),
 ) -> None:
     """Embed every subject of DATA with the frozen encoder of WEIGHTS; one row per participant_id.
@@ -50,7 +52,7 @@ def embed_command(
 
     check_output_path(out, "file", "--out")
     check_output_path(parts_dir(out), "dir", "--out")
-    dataset = open_dataset(data, split=split, modality=modality, require_age=False)
+    dataset = open_dataset(data, split=split, modality=modality, require_age=False, center_crop=center_crop)
     rank = init_from_env()
     try:
         if device == "cuda" and rank.enabled:
@@ -58,7 +60,8 @@ def embed_command(
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                               channels_last=channels_last, dtype="bf16" if bf16 else "float32",
                               num_workers=num_workers, progress=False, jit=jit)
-        source = {"data": str(Path(data).resolve()), "split": split, "modality": modality}
+        source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
+                  **({"center_crop": list(center_crop)} if center_crop else {})}
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, with the check
         result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
                                 stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
