@@ -104,7 +104,13 @@ def main() -> None:
     crop = encoder.transform(open_dataset(data, center_crop=args.crop)).to_numpy()
     ages = full_ds.participants["age"].to_numpy(dtype=float)
     train = (full_ds.participants["split"] == "train").to_numpy()
+    from anatlearn.data.crop import center_crop_box
+
+    box = center_crop_box(full_ds.shape, args.crop)
+    outside = [1 - float(np.clip(v, 0, None)[box].sum() / np.clip(v, 0, None).sum())
+               for v in (full_ds.volume(i) for i in range(min(16, len(full_ds))))]
     result = {"weights": str(args.weights or f"random init, resnet18 width {args.width}, seed {args.seed}"),
+              "cohort_signal_outside_crop_mean": float(np.mean(outside)),
               "grid": list(full_ds.shape), "crop": list(args.crop), "subjects": len(full_ds),
               "cosine": _cosines(full, crop), "age_probe": _probe_agreement(full, crop, ages, train, ~train)}
     if args.colin:
