@@ -38,11 +38,11 @@ CITATION = """@article{barbano2026anatomical,
 }"""
 
 # The input the released AnatCL weights were trained on (docs/getting-data.md, "The 121x128x121 question").
-VBM_INPUT = {"shape": [121, 145, 121], "voxel_mm": 1.5, "space": "MNI152 (SPM12/CAT12 TPM grid)",
+VBM_INPUT = {"shape": [121, 145, 121], "voxel_mm": 1.5, "space": "MNI152, the SPM12/CAT12 TPM grid",
              "affine": [[-1.5, 0.0, 0.0, 90.0], [0.0, 1.5, 0.0, -126.0], [0.0, 0.0, 1.5, -72.0], [0, 0, 0, 1]],
              "preprocessing": "CAT12 VBM modulated gray-matter map (mwp1), no intensity normalisation",
              "center_crop": None}
-QUASIRAW_INPUT = {"shape": [182, 218, 182], "voxel_mm": 1.0, "space": "MNI152 (FSL 1 mm grid)",
+QUASIRAW_INPUT = {"shape": [182, 218, 182], "voxel_mm": 1.0, "space": "MNI152, the FSL 1 mm grid",
                   "preprocessing": "quasi-raw T1w (OpenBHB): N4 bias correction, affine to MNI, skull-stripped",
                   "center_crop": None}
 # The recipe of the released checkpoints: the settings spelled out in their run names
@@ -128,6 +128,10 @@ def build_config(net, source: str) -> dict:
                 "released": None}
     released = _released_variant(source or "")
     variant = released["variant"]
+    if variant is None and not str(source).endswith(".pth"):  # neither anatlearn's nor a released checkpoint
+        return {**base, "input": VBM_INPUT, "method": "unknown", "method_settings": {}, "released": None,
+                "training_data": {"name": "unknown", "split": None, "modality": "vbm", "n_subjects": None,
+                                  "shape": None, "note": "not recorded with the weights"}}
     return {**base, "input": VBM_INPUT, "method": f"anatcl-{variant}" if variant else "anatcl",
             "method_settings": RELEASED_SETTINGS,
             "training_data": {"name": "OpenBHB (Dufumier et al. 2022), CAT12 VBM", "split": "train",
@@ -170,6 +174,16 @@ def _results_section(results: list[tuple[str, list[dict]]]) -> str:
     return "\n".join(lines)
 
 
+def _recipe(config: dict) -> str:
+    if config["method"] == "unknown":
+        return "Not recorded with the weights."
+    about = (" (AnatCL: a y-Aware contrastive loss with an age kernel plus an anatomical term weighting pairs by\n"
+             "the similarity of their cortical descriptors)" if config["method"].startswith("anatcl") else "")
+    settings = ", ".join(f"{k}={v}" for k, v in config["method_settings"].items())
+    return (f"Method `{config['method']}`{about}. Encoder {config['architecture']}, width {config['width']:g}, "
+            f"projection head dropped at inference. Settings: {settings or 'not recorded'}.")
+
+
 def model_card(config: dict, results: list[tuple[str, list[dict]]], license: str = "mit") -> str:
     """The README.md model card of a Hub folder (``config`` from :func:`build_config`)."""
     grid, data, released = config["input"], config["training_data"], config.get("released")
@@ -177,17 +191,20 @@ def model_card(config: dict, results: list[tuple[str, list[dict]]], license: str
     size = data.get("note") or (f"{data['n_subjects']:,} subjects" if data.get("n_subjects")
                                 else "size unknown (the data was not readable at export)")
     where = f"{data['name']}" + (f", split `{data['split']}`" if data.get("split") else "")
-    settings = ", ".join(f"{k}={v}" for k, v in config["method_settings"].items())
-    origin = (f"Released AnatCL weights ({released['variant'] or 'variant unknown'}, fold "
+    origin = (f"Weights from {('`' + config['source'] + '`') if config['source'] else 'an in-memory model'}; how they were "
+              f"trained is not recorded with them."
+              if config["method"] == "unknown" else
+              f"Released AnatCL weights ({released['variant'] or 'variant unknown'}, fold "
               f"{released['fold'] if released['fold'] is not None else 'unknown'}), imported from `{config['source']}` "
               f"of the `anatcl` package and converted without change." if released else
               f"Pretrained with anatlearn {config['anatlearn_version']} (checkpoint `{config['source']}`).")
+    title = config["architecture"] if config["method"] == "unknown" else f"{config['method']} {config['architecture']}"
     front = "\n".join(["---", f"license: {license}", "library_name: anatlearn", "pipeline_tag: feature-extraction",
                        "tags:", *[f"- {t}" for t in ("medical-imaging", "neuroimaging", "brain-mri", "3d",
                                                       "contrastive-learning", "anatcl", "anatlearn")], "---"])
     return f"""{front}
 
-# {config['method']} {config['architecture']} (width {config['width']:g})
+# {title} (width {config['width']:g})
 
 {origin}
 
@@ -207,9 +224,7 @@ features = model.encode(volumes)  # (B, 1, {', '.join(str(s) for s in grid['shap
 {where} ({data.get('modality', 'vbm')}): {size}.
 
 ## Pretraining recipe
-Method `{config['method']}` (AnatCL: a y-Aware contrastive loss with an age kernel plus an anatomical term
-weighting pairs by the similarity of their cortical descriptors). Encoder {config['architecture']}, width
-{config['width']:g}, projection head dropped at inference. Settings: {settings}.
+{_recipe(config)}
 
 ## Evaluation
 {_results_section(results)}

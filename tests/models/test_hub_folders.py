@@ -172,3 +172,12 @@ def test_a_folder_without_config_or_weights_is_one_clear_error(tmp_path):
     (tmp_path / "noweights" / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="not an anatlearn model config"):
         load_pretrained(tmp_path / "noweights")
+
+
+def test_weights_of_unknown_origin_are_not_described_as_released(tmp_path):
+    out = export_folder(build_model(default_model_config("resnet18", width=0.125)), tmp_path / "hub")
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "unknown" and config["released"] is None and config["method_settings"] == {}
+    card = (out / "README.md").read_text()
+    assert "Released AnatCL" not in card and "Not recorded with the weights." in card
+    assert _front_matter(card)["library_name"] == "anatlearn"
