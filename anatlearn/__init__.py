@@ -8,4 +8,8 @@ __version__ = "0.1.0"
 
 from anatlearn.errors import AnatlearnError
 
-__all__ = ["AnatlearnError", "__version__"]
+# One vocabulary across commands: every command that loads data or runs a model takes these.
+DEFAULT_WORKERS = 2  # DataLoader worker processes (--workers)
+PRECISIONS = ("fp32", "bf16", "fp16")  # numeric precision of a forward pass (--precision)
+
+__all__ = ["DEFAULT_WORKERS", "PRECISIONS", "AnatlearnError", "__version__"]

@@ -21,4 +21,4 @@ HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun \
   --nnodes "$SLURM_NNODES" --nproc-per-node "$NPROC" \
   --rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:29500" \
-  -m anatlearn embed --weights "$WEIGHTS" --data "$DATA" --out "$OUT" --device "$DEVICE" --num-workers 4 "$@"
+  -m anatlearn embed --weights "$WEIGHTS" --data "$DATA" --out "$OUT" --device "$DEVICE" --workers 4 "$@"

@@ -18,7 +18,7 @@ import torch
 from anatlearn.cli import main
 from anatlearn.models import build_model, default_model_config, save_checkpoint
 
-TRAIN = ["--width", "0.125", "--batch-size", "4", "--epochs", "1", "--num-workers", "0"]
+TRAIN = ["--width", "0.125", "--batch-size", "4", "--epochs", "1", "--workers", "0"]
 
 
 @pytest.fixture()
@@ -189,8 +189,8 @@ def test_unknown_method(cohort, tmp_path, capfd):
 
 
 def test_unknown_encoder(cohort, tmp_path, capfd):
-    run_cli(capfd, ["pretrain", "--data", cohort, "--out", tmp_path / "run", "--encoder", "vgg16"],
-            "unknown encoder 'vgg16'", absent=tmp_path / "run")
+    run_cli(capfd, ["pretrain", "--data", cohort, "--out", tmp_path / "run", "--model", "vgg16"],
+            "vgg16", absent=tmp_path / "run")
 
 
 def test_config_with_unknown_key(cohort, tmp_path, capfd):
@@ -262,7 +262,7 @@ def test_disk_full_during_checkpoint_keeps_previous(cohort, tmp_path, capfd, mon
 
     monkeypatch.setattr(C.torch, "save", full_disk)
     run_cli(capfd, ["pretrain", "--data", cohort, "--out", out, "--method", "simclr", *TRAIN[:-4], "--epochs", "2",
-                    "--num-workers", "0", "--resume"], "No space left on device", "intact")
+                    "--workers", "0", "--resume"], "No space left on device", "intact")
     monkeypatch.setattr(C.torch, "save", real_save)
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.endswith(".tmp")]

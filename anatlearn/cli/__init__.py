@@ -125,6 +125,16 @@ def with_option_names(message: str, argv: list[str]) -> str:
     return _PARAMETER.sub(lambda m: flags.get(m.group(1), m.group(1)), message)
 
 
+def _plain_message(exc: AnatlearnError) -> str:
+    """The error's own message. An error raised in a DataLoader worker process comes back re-raised by torch
+    with the worker's traceback as its message; the user gets the one line it ends with."""
+    text = str(exc)
+    marker = f"{type(exc).__module__}.{type(exc).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        text = text.rsplit(marker, 1)[1].strip()
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``anatlearn`` script. A usage error (unknown option, bad value) and an
     :class:`AnatlearnError` from any command are printed as one ``anatlearn: error:`` line with exit status 2;
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except AnatlearnError as exc:
-        typer.echo(f"anatlearn: error: {with_option_names(str(exc), argv)}", err=True)
+        typer.echo(f"anatlearn: error: {with_option_names(_plain_message(exc), argv)}", err=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         typer.echo("anatlearn: interrupted", err=True)

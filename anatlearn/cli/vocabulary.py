@@ -12,6 +12,11 @@ import sys
 # command path -> {old option: (new option, value mapping or None, a value to append for an old flag)}
 _ANY = "*"
 DEPRECATED: dict[str, dict[str, tuple[str, dict | None, str | None]]] = {
+    "pretrain": {"--encoder": ("--model", None, None),
+                 "--amp": ("--precision", {"off": "fp32"}, None),
+                 "--num-workers": ("--workers", None, None)},
+    "embed": {"--bf16": ("--precision", None, "bf16"),
+              "--num-workers": ("--workers", None, None)},
     "evaluate openbhb": {"--cv": ("--folds", None, None)},
     "evaluate icc": {"--test": ("--features", None, None)},
     "brain-age": {"--model": ("--fitted", None, None)},

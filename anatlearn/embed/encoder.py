@@ -29,7 +29,8 @@ from anatlearn.features import make_feature_table
 from anatlearn.progress import progress
 from anatlearn.provenance import provenance
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
 
 
 class _Volumes(Dataset):
@@ -111,8 +112,8 @@ class AnatEncoder:
             if dtype not in DTYPES:
                 raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
             dtype = DTYPES[dtype]
-        if dtype not in (torch.float32, torch.bfloat16):
-            raise ConfigError(f"dtype must be float32 or bfloat16, got {dtype}")
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ConfigError(f"`dtype` must be float32, bfloat16 or float16, got {dtype}")
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise ConfigError(f"batch size must be a positive integer, got {batch_size!r}")
         self.batch_size, self.channels_last, self.dtype = batch_size, channels_last, dtype
@@ -164,8 +165,8 @@ class AnatEncoder:
         batch = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last_3d)
-        if self.dtype == torch.bfloat16:
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+        if self.dtype != torch.float32:
+            with torch.autocast(device_type=self.device.type, dtype=self.dtype):
                 return self.model.encode(batch).float()
         if self.jit and self.device.type == "cpu" and self._plain_encode:
             traced = self._traced_encoder(batch)

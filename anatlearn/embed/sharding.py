@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
 import pandas as pd
 import torch
 
+from anatlearn import DEFAULT_WORKERS, PRECISIONS
 from anatlearn.distributed import DistInfo, barrier, broadcast_object
 from anatlearn.embed import DEFAULT_CHUNK
 from anatlearn.errors import ConfigError, DataError
@@ -262,15 +264,15 @@ def merge_parts(parts: Path, plan: ChunkPlan, ids: list[str], metadata: dict, ou
 
 def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, split: str | None = None,
                   modality: str = "vbm", model: str = "resnet18", width: float = 1.0, batch_size: int = 8,
-                  device: str = "cpu", channels_last: bool = True, jit: bool = True, bf16: bool = False,
-                  compare_fp32: bool = False, num_workers: int = 0, chunk_size: int = DEFAULT_CHUNK,
+                  device: str = "cpu", channels_last: bool = True, jit: bool = True, precision: str = "fp32",
+                  compare_fp32: bool = False, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
                   keep_parts: bool = False, stop_after_chunks: int | None = None,
-                  progress: bool | None = None) -> PartsResult:
+                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None) -> PartsResult:
     """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
     The work goes through :func:`embed_in_parts` (resumable chunks in ``parts_dir(out)``). With
-    ``compare_fp32`` and a fast path on (``bf16``, ``channels_last`` or ``jit``), the first ``batch_size``
+    ``compare_fp32`` and a fast path on (``precision`` other than fp32, ``channels_last`` or ``jit``), the first ``batch_size``
     subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
     table is written, and the largest absolute difference goes into its metadata and the result.
     Returns the result on every rank; only rank 0's holds the table.
@@ -283,15 +285,18 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
 
     check_output_path(out, "file", "`out`")
     check_output_path(parts_dir(out), "dir", "`out`")
-    dataset = open_dataset(data, split=split, modality=modality, require_age=False)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dataset = open_dataset(data, split=split, modality=modality, require_age=False, center_crop=center_crop)
     rank = setup_gloo()
     try:
         if device == "cuda" and rank.enabled:
             device = f"cuda:{rank.local_rank}"
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
-                              channels_last=channels_last, dtype="bf16" if bf16 else "float32",
-                              num_workers=num_workers, progress=False, jit=jit)
-        source = {"data": str(Path(data).resolve()), "split": split, "modality": modality}
+                              channels_last=channels_last, dtype=precision, num_workers=workers, progress=False,
+                              jit=jit)
+        source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
+                  **({"center_crop": list(center_crop)} if center_crop else {})}
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
         result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
                                 stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
@@ -300,7 +305,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
         teardown()
     if result.table is None or not compare_fp32:  # ranks other than 0 write nothing
         return result
-    if bf16 or channels_last or jit:
+    if precision != "fp32" or channels_last or jit:
         result.n_compared = min(batch_size, len(dataset))
         result.max_abs_difference_vs_fp32 = compare_to_fp32(encoder, result.table, dataset, batch_size)
         result.table.attrs["metadata"]["max_abs_difference_vs_fp32"] = result.max_abs_difference_vs_fp32

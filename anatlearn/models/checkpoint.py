@@ -23,7 +23,7 @@ import torch
 
 from anatlearn.errors import CheckpointError
 from anatlearn.io import atomic_path
-from anatlearn.models.hub import fetch, is_url
+from anatlearn.models.hub import fetch, is_hf_hub, is_url, resolve_hf_hub
 
 FORMAT = "anatlearn"
 FORMAT_VERSION = 1
@@ -124,14 +124,28 @@ def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, ca
     """Load a pretrained :class:`~anatlearn.models.ContrastiveModel` in eval mode.
 
     Accepts anatlearn checkpoints (architecture read from their ``model_config``; ``model``/``width`` are
-    ignored), anatlearn safetensors exports, and the released AnatCL checkpoints (``{"model": state_dict}``
-    with ``encoder.*`` and ``head.0/2.*``; architecture given by ``model`` and ``width``). URLs
-    (http(s)://, file://) are downloaded once into a cache keyed by the whole URL.
+    ignored), anatlearn safetensors exports, Hub-format folders (``model.safetensors`` + ``config.json``,
+    :mod:`anatlearn.models.card`), ``hf-hub:ORG/NAME[@REV]`` (such a folder on the Hugging Face Hub, through
+    huggingface_hub's cache) and the released AnatCL checkpoints (``{"model": state_dict}`` with
+    ``encoder.*`` and ``head.0/2.*``; architecture given by ``model`` and ``width``). URLs (http(s)://,
+    file://) are downloaded once into a cache keyed by the whole URL. Every ``--weights`` of the command line
+    is resolved here.
     """
     from anatlearn.models import build_model, default_model_config
+    from anatlearn.models.card import is_hub_folder, read_hub_folder
 
     source = str(path_or_url)
+    if is_hf_hub(source):
+        path_or_url = resolve_hf_hub(source)
+    if is_hub_folder(path_or_url):
+        config, weights = read_hub_folder(path_or_url)
+        net = build_model(config["model_config"])
+        load_state_strict(net, weights, source)
+        net.checkpoint_meta = {"format": "anatlearn-hub", "hub_config": config}
+        return net.eval()
     path = fetch(source, cache_dir) if is_url(source) else Path(path_or_url)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder without config.json: not a model folder written by export")
     state = load_checkpoint(path, map_location=map_location)
     if "model" not in state or not isinstance(state["model"], dict):
         if state and all(isinstance(v, torch.Tensor) for v in state.values()):

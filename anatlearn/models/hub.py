@@ -49,3 +49,43 @@ def fetch(url: str, cache_dir: str | os.PathLike | None = None) -> Path:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise CheckpointError(f"could not download checkpoint {url}: {exc}") from None
     return target
+
+
+HF_HUB_PREFIX = "hf-hub:"
+
+
+def is_hf_hub(spec) -> bool:
+    return isinstance(spec, str) and spec.startswith(HF_HUB_PREFIX)
+
+
+def _offline() -> bool:
+    # read at call time: huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def resolve_hf_hub(spec: str) -> Path:
+    """The local folder of ``hf-hub:ORG/NAME[@REVISION]``, through huggingface_hub's cache.
+
+    ``HF_HUB_CACHE`` (or ``HF_HOME``) chooses the cache and ``HF_HUB_OFFLINE=1`` forbids the network: the
+    snapshot must then already be cached (``models--ORG--NAME/snapshots/<commit>/``, ``refs/<revision>``).
+    """
+    repo = spec[len(HF_HUB_PREFIX):]
+    repo_id, _, revision = repo.partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise CheckpointError(f"{spec!r} is not a Hub model id: expected hf-hub:ORG/NAME (optionally @REVISION)")
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:
+        raise CheckpointError(f"loading {spec} needs huggingface_hub, the optional extra 'hub': "
+                              f"pip install 'anatlearn[hub]'") from None
+    cache = os.environ.get("HF_HUB_CACHE") or (os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None)
+    try:
+        folder = snapshot_download(repo_id, revision=revision or None, cache_dir=cache, local_files_only=_offline())
+    except LocalEntryNotFoundError:
+        where = cache or "the default huggingface_hub cache"
+        raise CheckpointError(f"{spec}: not in the Hub cache ({where}) and downloads are off "
+                              f"(HF_HUB_OFFLINE=1 or no connection); download it once with network access") from None
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise CheckpointError(f"could not fetch {spec} from the Hugging Face Hub: {exc}") from None
+    return Path(folder)

@@ -45,6 +45,10 @@ def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, st
     D.barrier()
     try:
         state = _checkpoint_to_resume(cfg, run) if resume else None
+        if state is not None and cfg.progress and info.is_main:
+            done, step = state["epoch"], state["step_in_epoch"]
+            note(f"{run.path} is complete ({done} of {cfg.epochs} epochs); nothing to train" if done >= cfg.epochs
+                 else f"resuming {run.path} at epoch {done + 1} of {cfg.epochs}" + (f", step {step + 1}" if step else ""))
         seed_everything(cfg.seed)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -250,19 +254,20 @@ def _run_epoch(t: _Training, stop_after_steps: int | None) -> bool:
                         pin_memory=info.device.type == "cuda", persistent_workers=False)
     t.net.train()
     shown, row, stopped = cfg.progress and info.is_main, None, False
-    with progress(f"epoch {t.epoch}", total=len(batches), completed=t.step_in_epoch,
+    with progress(f"epoch {t.epoch + 1}/{cfg.epochs}", total=len(batches), completed=t.step_in_epoch,
                   enabled=None if shown else False) as bar:
         t0 = time.perf_counter()  # samples/s include data loading: the time from one step's end to the next
         for batch in loader:
             row, t0 = _step(t, batch, t0)
-            bar.advance(1, description=f"epoch {t.epoch} loss {row['loss']:.4f} {row['samples_per_s']:.1f} subj/s")
+            bar.advance(1, description=f"epoch {t.epoch + 1}/{cfg.epochs} loss {row['loss']:.4f} "
+                                       f"{row['samples_per_s']:.1f} subj/s")
             if cfg.checkpoint_every and t.global_step % cfg.checkpoint_every == 0 and t.step_in_epoch < len(batches):
                 _checkpoint(t, t.run.last)
             if stop_after_steps is not None and t.global_step >= stop_after_steps:
                 stopped = True
                 break
     if shown and row is not None:
-        note(f"epoch {t.epoch}: step {row['step']} loss {row['loss']:.4f} lr {row['lr']:.2e} "
+        note(f"epoch {t.epoch + 1}/{cfg.epochs}: step {row['step']} loss {row['loss']:.4f} lr {row['lr']:.2e} "
              f"{row['samples_per_s']:.1f} subjects/s")
     return stopped
 

@@ -35,6 +35,26 @@ METRIC_FIELDS = ["step", "epoch", "loss", "age", "anat", "lr", "samples_per_s"]
 _FULL = re.compile(r"epoch-(\d{4,})\.pt")
 
 
+def resume_point(run: str | Path) -> tuple[int, int, int] | None:
+    """(completed epochs, steps into the next epoch, epochs planned) of the checkpoint a resume of ``run``
+    starts from; None when the run has none yet."""
+    last = Path(run) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return None
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    return int(state["epoch"]), int(state.get("step_in_epoch", 0)), int(state["config"]["epochs"])
+
+
+def describe_resume_point(run: str | Path) -> str:
+    """What is safe on disk in ``run``, in one phrase (for an interruption message)."""
+    point = resume_point(run)
+    if point is None:
+        return "no checkpoint was written yet"
+    epoch, step, planned = point
+    where = f"epoch {epoch} of {planned} is complete" + (f", {step} steps into epoch {epoch + 1}" if step else "")
+    return f"{Path(run) / 'checkpoints' / 'last.pt'} ({where})"
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -117,7 +117,7 @@ def test_rerun_with_other_weights_or_options_is_refused(tiny_cohort, weights, re
     first = read_features(out)
     capfd.readouterr()
     cases = [(["--weights", weights[1], "--split", "internal_test"], "weights_sha256"),
-             (["--weights", weights[0], "--split", "internal_test", "--bf16"], "options.dtype: 'float32' -> 'bfloat16'"),
+             (["--weights", weights[0], "--split", "internal_test", "--precision", "bf16"], "options.dtype: 'float32' -> 'bfloat16'"),
              (["--weights", weights[0], "--split", "internal_test", "--no-jit"], "options.jit"),
              (["--weights", weights[0], "--split", "train"], "data.split: 'internal_test' -> 'train'"),
              (["--weights", weights[0], "--split", "internal_test", "--chunk-size", "6"], "chunk_size: 5 -> 6")]

@@ -71,7 +71,7 @@ def test_pretrain_takes_the_kernel_map_and_its_bandwidth_from_the_command_line(t
 
     run = tmp_path / "run"
     assert main(["pretrain", "--data", str(tiny_cohort), "--out", str(run), "--method", "anatcl-global",
-                 "--width", "0.125", "--batch-size", "4", "--epochs", "1", "--num-workers", "0",
+                 "--width", "0.125", "--batch-size", "4", "--epochs", "1", "--workers", "0",
                  "--weight-map", "kernel", "--anat-bandwidth", "0.3", "--stop-after-steps", "1"]) == 0
     assert json.loads((run / "anat_bandwidth.json").read_text()) == {"anat_bandwidth": 0.3, "rule": "given"}
     assert "anat_bandwidth = 0.3" in (run / "config.toml").read_text()

@@ -13,7 +13,7 @@ def test_parameters_become_flags_only_where_they_stand_alone():
             "--save-epochs 9: milestone epochs must be whole numbers from 1 to --epochs (5)",
         "run already holds a run (config.toml); use resume=True to continue it or overwrite=True to replace it":
             "run already holds a run (config.toml); use --resume to continue it or --overwrite to replace it",
-        "amp='fp16' needs a GPU; on CPU use amp='bf16' or amp='off'": "--amp fp16 needs a GPU; on CPU use --amp bf16 or --amp off",
+        "amp='fp16' needs a GPU; on CPU use amp='bf16' or amp='off'": "--precision fp16 needs a GPU; on CPU use --precision bf16 or --precision fp32",
         # a TOML file's keys and a resume's config differences stay as written
         "c.toml: unknown key 'x' (valid keys: epochs, batch_size, keep_last, tensorboard)":
             "c.toml: unknown key 'x' (valid keys: epochs, batch_size, keep_last, tensorboard)",

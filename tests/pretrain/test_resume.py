@@ -14,7 +14,7 @@ from anatlearn.models import load_checkpoint
 from anatlearn.pretrain import pretrain
 from anatlearn.pretrain.config import TrainConfig
 
-ARGS = ["--method", "anatcl-global", "--width", "0.125", "--batch-size", "6", "--epochs", "2", "--num-workers", "0",
+ARGS = ["--method", "anatcl-global", "--width", "0.125", "--batch-size", "6", "--epochs", "2", "--workers", "0",
         "--checkpoint-every", "2", "--seed", "3", "--lr", "1e-3"]
 
 

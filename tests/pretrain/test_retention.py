@@ -71,7 +71,7 @@ def test_default_retention_keeps_one_checkpoint_and_resumes_exactly(cohort, refe
 def test_keep_last_keep_every_and_save_epochs_leave_the_expected_files(cohort, reference, tmp_path, capsys):
     out = tmp_path / "kept"
     code = main(["pretrain", "--data", str(cohort), "--out", str(out), "--split", "", "--width", "0.125",
-                 "--batch-size", "4", "--num-workers", "0", "--seed", "5", "--lr", "1e-3", "--epochs", "7",
+                 "--batch-size", "4", "--workers", "0", "--seed", "5", "--lr", "1e-3", "--epochs", "7",
                  "--keep-last", "3", "--keep-every", "2", "--save-epochs", "5,3,5"])
     assert code == 0, capsys.readouterr().err
     assert names(out) == {"last.pt", "epoch-0005.pt", "epoch-0006.pt", "epoch-0007.pt",
