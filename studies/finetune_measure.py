@@ -128,7 +128,9 @@ def seed_tests(per_seed: pd.DataFrame) -> pd.DataFrame:
         wide = g.pivot(index="seed", columns="method", values="mean")
         for a, b in combinations(sorted(wide.columns), 2):
             d = (wide[a] - wide[b]).dropna()
-            p = float(stats.ttest_rel(wide.loc[d.index, a], wide.loc[d.index, b]).pvalue) if len(d) > 1 else np.nan
+            # equal differences on every seed leave no spread to test against: p undefined (as in the study)
+            spread = len(d) > 1 and float(d.std(ddof=1)) > 0
+            p = float(stats.ttest_rel(wide.loc[d.index, a], wide.loc[d.index, b]).pvalue) if spread else np.nan
             rows.append({"task": task, "metric": metric, "method_a": a, "method_b": b, "mean_diff": float(d.mean()),
                          "sd_diff": float(d.std(ddof=1)) if len(d) > 1 else np.nan, "p_paired_t": p,
                          "seeds_a_above_b": int((d > 0).sum()), "n_seeds": len(d)})
