@@ -55,7 +55,9 @@ def finetune_command(
 ) -> None:
     """Fine-tune an encoder end to end with a fresh head; nested cross-validation, resumable per fold."""
     from anatlearn.finetune import FinetuneConfig, finetune
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "dir", "--out")
     cfg = FinetuneConfig(folds=folds, seed=seed, lr_grid=_lr_grid(lr_grid), warmup_epochs=warmup_epochs,
                          epochs=epochs, patience=patience, layer_decay=layer_decay, batch_size=batch_size,
                          augment=tuple(augment or ()), precision=precision, model=model, width=width)
@@ -83,7 +85,9 @@ def predict_command(
 ) -> None:
     """Apply a fine-tuned model to new subjects: class probabilities or the predicted value."""
     from anatlearn.finetune import predict
+    from anatlearn.io import check_output_path
 
+    check_output_path(out, "file", "--out")
     table = predict(model, data, out, participants=participants, batch_size=batch_size, device=device,
                     workers=workers, precision=precision)
     typer.echo(f"wrote {out} ({len(table)} subjects)")

@@ -16,7 +16,7 @@ from anatlearn.io import atomic_write_text, check_output_path
 from anatlearn.provenance import provenance
 
 from anatlearn.finetune.config import FinetuneConfig
-from anatlearn.finetune.labels import Labels, align, labels_from_column, labels_from_task
+from anatlearn.finetune.labels import Labels, align, labels_from_column, labels_from_task, outer_splits
 
 RANDOM = "random"
 
@@ -90,6 +90,8 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
     record = {"config": cfg.to_dict(), "weights": str(weights), "target": target, "tasks": None if tasks is None
               else str(tasks), "kind": labels.kind, "classes": labels.classes, "label_spec": labels.spec,
               "subjects": labels.ids, "targets": labels.y.tolist(), "input": input_grid(dataset), "model_config": model_config}
+    transform = build_augmentations(list(cfg.augment), dataset.shape)
+    outer_splits(labels, cfg.folds, cfg.seed)  # too few subjects per class for the folds: refused before writing
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -99,7 +101,6 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
                               f"{', '.join(diff)}); give another directory to start a new run")
     else:
         atomic_write_text(path, json.dumps(record, indent=1))
-    transform = build_augmentations(list(cfg.augment), dataset.shape)
     return Problem(cfg, out, dataset, labels, rows, model_config, state, transform, record)
 
 

@@ -191,3 +191,11 @@ def test_folds_are_evaluate_tasks_folds_and_compare_pairs_them(cohort, tmp_path)
     other = mine.assign(n_test=mine["n_test"] + 1)
     with pytest.raises(DataError, match="not scored on the same folds"):
         compare({"finetune": run, "probe": other})
+
+
+def test_bad_input_is_refused_before_anything_is_written(cohort, tmp_path):
+    with pytest.raises(DataError, match="fewer than the 25 folds"):
+        finetune("random", cohort, tmp_path / "run", config=FinetuneConfig(folds=25, **TINY), **AD)
+    with pytest.raises(DataError, match="target column 'nosuch' not found"):
+        finetune("random", cohort, tmp_path / "run", target="nosuch", config=FinetuneConfig(**TINY))
+    assert not (tmp_path / "run").exists()
