@@ -36,6 +36,9 @@ COMMANDS = {
     "explain": (["explain", "--weights", "missing.pt", "--data", "missing-data", "--task", "t", "--out", "OUT"],
                 "--out", "dir"),
     "weights": (["weights", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
+    "finetune": (["finetune", "--weights", "random", "--data", "missing-data", "--target", "dx", "--out", "OUT"],
+                 "--out", "dir"),
+    "predict": (["predict", "--model", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
 }
 NO_OUTPUT = {"version", "inspect"}
 
@@ -77,7 +80,7 @@ def test_unwritable_output_is_one_clear_error(command, case, tmp_path, capfd, mo
     monkeypatch.chdir(tmp_path)
     args, option, kind = COMMANDS[command]
     suffix = {"embed": ".parquet", "export": ".safetensors", "report": ".html", "evaluate icc": ".csv",
-              "weights": ".tsv"}.get(command, "")
+              "weights": ".tsv", "predict": ".csv"}.get(command, "")
     path, expected = _bad_path(case, tmp_path, kind, suffix)
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main([str(path) if a == "OUT" else a for a in args])

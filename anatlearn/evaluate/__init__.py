@@ -15,12 +15,15 @@ from anatlearn.data.tables import read_participants
 from anatlearn.evaluate.downstream import evaluate_tasks, paired_tests
 from anatlearn.evaluate.icc import icc, icc_summary
 from anatlearn.evaluate.openbhb import challenge_score, evaluate_openbhb
+from anatlearn.evaluate.probes import GRID, METRICS, Split, cross_validate, make_splits, score_predictions
 from anatlearn.evaluate.results import Results, format_table
+from anatlearn.evaluate.stats import corrected_interval, corrected_paired_ttest
 from anatlearn.evaluate.tasks import Task, available_presets, load_preset, load_tasks
 from anatlearn.features import (feature_columns, make_feature_table, match_ids, read_features, validate_features,
                                 write_features)
 
-__all__ = ["Results", "Task", "anatomy_recovery", "available_presets", "challenge_score", "effective_rank",
+__all__ = ["GRID", "METRICS", "Results", "Split", "Task", "anatomy_recovery", "available_presets", "challenge_score", "corrected_interval", "corrected_paired_ttest", "cross_validate", "effective_rank",
            "evaluate_openbhb", "evaluate_tasks", "feature_columns", "format_table", "icc", "icc_summary", "load_preset", "load_tasks",
+           "make_splits",
            "make_feature_table", "match_ids", "paired_tests", "read_features", "read_participants", "read_targets",
-           "truth_targets", "validate_features", "write_features"]
+           "score_predictions", "truth_targets", "validate_features", "write_features"]

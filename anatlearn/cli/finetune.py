@@ -1,0 +1,93 @@
+"""``anatlearn finetune`` and ``anatlearn predict``: fine-tune an encoder on your labels (nested CV), and
+apply a fine-tuned model to new subjects (docs/finetune.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from anatlearn.cli import app
+
+
+def _lr_grid(text: str) -> tuple:
+    from anatlearn.errors import ConfigError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--lr-grid {text!r}: give learning rates separated by commas, e.g. 1e-4,1e-3") from None
+
+
+@app.command("finetune")
+def finetune_command(
+    weights: str = typer.Option(..., "--weights", help="Checkpoint to start from, or 'random' (the same "
+                                "architecture untrained: --model, --width)."),
+    data: Path = typer.Option(..., "--data", help="Dataset directory (OpenBHB layout or NIfTI + participants.tsv)."),
+    target: str = typer.Option(..., "--target", help="Label column of the participants table, or with --tasks a "
+                               "task name (e.g. AD-like-vs-CN)."),
+    out: Path = typer.Option(..., "--out", help="Run directory (metrics, intervals, predictions, curves)."),
+    participants: Optional[Path] = typer.Option(None, "--participants", help="Labels table (default: the dataset's "
+                                                "participants.tsv)."),
+    task: Optional[str] = typer.Option(None, "--task", help="classification or regression (default: inferred)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="A preset or TOML task file of `evaluate tasks`: "
+                                        "--target names one of its tasks (same subjects and folds)."),
+    folds: int = typer.Option(5, "--folds", help="Outer stratified folds (those of `evaluate tasks`, repeat 0)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds, head initialisation and data order."),
+    model: str = typer.Option("resnet18", "--model", help="Architecture for --weights random (or a released "
+                              "AnatCL checkpoint)."),
+    width: float = typer.Option(1.0, "--width", help="Channel width for --weights random."),
+    epochs: int = typer.Option(30, "--epochs", help="Most epochs per fit, warm-up included (early stopping)."),
+    warmup_epochs: int = typer.Option(2, "--warmup-epochs", help="Epochs training the head only, encoder frozen."),
+    patience: int = typer.Option(5, "--patience", help="Epochs without a better validation loss before stopping."),
+    lr_grid: str = typer.Option("1e-4,1e-3", "--lr-grid", help="Head learning rates tried on the inner split."),
+    layer_decay: float = typer.Option(0.7, "--layer-decay", help="Encoder stage d below the head learns at lr*decay^d."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Subjects per batch."),
+    augment: Optional[list[str]] = typer.Option(None, "--augment", help="crop, cutout, flip, blur, noise "
+                                                "(the views of pretrain); repeatable."),
+    precision: str = typer.Option("auto", "--precision", help="auto (GPU: bf16/fp16; CPU: fp32), fp32, bf16, fp16."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(0, "--workers", help="Data-loading worker processes."),
+    final: bool = typer.Option(False, "--final", help="Also train one model on every labelled subject "
+                               "(OUT/final/model.pt) for `anatlearn predict`."),
+    stop_after_steps: Optional[int] = typer.Option(None, hidden=True),
+) -> None:
+    """Fine-tune an encoder end to end with a fresh head; nested cross-validation, resumable per fold."""
+    from anatlearn.finetune import FinetuneConfig, finetune
+    from anatlearn.io import check_output_path
+
+    check_output_path(out, "dir", "--out")
+    cfg = FinetuneConfig(folds=folds, seed=seed, lr_grid=_lr_grid(lr_grid), warmup_epochs=warmup_epochs,
+                         epochs=epochs, patience=patience, layer_decay=layer_decay, batch_size=batch_size,
+                         augment=tuple(augment or ()), precision=precision, model=model, width=width)
+    done = finetune(weights, data, out, target=target, participants=participants, kind=task, tasks=tasks,
+                    config=cfg, final=final, device=device, workers=workers, stop_after_steps=stop_after_steps)
+    if done:
+        typer.echo((out / "results.csv").read_text().rstrip())
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(f"stopped early; run the same command again to resume {out}", err=True)
+
+
+@app.command("predict")
+def predict_command(
+    model: Path = typer.Option(..., "--model", "--fitted", help="A fine-tuned model (finetune --final: "
+                               "OUT/final/model.pt)."),
+    data: Path = typer.Option(..., "--data", help="Dataset directory of the new subjects."),
+    out: Path = typer.Option(..., "--out", help="CSV: one row per participant_id."),
+    participants: Optional[Path] = typer.Option(None, "--participants", help="Table checked for labels the model "
+                                                "never saw (default: the dataset's participants.tsv)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(0, "--workers", help="Data-loading worker processes."),
+) -> None:
+    """Apply a fine-tuned model to new subjects: class probabilities or the predicted value."""
+    from anatlearn.finetune import predict
+    from anatlearn.io import check_output_path
+
+    check_output_path(out, "file", "--out")
+    table = predict(model, data, out, participants=participants, batch_size=batch_size, device=device,
+                    workers=workers, precision=precision)
+    typer.echo(f"wrote {out} ({len(table)} subjects)")

@@ -1,0 +1,97 @@
+"""Fine-tunes against linear probes on the same outer folds, with the paired corrected test.
+
+The report renders the files :func:`compare` writes (``comparison.csv``: mean and Nadeau-Bengio corrected
+95 % interval per method and metric; ``comparison_paired.csv``: every pair of methods, the corrected
+resampled t-test over the paired folds and the Wilcoxon p; ``comparison.json``: both, plus the inputs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anatlearn.errors import DataError
+from anatlearn.evaluate import Split, corrected_interval, cross_validate, paired_tests
+from anatlearn.io import atomic_write_text
+
+FOLD_COLUMNS = ["method", "task", "repeat", "fold", "metric", "score", "n_train", "n_test"]
+
+
+def run_splits(run_dir) -> tuple[dict, list[Split]]:
+    """A fine-tuning run's record (config.json) and its outer folds as :class:`anatlearn.evaluate.Split`."""
+    run_dir = Path(run_dir)
+    record = json.loads((run_dir / "config.json").read_text())
+    folds = json.loads((run_dir / "splits.json").read_text())["folds"]
+    position = {pid: k for k, pid in enumerate(record["subjects"])}
+    splits = []
+    for k, test_ids in enumerate(folds):
+        test = np.array(sorted(position[i] for i in test_ids))
+        splits.append(Split(0, k, np.setdiff1d(np.arange(len(position)), test), test))
+    return record, splits
+
+
+def probe_on_splits(features: pd.DataFrame, run_dir, method: str = "probe") -> pd.DataFrame:
+    """The linear probe of ``evaluate tasks`` (:func:`anatlearn.evaluate.cross_validate`, same grid and
+    seeds) fitted on ``features`` over the exact outer folds of the fine-tuning run ``run_dir``; fold
+    scores in the tidy layout of ``evaluate tasks``' folds.csv."""
+    record, splits = run_splits(run_dir)
+    missing = [i for i in record["subjects"] if i not in features.index]
+    if missing:
+        raise DataError(f"features: {len(missing)} subject(s) of the fine-tuning run {run_dir} have no features "
+                        f"(e.g. {', '.join(missing[:3])})")
+    X = features.loc[record["subjects"]].to_numpy(dtype=float)
+    y = np.asarray(record["targets"])
+    records = cross_validate(X, y, record["kind"], splits, seed=record["config"]["seed"])
+    task = Path(run_dir).joinpath("results.json")
+    name = json.loads(task.read_text())["task"] if task.exists() else record["target"]
+    return pd.DataFrame([{"method": method, "task": name, **r} for r in records], columns=FOLD_COLUMNS)
+
+
+def _fold_scores(source, method: str) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        table = source.copy()
+    else:
+        path = Path(source)
+        table = pd.read_csv(path / "folds.csv" if path.is_dir() else path)
+    table = table[table["repeat"] == 0] if "repeat" in table else table
+    if "method" not in table or table["method"].nunique() <= 1:
+        table = table.assign(method=method)
+    return table[FOLD_COLUMNS]
+
+
+def _check_paired(folds: pd.DataFrame) -> None:
+    """Every method must have been scored on folds of the same sizes (a cheap check that they are paired)."""
+    sizes = folds.groupby(["task", "method"])[["fold", "n_train", "n_test"]].apply(
+        lambda g: tuple(map(tuple, g.drop_duplicates().sort_values("fold").to_numpy())))
+    for task, per_method in sizes.groupby(level="task"):
+        if per_method.nunique() > 1:
+            raise DataError(f"task {task}: the methods were not scored on the same folds (fold sizes differ: "
+                            f"{dict(per_method.droplevel(0))}); use the same participants table, task and seed")
+
+
+def compare(sources: dict, out=None) -> dict:
+    """``sources``: method name -> a fine-tuning run directory, an ``evaluate tasks`` results directory or
+    folds.csv (its repeat 0 is used), or a fold-score DataFrame. Returns ``{"table", "paired", "folds"}``
+    DataFrames and writes them to ``out`` (a directory) if given."""
+    folds = pd.concat([_fold_scores(src, name) for name, src in sources.items()], ignore_index=True)
+    _check_paired(folds)
+    rows = []
+    for (method, task, metric), g in folds.groupby(["method", "task", "metric"], sort=False):
+        scores = g["score"].to_numpy(float)
+        mean, lo, hi = corrected_interval(scores, g["n_train"].mean(), g["n_test"].mean())
+        rows.append({"method": method, "task": task, "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
+                     "sd": float(scores.std(ddof=1)) if len(scores) > 1 else float("nan"), "n_folds": len(scores)})
+    table, paired = pd.DataFrame(rows), paired_tests(folds)
+    if out is not None:
+        out = Path(out)
+        atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
+        atomic_write_text(out / "comparison_paired.csv", paired.to_csv(index=False))
+        atomic_write_text(out / "comparison.json", json.dumps(
+            {"kind": "finetune-comparison", "table": table.to_dict("records"), "paired": paired.to_dict("records"),
+             "folds": folds.to_dict("records"), "sources": {k: (str(v) if not isinstance(v, pd.DataFrame) else
+                                                                "table") for k, v in sources.items()}},
+            indent=1, allow_nan=True))
+    return {"table": table, "paired": paired, "folds": folds}

@@ -1,0 +1,128 @@
+"""Fine-tuned models on disk, and prediction for new subjects.
+
+A fine-tuned checkpoint is an anatlearn checkpoint (``load_pretrained`` reads its encoder and head) with a
+``finetune`` record: the task kind, the class names and which raw table values map to each class, the
+target's standardisation, the input grid (shape, NIfTI affine), how images were read and the settings.
+``evaluate tasks`` does not save its fitted linear probes, so only fine-tuned models can predict here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from anatlearn.errors import CheckpointError, DataError
+from anatlearn.io import atomic_write_text
+from anatlearn.provenance import provenance
+
+
+def prediction_table(ids, pred: np.ndarray, kind: str, classes) -> pd.DataFrame:
+    """One row per participant: the predicted class and each class's probability, or the predicted value."""
+    table = pd.DataFrame({"participant_id": list(ids)})
+    if kind == "classification":
+        pred = np.asarray(pred, dtype=float).reshape(len(table), len(classes))
+        table["predicted"] = [classes[k] for k in pred.argmax(1)]
+        for k, name in enumerate(classes):
+            table[f"prob_{name}"] = pred[:, k]
+    else:
+        table["predicted"] = np.asarray(pred, dtype=float).reshape(-1)
+    return table
+
+
+def save_finetuned(path: Path, model, problem, target_stats: dict, winner: dict) -> None:
+    from anatlearn.models import save_checkpoint
+
+    record = {"kind": problem.labels.kind, "target": problem.record["target"], "task": problem.labels.name,
+              "classes": problem.labels.classes, "label_spec": problem.labels.spec, "target_stats": target_stats,
+              "input": problem.record["input"], "weights": problem.record["weights"],
+              "settings": problem.cfg.to_dict(), "lr": winner["lr"], "epoch": winner["epoch"],
+              "preprocessing": "none beyond the dataset's own (volumes are read as stored, as for pretraining)"}
+    save_checkpoint(path, {"format": "anatlearn", "format_version": 1,
+                           "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                           "model_config": model.model_config, "finetune": record, "seed": problem.cfg.seed,
+                           "provenance": provenance(problem.cfg.seed, record)})
+
+
+def load_finetuned(path):
+    """(model in eval mode, its ``finetune`` record); a checkpoint without one is refused, naming the file."""
+    from anatlearn.models import load_pretrained
+
+    model = load_pretrained(path)
+    record = model.checkpoint_meta.get("finetune")
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} is not a fine-tuned model (it has no 'finetune' record); write one with "
+                              f"finetune(..., final=True). `evaluate tasks` does not save its linear probes.")
+    return model, record
+
+
+def check_grid(dataset, record: dict, model_path, data) -> None:
+    """Refuse images on another grid than the model's (shape; the affine, where both have one)."""
+    from anatlearn.finetune.setup import input_grid
+
+    want, have = record["input"], input_grid(dataset)
+    first = dataset.participants["participant_id"].iloc[0]
+    image = getattr(dataset, "_paths", [data])[0]
+    if have["shape"] != want["shape"]:
+        raise DataError(f"images of {data} (e.g. {image}, subject {first}) are {tuple(have['shape'])} but the model "
+                        f"{model_path} was trained on {tuple(want['shape'])}; bring them to the training grid")
+    if want.get("affine") is not None and have.get("affine") is not None and \
+            not np.allclose(want["affine"], have["affine"], atol=1e-3):
+        raise DataError(f"images of {data} (e.g. {image}) are in another space (affine) than the grid the model "
+                        f"{model_path} was trained on")
+
+
+def check_labels(participants: pd.DataFrame, record: dict, source: str) -> None:
+    """Where the table holds the model's target column, refuse values the model never learnt."""
+    from anatlearn.finetune.labels import as_label
+
+    spec = record.get("label_spec") or {}
+    column = spec.get("column")
+    if record["kind"] != "classification" or column not in participants.columns:
+        return
+    keep = pd.Series(True, index=participants.index)
+    for col, allowed in spec.get("where", {}).items():
+        if col in participants.columns:
+            keep &= participants[col].map(as_label).isin([str(a) for a in allowed])
+    known = {str(v) for values in spec["class_values"] for v in values}
+    values = participants.loc[keep, column].map(as_label).dropna()
+    unseen = sorted(set(values) - known)
+    if unseen:
+        who = values[values.isin(unseen)].index[0]
+        raise DataError(f"{source}: column {column!r} holds label(s) {unseen} (e.g. subject {who}) that the model "
+                        f"never saw; it knows {sorted(known)}")
+
+
+def predict(model_path, data, out=None, *, participants=None, batch_size: int = 8, device: str = "auto",
+            workers: int = 0, precision: str = "auto") -> pd.DataFrame:
+    """Predictions of the fine-tuned model ``model_path`` for every subject of ``data``: one row per
+    participant_id with the predicted class and class probabilities, or the predicted value. Written
+    to ``out`` (CSV) if given. Images on another grid, and labels the model never saw (where the table has
+    its target column), are refused before anything is written."""
+    from anatlearn.data import open_dataset
+    from anatlearn.evaluate import read_participants
+    from anatlearn.finetune.loop import LabelledVolumes, amp_settings, outputs
+    from anatlearn.io import check_output_path
+
+    if out is not None:
+        check_output_path(out, "file", "out")
+    model, record = load_finetuned(model_path)
+    dataset = open_dataset(data, require_age=False)
+    check_grid(dataset, record, model_path, data)
+    table = read_participants(participants if participants is not None else data)
+    check_labels(table, record, table.attrs.get("source", str(data)))
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    amp_dtype, _ = amp_settings(precision, dev)
+    ids = [str(p).strip() for p in dataset.participants["participant_id"]]
+    volumes = LabelledVolumes(dataset, np.arange(len(ids)), np.zeros(len(ids)), ids)
+    raw = outputs(model.to(dev), volumes, range(len(ids)), batch_size, dev, amp_dtype, workers, role="predict")
+    if record["kind"] == "classification":
+        pred = torch.softmax(raw, 1).numpy()
+    else:
+        pred = raw.numpy() * record["target_stats"]["std"] + record["target_stats"]["mean"]
+    result = prediction_table(ids, pred, record["kind"], record["classes"])
+    if out is not None:
+        atomic_write_text(out, result.to_csv(index=False))
+    return result
