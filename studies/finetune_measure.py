@@ -4,7 +4,7 @@
 
 1. the study's world and cohorts (anatlearn.study.evaluation.make_cohorts, run 2's settings);
 2. the encoders: AnatCL (anatcl-global) and y-Aware pretrained to the budget with the study's cell code
-   (anatlearn.study.cells.train_config + anatlearn.train.pretrain; reused from --study when its run holds
+   (anatlearn.study.cells.train_config + anatlearn.pretrain.pretrain; reused from --study when its run holds
    exactly that budget), and the study's random-init encoder of each seed;
 3. per (encoder, seed, task): ``anatlearn.finetune.finetune`` (nested CV, outer folds = evaluate tasks'
    repeat 0) and the linear probe of ``evaluate tasks`` on the frozen features over the same folds;
@@ -49,7 +49,7 @@ def encoder_weights(out: Path, study: Path | None, s, method: str, seed: int, bu
     """The encoder of (method, seed) at ``budget`` epochs: the study's, if its run holds exactly that
     budget, else trained (or resumed) here with the study's cell configuration."""
     from anatlearn.models import load_checkpoint
-    from anatlearn.train import pretrain
+    from anatlearn.pretrain import pretrain
 
     if method == RANDOM_INIT:
         return random_init_checkpoint(out / "encoders" / RANDOM_INIT / f"seed-{seed}" / "model.pt", s, seed)

@@ -21,7 +21,7 @@ COMMANDS = {
                           "--out", "OUT"], "--out", "dir"),
     "evaluate tasks": (["evaluate", "tasks", "--features", "missing.parquet", "--participants", "missing.tsv",
                         "--tasks", "synthetic", "--out", "OUT"], "--out", "dir"),
-    "evaluate icc": (["evaluate", "icc", "--test", "a.parquet", "--retest", "b.parquet", "--out", "OUT"], "--out", "file"),
+    "evaluate icc": (["evaluate", "icc", "--features", "a.parquet", "--retest", "b.parquet", "--out", "OUT"], "--out", "dir"),
     "evaluate anatomy": (["evaluate", "anatomy", "--features", "missing.parquet", "--truth", "missing", "--out", "OUT"],
                          "--out", "dir"),
     "report": (["report", "missing-run", "--out", "OUT"], "--out", "file"),
@@ -79,7 +79,7 @@ def _bad_path(case: str, tmp_path: Path, kind: str, suffix: str) -> tuple[Path, 
 def test_unwritable_output_is_one_clear_error(command, case, tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args, option, kind = COMMANDS[command]
-    suffix = {"embed": ".parquet", "export": ".safetensors", "report": ".html", "evaluate icc": ".csv",
+    suffix = {"embed": ".parquet", "export": ".safetensors", "report": ".html",
               "weights": ".tsv", "predict": ".csv"}.get(command, "")
     path, expected = _bad_path(case, tmp_path, kind, suffix)
     before = sorted(p.name for p in tmp_path.iterdir())

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from anatlearn import DEFAULT_WORKERS
 from anatlearn.cli import app
 
 
@@ -48,7 +49,7 @@ def finetune_command(
                                                 "(the views of pretrain); repeatable."),
     precision: str = typer.Option("auto", "--precision", help="auto (GPU: bf16/fp16; CPU: fp32), fp32, bf16, fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Data-loading worker processes."),
+    workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Data-loading worker processes."),
     final: bool = typer.Option(False, "--final", help="Also train one model on every labelled subject "
                                "(OUT/final/model.pt) for `anatlearn predict`."),
     stop_after_steps: Optional[int] = typer.Option(None, hidden=True),
@@ -81,7 +82,7 @@ def predict_command(
     batch_size: int = typer.Option(8, "--batch-size"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Data-loading worker processes."),
+    workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Data-loading worker processes."),
 ) -> None:
     """Apply a fine-tuned model to new subjects: class probabilities or the predicted value."""
     from anatlearn.finetune import predict

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.errors import DataError
+from anatlearn.evaluate.stats import bounded_interval
 from anatlearn.evaluate import Split, corrected_interval, cross_validate, paired_tests
 from anatlearn.io import atomic_write_text
 
@@ -82,7 +83,9 @@ def compare(sources: dict, out=None) -> dict:
     for (method, task, metric), g in folds.groupby(["method", "task", "metric"], sort=False):
         scores = g["score"].to_numpy(float)
         mean, lo, hi = corrected_interval(scores, g["n_train"].mean(), g["n_test"].mean())
+        lo, hi, note = bounded_interval(metric, lo, hi)
         rows.append({"method": method, "task": task, "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
+                     "ci_note": note,
                      "sd": float(scores.std(ddof=1)) if len(scores) > 1 else float("nan"), "n_folds": len(scores)})
     table, paired = pd.DataFrame(rows), paired_tests(folds)
     if out is not None:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from anatlearn.errors import ConfigError, TrainingError
 from anatlearn.models import build_model, load_checkpoint, save_checkpoint
-from anatlearn.training.rundir import rng_state, set_rng_state
+from anatlearn.pretrain.rundir import rng_state, set_rng_state
 
 from anatlearn.finetune.config import FinetuneConfig
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from anatlearn.errors import ConfigError
+from anatlearn.evaluate.stats import bounded_interval
 from anatlearn.evaluate import corrected_interval, load_tasks, read_participants
 from anatlearn.io import atomic_write_text, check_output_path
 from anatlearn.provenance import provenance
@@ -113,7 +114,9 @@ def summarise(problem: Problem, results: list[dict]) -> pd.DataFrame:
         n_train = float(np.mean([r["n_train"] for r in results]))
         n_test = float(np.mean([r["n_test"] for r in results]))
         mean, lo, hi = corrected_interval(scores, n_train, n_test)
+        lo, hi, note = bounded_interval(metric, lo, hi)
         rows.append({"task": problem.labels.name, "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
+                     "ci_note": note,
                      "sd": float(scores.std(ddof=1)), "n_folds": len(scores), "n": len(problem.labels.ids)})
     return pd.DataFrame(rows)
 

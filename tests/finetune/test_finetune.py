@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from anatlearn.cli import main
-from anatlearn.data.synthetic import generate_cohort
+from anatlearn.synthetic import generate_cohort
 from anatlearn.errors import DataError
 from anatlearn.evaluate import evaluate_tasks, load_tasks, make_feature_table, read_participants
 from anatlearn.finetune import FinetuneConfig, LeakError, compare, finetune, predict, probe_on_splits
