@@ -30,7 +30,7 @@ def _root() -> None:
 # Sub-command modules; each defines its commands with ``@app.command()``. A module that is not written yet
 # is skipped so that the rest of the CLI keeps working.
 _COMMAND_MODULES = ("synth", "pretrain", "embed", "evaluate", "report", "prep", "demo", "checkpoint", "study",
-                    "brain_age", "harmonize", "explain", "weights")
+                    "brain_age", "harmonize", "explain", "weights", "bids")
 
 EXIT_USER_ERROR = 2
 
