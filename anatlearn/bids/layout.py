@@ -105,7 +105,7 @@ def derivative_names(scan: Scan, target: str, voxel_mm: float, model_label: str 
 
 
 # files the BIDS validator has no rule for: anatlearn's own outputs
-BIDSIGNORE = "logs/\ngroup/\n*/figures/\n*_features.tsv\n*_features.json\n*_qc.json\n"
+BIDSIGNORE = "logs/\ngroup/\nslurm-logs/\n*/figures/\n*_features.tsv\n*_features.json\n*_qc.json\n"
 
 
 def write_description(out: Path, command_line: str) -> None:

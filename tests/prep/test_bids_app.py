@@ -132,3 +132,11 @@ def test_a_failed_scan_makes_a_nonzero_exit(tmp_path, weights, capfd, kit):
     assert code == 1 and "1 failed" in stdout and "failed: sub-09" in err, (stdout, err)
     assert (tmp_path / "out" / "sub-01" / "anat" / f"sub-01_{SPACE}").is_file()
     assert not (tmp_path / "out" / "sub-09" / "anat" / f"sub-09_{SPACE}").exists()
+    # the group level lists the failed scan first and leaves it out of the feature table
+    assert main(["bids", str(root), str(tmp_path / "out"), "group"]) == 0
+    qc = pd.read_csv(tmp_path / "out" / "group" / "qc.tsv", sep="\t")
+    assert list(qc["participant_id"]) == ["sub-09", "sub-01"] and list(qc["status"]) == ["failed", "ok"]
+    table = pd.read_csv(tmp_path / "out" / "group" / "desc-resnet18_features.tsv", sep="\t")
+    assert list(table["participant_id"]) == ["sub-01"]
+    page = (tmp_path / "out" / "group" / "qc.html").read_text()
+    assert page.index("sub-09") < page.index("sub-01") and "no prepared map" in page
