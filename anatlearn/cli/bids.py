@@ -54,16 +54,17 @@ def bids_command(
 ) -> None:
     """Run anatlearn as a BIDS App: one job per participant, then one group job (docs/bids.md)."""
     from anatlearn.errors import ConfigError
+    from anatlearn.io import check_output_path
 
     if analysis_level not in ("participant", "group"):
         raise ConfigError(f"analysis level must be participant or group, got {analysis_level!r}")
+    check_output_path(output_dir, "dir", "OUTPUT_DIR")
     if analysis_level == "group":
         from anatlearn.bids.group import run_group
 
         typer.echo(run_group(output_dir, participant_label, session_label).line())
         return
     from anatlearn.bids.participant import run_participant
-    from anatlearn.io import check_output_path
     from anatlearn.prep import require_ants
     from anatlearn.prep.pipeline import PrepConfig
 
@@ -71,7 +72,6 @@ def bids_command(
         raise ConfigError("the participant level embeds each scan: give --weights (a checkpoint or Hub folder)")
     if bids_dir.resolve() == output_dir.resolve():
         raise ConfigError("OUTPUT_DIR must differ from BIDS_DIR (derivatives go to their own directory)")
-    check_output_path(output_dir, "dir", "OUTPUT_DIR")
     try:
         iters = tuple(int(v) for v in syn_iterations.split(","))
     except ValueError:
