@@ -44,6 +44,7 @@ def bids_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo scans that are already done."),
     label: Optional[str] = typer.Option(None, "--model-label", help="The features' desc- label (default: the architecture, e.g. resnet18)."),
     device: str = typer.Option("cpu", "--device", help="torch device of the encoder."),
+    target: str = typer.Option("vbm", "--target", help="vbm (modulated GM map, 1.5 mm) or quasiraw (T1w, 1 mm), as in anatlearn prep."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Scans prepared in parallel (processes; --threads each)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ITK and deepbet threads per scan (default 1: bit-identical reruns)."),
     skull_strip: str = typer.Option("auto", "--skull-strip", help="auto, yes or no (anatlearn prep)."),
@@ -76,8 +77,8 @@ def bids_command(
         iters = tuple(int(v) for v in syn_iterations.split(","))
     except ValueError:
         raise ConfigError(f"--syn-iterations must be integers separated by commas, got {syn_iterations!r}") from None
-    config = PrepConfig(skull_strip=skull_strip, template_resolution=template_resolution, target_voxel_mm=target_voxel_mm,
-                        syn_iterations=iters, jobs=jobs, threads=threads, seed=seed)
+    config = PrepConfig(target=target, skull_strip=skull_strip, template_resolution=template_resolution,
+                        target_voxel_mm=target_voxel_mm, syn_iterations=iters, jobs=jobs, threads=threads, seed=seed)
     require_ants(config.skull_strip)
     summary = run_participant(bids_dir, output_dir, weights, participant_label, session_label, work_dir, overwrite,
                               config, label, device, command_line=_command_line(ctx),
