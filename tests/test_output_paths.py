@@ -26,6 +26,7 @@ COMMANDS = {
                          "--out", "dir"),
     "report": (["report", "missing-run", "--out", "OUT"], "--out", "file"),
     "prep": (["prep", "--bids", "missing-bids", "--out", "OUT"], "--out", "dir"),
+    "bids": (["bids", "missing-bids", "OUT", "participant", "--weights", "missing.pt"], "OUTPUT_DIR", "dir"),
     "demo": (["demo", "--quick", "--out", "OUT"], "--out", "dir"),
     "export": (["export", "missing.pt", "OUT"], "OUT", "file"),
     "study": (["study", "--out", "OUT"], "--out", "dir"),

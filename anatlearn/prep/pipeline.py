@@ -51,7 +51,8 @@ class PrepConfig:
     ``skull_strip`` is auto | yes | no (:mod:`anatlearn.prep.skullstrip`);
     ``min_correlation`` / ``min_dice`` are the QC gates below which a subject is reported as failed (no
     output); ``flag_*`` are the QC thresholds below which a prepared subject is ``flagged``
-    (:mod:`anatlearn.prep.qc`, docs/prep.md)."""
+    (:mod:`anatlearn.prep.qc`, docs/prep.md); ``threads`` is ITK's (and deepbet's) thread count per
+    subject, one by default so that reruns are bit-identical (``jobs`` runs subjects in parallel instead)."""
 
     target: str = "vbm"
     skull_strip: str = "auto"
@@ -206,8 +207,9 @@ def _affine_det(path: str) -> float:
 
 
 def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logger | None = None) -> SubjectResult:
-    """Run the pipeline on one validated 3-D image (see the module docstring). Deterministic for a given
-    ``config.seed`` with one ITK thread."""
+    """Run the pipeline on one validated 3-D image (see the module docstring). Bit-identical reruns for a
+    given ``config.seed`` with one ITK thread, the default (``config.threads`` None or 1; ITK reads its
+    thread count once per process, so it is set here only if the process has not set it already)."""
     import ants
 
     log = log or logging.getLogger("anatlearn.prep")
@@ -223,7 +225,9 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
 
     native = _to_ants(img)
     arr = native.numpy()
-    threads = int(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", 0)) or config.threads
+    if "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS" not in os.environ:  # a library call: the deterministic default
+        configure_threads(config.threads)
+    threads = int(os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"])
     strip = extract_brain(img, config.skull_strip, threads)
     brain = None  # the extracted brain mask in native space, when the skull is removed
     if strip.applied:
@@ -332,8 +336,10 @@ def ants_seed(seed: int) -> int:
 
 
 def configure_threads(threads: int | None) -> None:
-    """ITK's thread count for this process (must run before ANTs is first used to be sure it applies)."""
-    n = threads or os.cpu_count() or 1
+    """ITK's thread count for this process (must run before ANTs is first used to be sure it applies).
+    ``None`` means one: with several threads ITK's reductions (the registration metric's sums) run in an
+    order that varies between runs, and so do the outputs' last digits (docs/prep.md, "Determinism")."""
+    n = threads or 1
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(n)
 
 

@@ -74,7 +74,8 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
     cfg, out = PrepConfig.from_dict(config), Path(out)
     files = subject_files(out, pid, cfg.target)
     log, handler = _subject_logger(pid, files["log"])
-    row = {"participant_id": pid, "status": "failed", "error": "", "source": source}
+    row = {"participant_id": pid, "status": "failed", "error": "", "source": source, "seed": cfg.seed,
+           "threads": int(os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", 0)) or (cfg.threads or 1)}
     t0 = time.perf_counter()
     try:
         log.info("preparing subject %s from %s, target %s, registration %s, seed %d", pid, source, cfg.target,
@@ -224,7 +225,7 @@ def run_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = None
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     _write_provenance(out, config, bids, images, None)
-    rows.update(_run_pending(pending, out, config, progress))
+    rows.update(prepare_pending(pending, out, config, progress))
     return _finish(out, config, subjects, rows, warnings, bids, images, echo)
 
 
@@ -248,7 +249,7 @@ def _run_shard(out: Path, config: PrepConfig, shard: Shard, mine: list[Subject],
     (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)  # first: marks OUT as a sharded prep for other tasks
     (out / "logs").mkdir(exist_ok=True)
     write_record(out, shard, config.to_dict(), ids, None)
-    rows.update(_run_pending(pending, out, config, progress))
+    rows.update(prepare_pending(pending, out, config, progress))
     ordered = [{k: v for k, v in rows[p].items() if k != "skipped"} for p in ids]
     write_record(out, shard, config.to_dict(), ids, [_jsonable(r) for r in ordered])
     ok = [r for r in ordered if r.get("status") == "ok"]
@@ -297,24 +298,24 @@ def merge_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = No
     return summary
 
 
-def _run_pending(pending: list[Subject], out: Path, config: PrepConfig, progress: bool) -> dict[str, dict]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def prepare_pending(pending: list[Subject], out: Path, config: PrepConfig, show_progress: bool) -> dict[str, dict]:
+    """Prepare ``pending`` into ``out`` (:func:`process_subject` each; ``config.jobs`` processes, each with
+    ``config.threads`` ITK threads, default 1): their QC rows by participant id."""
+    from anatlearn.progress import progress
 
     rows: dict[str, dict] = {}
     if not pending:
         return rows
     jobs = min(config.jobs, len(pending))
-    threads = config.threads or (1 if jobs > 1 else (os.cpu_count() or 1))
+    threads = config.threads or 1
     args = [(s.participant_id, str(s.path), str(out), config.to_dict()) for s in pending]
-    columns = (TextColumn("prep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task(config.target, total=len(args))
+    with progress(f"prep {config.target}", total=len(args), enabled=show_progress, eta=True,
+                  transient=False) as bar:
         if jobs == 1:
             configure_threads(threads)
             for a in args:
                 rows[a[0]] = process_subject(*a)
-                bar.advance(task)
+                bar.advance(1)
             return rows
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                     initializer=_init_worker, initargs=(threads,)) as pool:
@@ -326,7 +327,7 @@ def _run_pending(pending: list[Subject], out: Path, config: PrepConfig, progress
                 except Exception as exc:  # a worker killed (out of memory, crash in ITK)
                     rows[pid] = {"participant_id": pid, "status": "failed", "source": source,
                                  "error": f"worker process died: {type(exc).__name__}: {exc}"}
-                bar.advance(task)
+                bar.advance(1)
     return rows
 
 

@@ -3,7 +3,8 @@ skull and skull-stripped, a copy scaled by a known factor and a broken copy (axe
 all at 2 mm; and, at 1 mm (the resolution real T1 scans come in), the skull-on head and a moved,
 bias-corrupted copy of it. Each set is prepared once (session fixtures) through the CLI with --jobs 2,
 a 2 mm template and a 3 mm vbm grid (about 85 s of CPU per 2 mm subject, about 200 s per 1 mm one), so
-the module takes about six minutes.
+the module takes about six minutes, plus two default-threaded runs of the 2 mm skull-on head for the
+bit-identity check (about three minutes of one core).
 
 Without mricron-data the tests skip and say so; in CI (CI=1/true or ANATLEARN_REQUIRE_REAL_HEAD=1, set by
 .ci/run) a missing head is a failure."""
@@ -146,3 +147,35 @@ def test_broken_input_is_flagged_not_passed(prepared):
     # a flagged subject is left out of the table that anatlearn reads
     table = pd.read_csv(out / "participants.tsv", sep="\t")
     assert "sub-broken" not in set(table["participant_id"]) and "broken" not in set(table["participant_id"])
+
+
+def test_default_prep_reruns_are_bit_identical(tmp_path):
+    """Two runs of ``anatlearn prep`` at the default threading (no --threads, no --jobs; fresh processes
+    without ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS) on the skull-on head, skull stripping included, give the
+    same bytes: the prepared volume, its NIfTI and every QC number."""
+    import json
+    import subprocess
+    import sys
+
+    _require_head()
+    from colin import load_colin
+
+    bids = tmp_path / "bids"
+    (bids / "sub-skull" / "anat").mkdir(parents=True)
+    nib.save(load_colin("skull", HEAD_MM), bids / "sub-skull" / "anat" / "sub-skull_T1w.nii.gz")
+    (bids / "participants.tsv").write_text("participant_id\tage\nsub-skull\t44\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS")}
+    coarse = ["--template-resolution", "2", "--target-voxel-mm", "3", "--syn-iterations", "40,20,10"]
+    outputs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        subprocess.run([sys.executable, "-m", "anatlearn", "prep", "--bids", str(bids), "--out", str(out), *coarse],
+                       env=env, check=True, capture_output=True)
+        d = out / "sub-skull"
+        qc = json.loads((d / "sub-skull_qc.json").read_text())
+        assert qc["seed"] == 0 and qc["threads"] == 1
+        timings = ("seconds", "strip_seconds")
+        outputs.append((*(p.read_bytes() for p in sorted(d.glob("*T1w.n*"))),
+                        {k: v for k, v in qc.items() if k not in timings}))
+    assert len(outputs[0]) == 3  # .nii.gz, .npy, QC numbers
+    assert outputs[0] == outputs[1]
