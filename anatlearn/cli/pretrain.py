@@ -99,10 +99,14 @@ def pretrain_command(
         with flags_named(PARAMETER_FLAGS):
             path = pretrain(cfg, resume=resume, overwrite=overwrite, stop_after_steps=stop_after_steps)
     except KeyboardInterrupt:
-        from anatlearn.pretrain.rundir import describe_resume_point
+        from anatlearn.pretrain.rundir import describe_resume_point, resume_point
 
-        typer.echo(f"anatlearn: pretraining interrupted; safe on disk: {describe_resume_point(cfg.out)}; "
-                   f"continue with: anatlearn pretrain --out {cfg.out} --resume", err=True)
+        if resume_point(cfg.out) is None:
+            typer.echo(f"anatlearn: pretraining interrupted before its first checkpoint; nothing to resume in "
+                       f"{cfg.out}: run the same command with --overwrite to start again", err=True)
+        else:
+            typer.echo(f"anatlearn: pretraining interrupted; safe on disk: {describe_resume_point(cfg.out)}; "
+                       f"continue with: anatlearn pretrain --out {cfg.out} --resume", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"run directory: {path}")
 

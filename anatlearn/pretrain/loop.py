@@ -47,7 +47,7 @@ def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, st
         state = _checkpoint_to_resume(cfg, run) if resume else None
         if state is not None and cfg.progress and info.is_main:
             done, step = state["epoch"], state["step_in_epoch"]
-            note(f"{run.path} is complete ({done} of {cfg.epochs} epochs); nothing to train" if done >= cfg.epochs
+            note(f"{run.path} is complete ({done} epochs trained); nothing to train" if done >= cfg.epochs
                  else f"resuming {run.path} at epoch {done + 1} of {cfg.epochs}" + (f", step {step + 1}" if step else ""))
         seed_everything(cfg.seed)
         if cfg.deterministic:
