@@ -14,7 +14,7 @@ from anatlearn.cli import main
 from anatlearn.data import open_dataset
 from anatlearn.data.cat12 import Cat12Dataset, bids_entities, is_cat12_tree
 from anatlearn.errors import DataError
-from anatlearn.evaluate.features import read_features
+from anatlearn.features import read_features
 from anatlearn.prep.templates import TARGETS, Grid
 
 SMALL = Grid.covering_box(3.0)  # 61 x 73 x 61, the same MNI box as the model's grid at twice the voxel size

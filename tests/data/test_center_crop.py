@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from anatlearn.cli import main
-from anatlearn.data import generate_cohort, open_dataset
+from anatlearn.data import open_dataset
+from anatlearn.synthetic import generate_cohort
 from anatlearn.data.crop import CenterCropped, center_crop, center_crop_box, uncrop
 from anatlearn.errors import DataError
-from anatlearn.evaluate.features import read_features
+from anatlearn.features import read_features
 
 
 def test_box_of_the_released_readme_size():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +58,13 @@ def _real_heads(encoder, crop) -> dict:
     import nibabel as nib
 
     from anatlearn.data.crop import center_crop_box
-    from anatlearn.prep.colin import colin_dir
     from anatlearn.prep.templates import TARGETS, load_template, resample_to_grid
 
     grid = TARGETS["vbm"]
     heads = {"mni152_gm_template": resample_to_grid(load_template(1.0).gm, grid)}
-    if colin_dir() is not None:
-        t1 = resample_to_grid(nib.load(colin_dir() / "ch2bet.nii.gz"), grid)
+    colin = Path(os.environ.get("ANATLEARN_MRICRON_DIR", "/usr/share/mricron/templates"))
+    if (colin / "ch2bet.nii.gz").is_file():
+        t1 = resample_to_grid(nib.load(colin / "ch2bet.nii.gz"), grid)
         heads["colin27_ch2bet_t1"] = t1 / max(float(t1.max()), 1e-6)
     box = center_crop_box(grid.shape, crop)
     out = {}
@@ -89,7 +90,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from anatlearn.data import generate_cohort, open_dataset
+    from anatlearn.data import open_dataset
+    from anatlearn.synthetic import generate_cohort
     from anatlearn.embed import AnatEncoder
     from anatlearn.models import build_model, default_model_config
 
