@@ -13,4 +13,4 @@ HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun \
   --nnodes "$SLURM_NNODES" --nproc-per-node "$SLURM_GPUS_PER_NODE" \
   --rdzv-id "$SLURM_JOB_ID" --rdzv-backend c10d --rdzv-endpoint "$HEAD:29500" \
-  -m anatlearn pretrain --data "$DATA" --out "$OUT" --config configs/anatcl-openbhb.toml "$@"
+  -m anatlearn pretrain --data "$DATA" --out "$OUT" --config anatcl-openbhb "$@"

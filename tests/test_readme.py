@@ -47,3 +47,38 @@ def test_embedding_example_runs(tiny_downstream, tmp_path, monkeypatch):
     table = scope["results"].table
     assert {"AD-like-vs-CN", "SCZ-like-vs-CN"} <= set(table["task"])
     assert table["mean"].notna().all()
+
+
+def quickstart_block() -> str:
+    """The first fenced bash block of the README's Quickstart section."""
+    section = README.read_text().split("\n## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0]
+
+
+@pytest.mark.slow
+def test_quickstart_runs_as_written(tmp_path):
+    """The Quickstart block, unchanged, in an empty directory under umask 022: every line succeeds, every
+    file it uses an earlier line made, and every file it writes is readable by colleagues (0644)."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    block = quickstart_block()
+    assert block.count("anatlearn ") >= 11 and "--resume" in block
+    bindir = Path(sys.executable).parent  # the environment's `anatlearn` script
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", "umask 022\n" + block], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "anatlearn: error" not in proc.stderr
+    assert "runs/anatcl is complete (4 epochs trained)" in proc.stderr  # the resume line says what it did
+    for path in ["report.html", "features/healthy.parquet", "features/downstream.parquet", "results/openbhb/results.json",
+                 "results/tasks/results.json", "results/anatomy/results.json", "results/brain-age/brain_age.tsv",
+                 "runs/anatcl/checkpoints/last.pt"]:
+        assert (tmp_path / path).is_file(), path
+    html = (tmp_path / "report.html").read_text()
+    assert "AD-like-vs-CN" in html and "anatcl" in html
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")
+             if p.is_file() and not p.is_symlink() and ".lock" not in p.name}
+    assert {p: oct(m) for p, m in modes.items() if m != 0o644} == {}

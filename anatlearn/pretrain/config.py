@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,8 +136,11 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> "TrainConfig":
         path = Path(path)
+        if not path.is_file() and path.suffix == "" and path.name in packaged_configs():
+            path = Path(str(resources.files("anatlearn") / "configs" / f"{path.name}.toml"))
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+            shipped = ", ".join(packaged_configs())
+            raise ConfigError(f"config file not found: {path} (or give a shipped recipe by name: {shipped})")
         try:
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
@@ -147,6 +151,12 @@ class TrainConfig:
         """Keys (other than :data:`RESUMABLE_KEYS`) whose values differ: a resume must have none."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in RESUMABLE_KEYS and a[k] != b[k]]
+
+
+def packaged_configs() -> list[str]:
+    """Names of the recipes shipped in the package (``anatlearn/configs/<name>.toml``), e.g. anatcl-openbhb."""
+    folder = resources.files("anatlearn") / "configs"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def resolve_config(config_file: str | None, overrides: dict) -> TrainConfig:

@@ -127,3 +127,12 @@ def test_channels_last_changes_the_layout_not_the_model(tiny_cohort, tmp_path):
     assert resumed["global_step"] == state["global_step"] == steps
     for key, value in state["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_shipped_recipe_by_name():
+    """`--config anatcl-openbhb` reads the recipe inside the package (the paper's settings)."""
+    from anatlearn.pretrain.config import TrainConfig, packaged_configs
+
+    assert "anatcl-openbhb" in packaged_configs()
+    cfg = TrainConfig.from_toml("anatcl-openbhb")
+    assert cfg.method == "anatcl-global" and cfg.batch_size == 32 and cfg.temperature == 0.1 and cfg.sigma == 2.0
