@@ -1,9 +1,10 @@
 """Library errors name the Python parameter at fault (in backticks); the command line shows the option
-that sets it instead (anatlearn.cli.with_option_names)."""
+that sets it instead (anatlearn.cli.flags.with_option_names)."""
 
 import pytest
 
-from anatlearn.cli import _register, with_option_names
+from anatlearn.cli import _register
+from anatlearn.cli.flags import with_option_names
 from anatlearn.clinical.atlas import patch_grid
 from anatlearn.clinical.brain_age import BrainAgeModel
 from anatlearn.embed.sharding import ChunkPlan

@@ -9,7 +9,6 @@ import ctypes
 import importlib
 import os
 import platform
-import re
 import signal
 import sys
 
@@ -86,45 +85,6 @@ def _usage_error(exc) -> int:
     return EXIT_USER_ERROR
 
 
-# Library errors name a Python parameter in backticks (`age_column`); on the command line it reads as the
-# option that sets it. A sub-command's own parameters map by name (typer keeps them); these are the library
-# parameters whose option has another name, per sub-command.
-LIBRARY_PARAMETER_FLAGS = {
-    "explain": {"explain": "--subjects", "n_steps": "--steps", "data_dir": "--data", "spec": "--tasks"},
-    "evaluate tasks": {"n_splits": "--folds", "n_repeats": "--repeats", "sites": "--stratify-site",
-                       "spec": "--tasks"},
-    "evaluate anatomy": {"n_splits": "--folds"},
-    "harmonize": {"covariates": "--covariate", "model": "--fitted"},
-    "brain-age": {"model": "--fitted"},
-}
-_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
-
-
-def _option_names(argv: list[str]) -> dict[str, str]:
-    """Python parameter name -> long option of the sub-command that ``argv`` invokes."""
-    command, path = typer.main.get_command(app), []
-    for arg in argv:
-        sub = getattr(command, "commands", {}).get(arg) if not arg.startswith("-") else None
-        if sub is None:
-            if not arg.startswith("-"):
-                break
-            continue
-        command, path = sub, [*path, arg]
-    flags = {}
-    for param in getattr(command, "params", []):
-        long = [o for o in param.opts if o.startswith("--")]
-        if long and param.name:
-            flags[param.name] = long[0]
-    return flags | LIBRARY_PARAMETER_FLAGS.get(" ".join(path), {})
-
-
-def with_option_names(message: str, argv: list[str]) -> str:
-    """``message`` with each backticked Python parameter replaced by its command-line option (a name the
-    invoked sub-command has no option for loses only its backticks)."""
-    flags = _option_names(argv)
-    return _PARAMETER.sub(lambda m: flags.get(m.group(1), m.group(1)), message)
-
-
 def _plain_message(exc: AnatlearnError) -> str:
     """The error's own message. An error raised in a DataLoader worker process comes back re-raised by torch
     with the worker's traceback as its message; the user gets the one line it ends with."""
@@ -139,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``anatlearn`` script. A usage error (unknown option, bad value) and an
     :class:`AnatlearnError` from any command are printed as one ``anatlearn: error:`` line with exit status 2;
     Ctrl-C or SIGTERM as one line with exit status 130 (commands that can resume say how)."""
+    from anatlearn.cli.flags import with_option_names
     from anatlearn.cli.vocabulary import click_exceptions, rewrite_deprecated
 
     click = click_exceptions()
