@@ -11,7 +11,7 @@ CAT12 run on a BIDS dataset writes, per subject (and session), a ``mri`` folder 
 maps); when a tree has none, ``s6mwp1`` or else ``wp1`` maps are read with a warning, since the model never
 saw smoothed or unmodulated maps. Subject and session come from the BIDS entities of the file names. Every
 image is checked on opening (header only) against the model's grid: 121 x 145 x 121 voxels of 1.5 mm in
-MNI space, CAT12's default output (``anatlearn.prep.templates.TARGETS["vbm"]``).
+MNI space, CAT12's default output (``anatlearn.data.grids.TARGETS["vbm"]``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.data.nifti import NiftiDataset
-from anatlearn.data.tables import read_participants, select_split
+from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
 from anatlearn.errors import DataError
 
 PREFIXES = ("mwp1", "s6mwp1", "wp1")  # in order of preference: the first one a tree holds is read
@@ -58,7 +58,7 @@ def bids_entities(filename: str, prefix: str) -> dict[str, str]:
 
 
 def model_grid():
-    from anatlearn.prep.templates import TARGETS
+    from anatlearn.data.grids import TARGETS
 
     return TARGETS["vbm"]
 
@@ -85,7 +85,7 @@ class Cat12Dataset(NiftiDataset):
     """A SubjectDataset over a CAT12 output tree (see the module docstring).
 
     ``prefix``: which maps to read (default: the first of ``mwp1``, ``s6mwp1``, ``wp1`` present). ``grid``:
-    the expected voxel grid (an ``anatlearn.prep.templates.Grid``; default the model's 1.5 mm
+    the expected voxel grid (an ``anatlearn.data.grids.Grid``; default the model's 1.5 mm
     121 x 145 x 121 MNI grid). ``require_age=False`` accepts a tree without a participants table.
     """
 
@@ -119,7 +119,7 @@ class Cat12Dataset(NiftiDataset):
                                 f"(embedding needs none)")
             return index.assign(sex="unknown", site="unknown")[["participant_id", "subject", "session", "sex",
                                                                  "site", "_path"]]
-        table = read_participants(path, require_age=require_age)
+        table = read_participants(path, require_age=require_age, **DATASET_TABLE)
         missing = sorted(set(table["participant_id"]) - set(index["subject"]))
         if missing:
             raise DataError(f"{len(missing)} subject(s) of {path} have no CAT12 {self.prefix} map under {self.root}: "

@@ -109,3 +109,16 @@ def inner_split(y: np.ndarray, kind: str, inner_folds: int, seed: int, task: str
     stratified ``inner_folds``-fold split, seeded apart from the outer folds."""
     split = make_splits(y, kind, inner_folds, 1, seed + 7919, task=f"{task} (inner split)")[0]
     return split.train, split.test
+
+
+def prediction_table(ids, pred: np.ndarray, kind: str, classes) -> pd.DataFrame:
+    """One row per participant: the predicted class and each class's probability, or the predicted value."""
+    table = pd.DataFrame({"participant_id": list(ids)})
+    if kind == "classification":
+        pred = np.asarray(pred, dtype=float).reshape(len(table), len(classes))
+        table["predicted"] = [classes[k] for k in pred.argmax(1)]
+        for k, name in enumerate(classes):
+            table[f"prob_{name}"] = pred[:, k]
+    else:
+        table["predicted"] = np.asarray(pred, dtype=float).reshape(-1)
+    return table

@@ -15,21 +15,9 @@ import pandas as pd
 import torch
 
 from anatlearn.errors import CheckpointError, DataError
+from anatlearn.finetune.labels import prediction_table
 from anatlearn.io import atomic_write_text
 from anatlearn.provenance import provenance
-
-
-def prediction_table(ids, pred: np.ndarray, kind: str, classes) -> pd.DataFrame:
-    """One row per participant: the predicted class and each class's probability, or the predicted value."""
-    table = pd.DataFrame({"participant_id": list(ids)})
-    if kind == "classification":
-        pred = np.asarray(pred, dtype=float).reshape(len(table), len(classes))
-        table["predicted"] = [classes[k] for k in pred.argmax(1)]
-        for k, name in enumerate(classes):
-            table[f"prob_{name}"] = pred[:, k]
-    else:
-        table["predicted"] = np.asarray(pred, dtype=float).reshape(-1)
-    return table
 
 
 def save_finetuned(path: Path, model, problem, target_stats: dict, winner: dict) -> None:

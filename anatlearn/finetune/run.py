@@ -165,7 +165,7 @@ def _run_final(problem: Problem, common: dict) -> bool:
     model = _trained_model(problem, ctx, winner)
     pred = predictions_of(problem, ctx, model, everyone, "final")
     atomic_write_text(final / "curve.csv", pd.DataFrame(winner["curve"]).to_csv(index=False))
-    from anatlearn.finetune.predict import prediction_table
+    from anatlearn.finetune.labels import prediction_table
 
     atomic_write_text(final / "predictions.csv", prediction_table(problem.labels.ids, pred, problem.labels.kind,
                                                                   problem.labels.classes).to_csv(index=False))

@@ -129,7 +129,7 @@ def fold_table(problem: Problem, results: list[dict], method: str = "finetune") 
 
 
 def write_outputs(problem: Problem, results: list[dict], table: pd.DataFrame) -> None:
-    from anatlearn.finetune.predict import prediction_table
+    from anatlearn.finetune.labels import prediction_table
 
     out, labels = problem.out, problem.labels
     folds = fold_table(problem, results)

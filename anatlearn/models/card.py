@@ -21,10 +21,11 @@ import tempfile
 from pathlib import Path
 
 from anatlearn.errors import CheckpointError, DataError
+from anatlearn.models.checkpoint import (CONFIG_FILE, HUB_FORMAT, WEIGHTS_FILE, export_safetensors,  # noqa: F401
+                                         is_hub_folder, load_checkpoint, read_hub_folder)
 
-HUB_FORMAT = "anatlearn-hub"
 HUB_FORMAT_VERSION = 1
-WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
+CARD_FILE = "README.md"
 
 CITATION = """@article{barbano2026anatomical,
   title   = {Anatomical foundation models for brain MRIs},
@@ -51,29 +52,6 @@ QUASIRAW_INPUT = {"shape": [182, 218, 182], "voxel_mm": 1.0, "space": "MNI152, t
 RELEASED_SETTINGS = {"optimizer": "adam", "lr": 1e-4, "lr_step": 10, "lr_gamma": 0.9, "weight_decay": 5e-5,
                      "batch_size": 32, "temperature": 0.1, "views": 2, "kernel": "rbf", "sigma": 2.0,
                      "atlas": "desikan", "augment": [], "amp": True, "lambda": 1.0}
-
-
-def is_hub_folder(path) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / CONFIG_FILE).is_file()
-
-
-def read_hub_folder(path) -> tuple[dict, dict]:
-    """(config, state dict) of a Hub-format folder; every missing or malformed file is one clear error."""
-    from anatlearn.models.checkpoint import load_checkpoint
-
-    folder = Path(path)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read {config_path}: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != HUB_FORMAT or not isinstance(config.get("model_config"), dict):
-        raise CheckpointError(f"{config_path} is not an anatlearn model config (expected \"format\": \"{HUB_FORMAT}\" "
-                              f"and a model_config)")
-    if not weights_path.is_file():
-        raise CheckpointError(f"model folder {folder} has no {WEIGHTS_FILE}")
-    return config, load_checkpoint(weights_path)["model"]
 
 
 def _released_variant(source: str) -> dict:
@@ -249,7 +227,6 @@ def export_folder(net, out, source: str = "", run_dir=None, license: str = "mit"
     assembled in a temporary sibling and renamed into place, so a failure leaves nothing half written; an
     existing non-empty ``out`` is an error.
     """
-    from anatlearn.models.checkpoint import export_safetensors
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

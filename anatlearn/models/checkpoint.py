@@ -119,6 +119,32 @@ def load_state_strict(model: torch.nn.Module, state_dict: dict, source: str) -> 
     model.load_state_dict(state_dict, strict=True)
 
 
+# Hub-format folders (written by anatlearn.models.card.export_folder): weights and config side by side
+HUB_FORMAT = "anatlearn-hub"
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+
+
+def is_hub_folder(path) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / CONFIG_FILE).is_file()
+
+
+def read_hub_folder(path) -> tuple[dict, dict]:
+    """(config, state dict) of a Hub-format folder; every missing or malformed file is one clear error."""
+    folder = Path(path)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {config_path}: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != HUB_FORMAT or not isinstance(config.get("model_config"), dict):
+        raise CheckpointError(f"{config_path} is not an anatlearn model config (expected \"format\": \"{HUB_FORMAT}\" "
+                              f"and a model_config)")
+    if not weights_path.is_file():
+        raise CheckpointError(f"model folder {folder} has no {WEIGHTS_FILE}")
+    return config, load_checkpoint(weights_path)["model"]
+
+
 def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, cache_dir=None,
                     map_location="cpu"):
     """Load a pretrained :class:`~anatlearn.models.ContrastiveModel` in eval mode.
@@ -132,7 +158,6 @@ def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, ca
     is resolved here.
     """
     from anatlearn.models import build_model, default_model_config
-    from anatlearn.models.card import is_hub_folder, read_hub_folder
 
     source = str(path_or_url)
     if is_hf_hub(source):
