@@ -174,11 +174,12 @@ def _site_check(before: pd.DataFrame, after: pd.DataFrame, sites, folds: int, se
     low = [when for when in ("before", "after") if chance.below_chance(check[when], check["chance"],
                                                                         class_counts=counts.to_numpy())]
     if low:
+        per_site = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()}"
         check["note"] = (f"site probe on {what} {' and '.join(low)} ComBat "
                          f"({', '.join(f'{check[w]:.3f}' for w in low)}) is below chance {check['chance']:.3f} by "
                          f"more than {chance.margin(counts.to_numpy()):.3f} (2 SD of random guessing over "
-                         f"{len(sites)} subjects in {len(counts)} sites, {counts.min()} to {counts.max()} per site): "
-                         + chance.note("site"))
+                         f"{len(sites)} subjects in {len(counts)} sites, {per_site} per site): "
+                         + chance.note("site").removeprefix("below chance: "))
     return check
 
 

@@ -67,8 +67,8 @@ def headline_sources(res: Results) -> dict[tuple[str, str], str]:
                      "balanced_accuracy_internal": "internal test split (training sites)"}.get(metric, "test splits")
             text = f"OpenBHB protocol, {where}, {split}, {n}"
         elif res.kind == "tasks":
-            text = (f"downstream tasks ({task_set(res, '?')}), {where}, {cfg.get('n_repeats', '?')} x "
-                    f"{cfg.get('n_splits', '?')}-fold CV, {n}")
+            tasks = f"downstream tasks ({cfg['task_set']})" if cfg.get("task_set") else "downstream tasks"
+            text = f"{tasks}, {where}, {cfg.get('n_repeats', '?')} x {cfg.get('n_splits', '?')}-fold CV, {n}"
         elif res.kind == "anatomy":
             what = "effective rank of the features" if task == "effective rank" else \
                 f"anatomy recovery, {cfg.get('n_splits', '?')}-fold CV ridge"
