@@ -37,8 +37,15 @@ def explain_command(
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but no CUDA GPU is available")
-    summary = run_explain(out, weights, data, task, tasks, participants, features, atlas, grid, subjects, steps,
-                          batch_size, seed, device=device)
+    from anatlearn.progress import progress
+
+    # the attributions are the slow part (tens of seconds on CPU): one step per attributed subject, on a terminal
+    attributing = f"explain: integrated gradients, {steps} steps per subject"
+    with progress("explain: embedding and fitting the probe", total=None) as bar:
+        summary = run_explain(out, weights, data, task, tasks, participants, features, atlas, grid, subjects, steps,
+                              batch_size, seed, device=device,
+                              progress=lambda done, total: bar.update(completed=done, total=total,
+                                                                      description=attributing))
     top = ", ".join(f"{r['region']} ({100 * r['share']:.1f} %)" for r in summary["top_regions"][:5])
     typer.echo(f"{summary['n_explained']} subjects over {summary['n_regions']} regions ({summary['atlas']}); top: {top}")
     for disease, auc in summary.get("truth_auc", {}).items():

@@ -65,6 +65,16 @@ def _encoder_of(table: pd.DataFrame) -> str | None:
     return table.attrs.get("metadata", {}).get("checkpoint")
 
 
+def cohort_name(participants: pd.DataFrame) -> str:
+    """The cohort's name for the report: its participants table's directory (a dataset) or file stem; "" when
+    the table came from memory."""
+    source = participants.attrs.get("source")
+    if not source:
+        return ""
+    path = Path(str(source))
+    return path.parent.name if path.stem == "participants" else path.stem
+
+
 def _write_json(path: Path, doc: dict) -> None:
     atomic_write_text(path, json.dumps(doc, indent=1, default=str, allow_nan=True))
 
@@ -106,7 +116,9 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
     if groups is not None:
         table[group_column] = groups.astype(str)
     atomic_write_text(out / "brain_age.tsv", table.to_csv(sep="\t", float_format="%.6g"))
-    summary = {"reference": fitted.summary(), "n_cohort": len(table), "encoder": _encoder_of(X),
+    summary = {"reference": fitted.summary(), "n_cohort": len(table), "cohort": cohort_name(labels),
+               "reference_cohort": cohort_name(ref_labels) if model is None else None,
+               "encoder": _encoder_of(X),
                "cohort_mae": float(table["gap"].abs().mean()),
                "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
                if len(table) > 2 and table["age"].std() > 0 else None,
@@ -148,13 +160,27 @@ def site_balanced_accuracy(X: np.ndarray, sites: np.ndarray, folds: int = 5, see
 
 def _site_check(before: pd.DataFrame, after: pd.DataFrame, sites, folds: int, seed: int, what: str) -> dict | None:
     """Site-probe balanced accuracy before and after harmonisation (None when a site has < ``folds`` subjects)."""
+    from anatlearn.evaluate import chance
+
     sites = pd.Series(sites).astype(str).to_numpy()
     counts = pd.Series(sites).value_counts()
     if len(counts) < 2 or counts.min() < folds:
         return None
-    return {"what": f"{folds}-fold CV balanced accuracy of a logistic site classifier (C = 1) on {what}",
-            "before": site_balanced_accuracy(before.to_numpy(), sites, folds, seed),
-            "after": site_balanced_accuracy(after.to_numpy(), sites, folds, seed), "chance": 1.0 / len(counts)}
+    check = {"what": f"{folds}-fold CV balanced accuracy of a logistic site classifier (C = 1) on {what}",
+             "before": site_balanced_accuracy(before.to_numpy(), sites, folds, seed),
+             "after": site_balanced_accuracy(after.to_numpy(), sites, folds, seed), "chance": 1.0 / len(counts),
+             "n_subjects": len(sites), "n_per_site": {str(k): int(v) for k, v in counts.items()}}
+    # no interval here: "below chance" means by more than 2 SD of random guessing over these subjects
+    low = [when for when in ("before", "after") if chance.below_chance(check[when], check["chance"],
+                                                                        class_counts=counts.to_numpy())]
+    if low:
+        per_site = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()} to {counts.max()}"
+        check["note"] = (f"site probe on {what} {' and '.join(low)} ComBat "
+                         f"({', '.join(f'{check[w]:.3f}' for w in low)}) is below chance {check['chance']:.3f} by "
+                         f"more than {chance.margin(counts.to_numpy()):.3f} (2 SD of random guessing over "
+                         f"{len(sites)} subjects in {len(counts)} sites, {per_site} per site): "
+                         + chance.note("site").removeprefix("below chance: "))
+    return check
 
 
 def run_harmonize(out, features, participants, reference=None, reference_participants=None, model=None,
@@ -198,6 +224,12 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
                     ": the empirical-Bayes prior shrinks each feature's site effect towards the mean over features, "
                     "so small, feature-specific effects (common in learned embeddings) are left uncorrected; try --no-eb"
                     if eb else ""))
+    # every caveat, one line each; "warning" joins them for readers (the CLI) that print one string
+    summary["warnings"] = [w for w in (summary.pop("warning", None), (check or {}).get("note"),
+                                       (summary.get("reference_site_check") or {}).get("note")) if w]
+    if summary["warnings"]:
+        summary["warning"] = "; ".join(summary["warnings"])
+    summary["cohort"] = cohort_name(labels)
     summary["provenance"] = provenance(seed, {"covariates": list(covariates), "site_column": site_column, "eb": eb})
     _write_json(out / "harmonize.json", summary)
     return summary

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from anatlearn.demo.summary import REFERENCE, by_method, claims, demo_summary_markdown, icc_row
+from anatlearn.demo.summary import REFERENCE, by_method, claims, demo_summary_markdown
 from anatlearn.errors import ConfigError
 from anatlearn.io import atomic_write_text
 
@@ -95,8 +95,8 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     from anatlearn.data import open_dataset
     from anatlearn.synthetic import generate_cohort
     from anatlearn.embed import AnatEncoder
-    from anatlearn.evaluate import (Results, evaluate_openbhb, evaluate_tasks, icc, icc_summary, load_tasks,
-                                    read_participants)
+    from anatlearn.evaluate import evaluate_openbhb, evaluate_tasks, load_tasks, read_participants
+    from anatlearn.evaluate.icc import evaluate_icc
     from anatlearn.models import build_model, default_model_config, save_checkpoint
     from anatlearn.provenance import provenance
     from anatlearn.report import build_report
@@ -165,10 +165,8 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     tasks = evaluate_tasks(task_feats, p_down, load_tasks("synthetic"), n_splits=s.n_splits, n_repeats=s.n_repeats,
                            seed=seed)
     tasks.write(res_dir / "tasks")
-    icc_rows = [{"method": m, "task": "test-retest", "metric": "ICC median",
-                 **icc_row(icc_summary(icc(f, feats["retest"][m])))} for m, f in feats["downstream"].items()]
-    icc_results = Results(kind="icc", table=pd.DataFrame(icc_rows),
-                          provenance=provenance(seed, {"kind": "agreement"}))
+    icc_results = evaluate_icc(feats["downstream"], {m: feats["retest"][m] for m in feats["downstream"]})
+    icc_results.provenance = provenance(seed, {"kind": "agreement", "cohort": str(down)})  # retest: its re-scan
     icc_results.write(res_dir / "icc")
     anatomy = _anatomy_recovery(down, task_feats, s, seed)
     anatomy.write(res_dir / "anatomy")
@@ -180,7 +178,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     note = (f"One pretraining run per method (seed {seed}, {s.epochs} epochs, width {s.width}, {s.n_pretrain} "
             f"healthy subjects): one seed cannot rank methods whose differences are within run-to-run noise; "
             f"the multi-seed study (docs/study.md) does.")
-    summary_md = demo_summary_markdown(table, tasks.paired, note)
+    summary_md = demo_summary_markdown(table, tasks.paired, note, [anatomy, obhb, tasks, icc_results])
     atomic_write_text(out / "summary.md", summary_md)
     t = time.perf_counter()  # brain age, ComBat and a region map of the first method (anatlearn.clinical)
     from anatlearn.clinical.demo_steps import run_clinical_demo

@@ -1,5 +1,5 @@
 """What the demo writes about its results: the claims of the paper measured on the synthetic cohorts
-(``demo.json``), the Markdown summary (``summary.md``) and the test-retest row of ``results.csv``."""
+(``demo.json``) and the Markdown summary (``summary.md``)."""
 
 from __future__ import annotations
 
@@ -14,22 +14,24 @@ def by_method(table: pd.DataFrame) -> dict:
             for m, g in table.groupby("method", sort=False)}
 
 
-def demo_summary_markdown(table: pd.DataFrame, paired: pd.DataFrame | None, note: str) -> str:
-    """``OUT/summary.md``: the verdict and the README-style headline table (methods x key metrics)."""
-    from anatlearn.report.summary import headline_markdown, verdict
+def demo_summary_markdown(table: pd.DataFrame, paired: pd.DataFrame | None, note: str, results=()) -> str:
+    """``OUT/summary.md``: the verdict and the README-style headline table (key metrics x methods), each row
+    with its source (evaluation, cohort, n) taken from ``results`` (the :class:`Results` behind ``table``)."""
+    from anatlearn.report import sources
+    from anatlearn.report.summary import headline_markdown, key_metric_label, verdict
 
+    where = {key: text for r in results for key, text in sources.headline_sources(r).items()}
+    flags = {key: level for r in results for key, level in sources.below_chance(r).items()
+             if key_metric_label(*key[1:])}
     lines = ["# anatlearn demo: summary", "", *[f"- {v}" for v in verdict(table, paired, note)], "",
-             headline_markdown(table), "",
+             headline_markdown(table, where, flags), "",
              "R²: cross-validated ridge from the features to the true log regional GMV / CT / SA (mean over the 68 "
              "regions) and to the latent factors of the downstream subjects; RankMe: effective rank of the features "
              "(Garrido et al. 2023); BAcc: balanced accuracy of a linear probe; ↓: lower is better; bold: best "
-             "non-ceiling value.", ""]
+             "non-ceiling value of the row (every tie). Rows come from different cohorts: see their source.", ""]
+    if flags:
+        lines += [sources.below_chance_note(flags), ""]
     return "\n".join(lines)
-
-
-def icc_row(summary: dict) -> dict:
-    return {"mean": summary.get("median"), "ci_low": summary.get("q25"), "ci_high": summary.get("q75"),
-            "n": summary.get("n_features"), "lower_is_better": False}
 
 
 def claims(tasks, obhb) -> dict:

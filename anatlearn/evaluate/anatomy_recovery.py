@@ -231,6 +231,8 @@ def truth_targets(cohort_root: str | os.PathLike, ids=None) -> dict[str, pd.Data
         if len(missing):
             raise DataError(f"{len(missing)} subjects have no truth in {truth} (e.g. {', '.join(missing[:3])})")
         out = {k: v.loc[wanted] for k, v in out.items()}
+    for table in out.values():
+        table.attrs["source"] = str(cohort_root)  # the cohort the results came from, named in the report
     return out
 
 
@@ -292,7 +294,8 @@ def evaluate_anatomy(features: Mapping[str, pd.DataFrame], targets: Mapping[str,
         rows.append(_row(method, RANK_TASK, "rankme", effective_rank(x), len(ids)))
         rows.append(_row(method, RANK_TASK, "rankme_centred", effective_rank(x, center=True), len(ids)))
     config = {"n_splits": n_splits, "alphas": list(map(float, DEFAULT_ALPHAS if alphas is None else alphas)),
-              "targets": {fam: list(map(str, y.columns)) for fam, y in fams.items()}, "n_subjects": len(ids)}
+              "targets": {fam: list(map(str, y.columns)) for fam, y in fams.items()}, "n_subjects": len(ids),
+              "cohort": next((str(t.attrs["source"]) for t in targets.values() if t.attrs.get("source")), None)}
     return Results(kind="anatomy", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
                    extra={"per_target": per_target}, provenance=provenance(seed, config))
 

@@ -104,6 +104,8 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
     table = pd.DataFrame(_summarise(folds, interval), columns=TABLE_COLUMNS)
     config = {"n_splits": n_splits, "n_repeats": n_repeats, "site_column": site_column, "interval": interval,
               "grid": list(map(float, grid)), "class_weight": class_weight,
+              "task_set": " + ".join(dict.fromkeys(t.task_set for t in tasks if t.task_set)) or None,
+              "participants": participants.attrs.get("source"),
               "tasks": [t.__dict__ | {"positive": list(t.positive), "negative": list(t.negative)} for t in tasks],
               "feature_metadata": {m: f.attrs.get("metadata", {}) for m, f in tables.items()}}
     return Results(kind="tasks", table=table, folds=folds, paired=paired_tests(folds),

@@ -150,6 +150,7 @@ def evaluate_openbhb(features: Mapping[str, pd.DataFrame] | pd.DataFrame, partic
         extra[method] = ex
     config = {"cv": cv, "grid": list(map(float, grid)), "split_column": split_column, "age_column": age_column,
               "site_column": site_column, "n_boot": n_boot,
+              "participants": participants.attrs.get("source"),
               "feature_metadata": {m: f.attrs.get("metadata", {}) for m, f in features.items()}}
     return Results(kind="openbhb", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
                    predictions=pd.concat(preds, ignore_index=True), extra=extra, provenance=provenance(seed, config))

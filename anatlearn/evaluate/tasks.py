@@ -58,6 +58,7 @@ class Task:
     negative: tuple[str, ...] = ()
     where: dict = field(default_factory=dict)
     description: str = ""
+    task_set: str = ""  # the preset or TOML file it was loaded from (names the report's section)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -167,6 +168,8 @@ def load_tasks(spec: str | os.PathLike, columns: dict[str, str] | None = None,
         for name in presets:
             tasks.update(load_preset(name, mapping))
         tasks.update(_parse_tasks(data.get("tasks", {}), str(path)))
+    task_set = spec_s if spec_s in available_presets() else Path(spec).stem
+    tasks = {name: replace(t, task_set=task_set) for name, t in tasks.items()}
     if select:
         missing = [s for s in select if s not in tasks]
         if missing:

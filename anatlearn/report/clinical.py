@@ -53,6 +53,20 @@ def _load(path: Path) -> dict:
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
+def _cohort(name) -> str:
+    return f"{html.escape(str(name))} cohort" if name else "cohort (name not recorded)"
+
+
+def _site_line(check: dict, label: str) -> str:
+    """One site-probe result with its chance level and n, the below-chance note right beside the numbers."""
+    n = f", n = {check['n_subjects']}" if check.get("n_subjects") else ""
+    line = (f"<p>{label}: {check['before']:.3f} before, {check['after']:.3f} after ComBat (chance "
+            f"{check['chance']:.3f}{n}).</p>")
+    if check.get("note"):
+        line += f"<p class=warn><b>Below chance.</b> {html.escape(check['note'])}</p>"
+    return line
+
+
 def _encoder_note(checkpoint) -> str:
     return f"<p class=note>Encoder: {html.escape(str(checkpoint))}</p>" if checkpoint else ""
 
@@ -60,13 +74,17 @@ def _encoder_note(checkpoint) -> str:
 def _brain_age(d: Path) -> str:
     s = _load(d / "brain_age.json")
     ref = s["reference"]
+    cohort = _cohort(s.get("cohort"))
     parts = [f"<h3>Brain age: {html.escape(d.name)}</h3>",
              _encoder_note(s.get("encoder")),
+             f"<p>Brain-age MAE on the {cohort}: <b>{s['cohort_mae']:.2f} y</b> (n = {s['n_cohort']}, by the brain-age "
+             f"tool fitted on the reference below).</p>",
              f"<p class=note>Ridge on frozen features, fitted on {ref['n_reference']} reference subjects "
+             f"({_cohort(s.get('reference_cohort'))}) "
              f"(cross-validated MAE {ref['mae_reference_cv']:.2f} y). Bias correction <b>{html.escape(ref['correction'])}</b> "
              f"fitted on the reference's CV predictions (pred = {ref['slope_a']:.2f} age + {ref['offset_b']:.1f}): "
              f"r(gap, age) {ref['r_gap_age_reference']:+.3f} &rarr; {ref['r_corrected_gap_age_reference']:+.3f}. "
-             f"Cohort: {s['n_cohort']} subjects, MAE {s['cohort_mae']:.2f} y.</p>"]
+             "</p>"]
     if s.get("warning"):
         parts.append(f"<p class=note>Warning: {html.escape(s['warning'])}</p>")
     parts.append(_img(d / "brain_age_scatter.png", "predicted vs chronological age"))
@@ -84,16 +102,18 @@ def _harmonize(d: Path) -> str:
     parts = [f"<h3>Harmonisation: {html.escape(d.name)}</h3>", _encoder_note(s.get("encoder")),
              f"<p class=note>{html.escape(s.get('method', 'ComBat'))} over sites {html.escape(sites)} (reference counts), "
              f"preserving {html.escape(', '.join(s.get('covariates', [])) or 'no covariate')}; {s['n_subjects']} "
-             f"subjects harmonised.</p>"]
-    check = s.get("site_check")
+             f"subjects of the {_cohort(s.get('cohort'))} harmonised.</p>"]
+    check, ref = s.get("site_check"), s.get("reference_site_check")
     if check:
-        parts.append(f"<p>Site probe balanced accuracy ({html.escape(check['what'])}): {check['before']:.3f} before, "
-                     f"{check['after']:.3f} after (chance {check['chance']:.3f}).</p>")
-    ref = s.get("reference_site_check")
+        parts.append(_site_line(check, f"Site probe balanced accuracy on the {_cohort(s.get('cohort'))} "
+                                       f"({html.escape(check['what'])})"))
     if ref:
-        parts.append(f"<p>On the reference ComBat was fitted on: {ref['before']:.3f} before, {ref['after']:.3f} after.</p>")
-    if s.get("warning"):
-        parts.append(f"<p class=warn><b>Warning:</b> {html.escape(s['warning'])}</p>")
+        parts.append(_site_line(ref, "On the reference ComBat was fitted on"))
+    shown = {c.get("note") for c in (check, ref) if c}
+    warnings = s.get("warnings", [s["warning"]] if s.get("warning") else [])
+    for warning in warnings:
+        if warning not in shown:
+            parts.append(f"<p class=warn><b>Warning:</b> {html.escape(warning)}</p>")
     if s.get("validation"):
         parts.append("<p class=note>Validation (raw vs harmonised features):</p>" + _table(
             s["validation"], list(s["validation"][0].keys())))

@@ -26,6 +26,16 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _integer_axis(ax, xs) -> None:
+    """Integer ticks on the x axis; a single epoch gets one tick at its value (not a +-0.05 range of decimals)."""
+    xs = np.asarray([x for x in xs if np.isfinite(x)], dtype=float)
+    if xs.size and xs.min() == xs.max():
+        ax.set_xlim(xs[0] - 0.5, xs[0] + 0.5)
+        ax.set_xticks([xs[0]])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _is_throughput(col: str) -> bool:
     c = col.lower()
     return "per_s" in c or "throughput" in c or c.endswith("_s") and "samples" in c
@@ -58,15 +68,17 @@ def training_curves(runs: dict[str, pd.DataFrame]) -> bytes:
     fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 2.7 * rows), squeeze=False)
     colours = {name: f"C{i % 10}" for i, name in enumerate(runs)}
     for ax, term in zip(axes.flat, terms):
+        xs = []
         for name, metrics in runs.items():
             if term not in metrics.columns:
                 continue
             per_epoch, x_col = _per_epoch(metrics)
             ok = per_epoch[term].notna().to_numpy()
+            xs += list(per_epoch[x_col].to_numpy(float)[ok])
             ax.plot(per_epoch[x_col].to_numpy()[ok], per_epoch[term].to_numpy()[ok], color=colours[name],
                     label=name, marker="." if ok.sum() < 40 else None)
         ax.set_title(term, fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_axis(ax, xs)
         ax.set_xlabel(_per_epoch(next(iter(runs.values())))[1], fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -83,21 +95,23 @@ def training_curves(runs: dict[str, pd.DataFrame]) -> bytes:
 def throughput(runs: dict[str, pd.DataFrame]) -> bytes | None:
     """A small chart of training throughput (samples/s, median per epoch) per run; None without such a column."""
     fig, ax = plt.subplots(figsize=(5.0, 2.2))
-    drawn = False
+    drawn, xs = False, []
     for i, (name, metrics) in enumerate(runs.items()):
         col = next((c for c in metrics.columns if _is_throughput(c)), None)
         if col is None:
             continue
         x_col = "epoch" if "epoch" in metrics.columns else None
         per = metrics.groupby(x_col)[col].median() if x_col else metrics[col]
-        ax.plot(per.index.to_numpy(), per.to_numpy(), color=f"C{i % 10}", label=name, lw=1)
+        ax.plot(per.index.to_numpy(), per.to_numpy(), color=f"C{i % 10}", label=name, lw=1,
+                marker="o" if len(per) < 40 else None, ms=3)  # one epoch is one point: a line alone is invisible
+        xs += list(np.asarray(per.index, dtype=float))
         ax.set_ylabel(col, fontsize=8)
         drawn = True
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xlabel("epoch", fontsize=8)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_axis(ax, xs)
     ax.set_ylim(bottom=0)
     ax.tick_params(labelsize=7)
     ax.set_title("throughput (median per epoch)", fontsize=9)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from anatlearn.report import clinical as report_clinical
 from anatlearn.report import figures as figs
+from anatlearn.report import sources
 from anatlearn.errors import DataError
 from anatlearn.features import match_ids
 from anatlearn.evaluate.results import Results, pivot_table
@@ -36,7 +37,9 @@ th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-siz
 .verdict{background:#f6f8fa;border-left:4px solid #3b6ea5;padding:.5em 1em .5em 2em;margin:.8em 0}.verdict li{margin:.3em 0}
 th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{background:#fce8e6}
 table.headline td,table.comparisons td{white-space:nowrap}table.comparisons{display:inline-table;margin-right:1.5em;vertical-align:top}summary{cursor:pointer;color:#3b6ea5}
-.scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}"""
+.scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}
+table.headline td.source,table.headline th.source{text-align:left;white-space:normal;min-width:16em;font-size:.9em;color:#444}
+table.headline td.best{background:#eef4fb}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -50,6 +53,27 @@ def _table_html(df: pd.DataFrame, index: bool = True) -> str:
 def _pivot(table: pd.DataFrame) -> pd.DataFrame:
     """pivot_table of a results table read back from JSON (where NaN intervals come back as None)."""
     return pivot_table(table.astype({c: float for c in ("mean", "ci_low", "ci_high") if c in table.columns}))
+
+
+def _results_table(res: Results) -> str:
+    """The pivoted results table, values below chance marked † with the plain-words note under the table."""
+    pivot = _pivot(res.table)
+    flags = sources.below_chance(res)
+    for (method, task, metric) in flags:
+        if (task, metric) in pivot.index and method in pivot.columns:
+            pivot.loc[(task, metric), method] = f"{pivot.loc[(task, metric), method]} {sources.BELOW_CHANCE_MARK}"
+    note = sources.below_chance_note(flags)
+    return _table_html(pivot) + (f"<p class=warn>{html.escape(note)}</p>" if note else "")
+
+
+def _heading(res: Results, folder: str) -> str:
+    """A results sub-section's title: the task set of a tasks evaluation, the cohort of any other (the
+    folder's name only when neither was recorded), with the folder named in small print."""
+    title = sources.task_set(res, folder) if res.kind == "tasks" else sources.cohort(res)
+    if title == sources.NOT_RECORDED:
+        title = folder
+    where = f"{sources.cohort(res)}, results in {folder}" if res.kind == "tasks" else f"results in {folder}"
+    return f"<h3>{html.escape(title)} <small class=note>({html.escape(where)})</small></h3>"
 
 
 def _classify(path: Path) -> str:
@@ -79,18 +103,26 @@ def _pretraining_section(paths: Sequence[Path]) -> str:
         parts.append(_img(figs.training_curves(runs), f"loss curves {names}"))
         parts.append("<p class=note>Per-epoch means of each logged term of the runs' metrics.csv, each term on its "
                      "own scale.</p>")
-        speed = figs.throughput(runs)
-        if speed is not None:
-            parts.append(_img(speed, f"throughput {names}"))
     return "".join(parts)
 
 
+def _run_details_section(paths: Sequence[Path]) -> str:
+    """Training speed (samples/s per epoch): about the machine and the run, not a result; "" without it."""
+    runs = {p.name: m for p in paths if not (m := _read_metrics(p)).empty}
+    speed = figs.throughput(runs) if runs else None
+    if speed is None:
+        return ""
+    return ("<h2>Run details</h2><p class=note>Training throughput of each run (median samples/s per epoch): it "
+            "depends on the machine and its load, not on what the method learns.</p>"
+            + _img(speed, f"throughput {', '.join(runs)}"))
+
+
 def _openbhb_section(res: Results, name: str) -> str:
-    parts = [f"<h3>{html.escape(name)}</h3>",
+    parts = [_heading(res, name),
              "<p class=note>Ridge (brain age, MAE in years) and logistic regression (site, balanced accuracy: lower "
              "means less site information), both tuned by 5-fold CV on train; challenge score = BAcc<sup>0.3</sup> "
              "&times; MAE<sub>external</sub>. Intervals: 95 % bootstrap over test subjects.</p>",
-             _table_html(_pivot(res.table))]
+             _results_table(res)]
     if res.predictions is not None:
         parts.append("<details><summary>predicted vs true age and site confusion, per method</summary>")
         for method, pred in res.predictions.groupby("method", sort=False):
@@ -105,14 +137,14 @@ def _openbhb_section(res: Results, name: str) -> str:
 
 def _tasks_section(res: Results, name: str) -> str:
     cfg = res.provenance.get("config", {})
-    parts = [f"<h3>{html.escape(name)}</h3>",
+    parts = [_heading(res, name),
              f"<p class=note>Linear probes, {cfg.get('n_repeats', '?')} x {cfg.get('n_splits', '?')}-fold stratified CV; "
              f"mean and 95 % interval ({html.escape(str(cfg.get('interval', '')))}: Nadeau &amp; Bengio corrected "
              "resampled t unless stated).</p>"]
     for metric in figs.PRIMARY:
         if (res.table["metric"] == metric).any():
             parts.append(_img(figs.task_bars(res.table, metric), f"{metric} per task"))
-    parts.append(_table_html(_pivot(res.table)))
+    parts.append(_results_table(res))
     if res.paired is not None and len(res.paired):
         parts.append(f"<details><summary>all {len(res.paired)} paired tests (every pair of methods, every task and "
                      "metric; corrected resampled t-test and Wilcoxon over repeat means)</summary>"
@@ -123,7 +155,7 @@ def _tasks_section(res: Results, name: str) -> str:
 def _anatomy_section(res: Results, name: str) -> str:
     cfg = res.provenance.get("config", {})
     per_target = res.extra.get("per_target", {})
-    parts = [f"<h3>{html.escape(name)}</h3>",
+    parts = [_heading(res, name),
              f"<p class=note>Cross-validated ridge regression ({cfg.get('n_splits', '?')}-fold over "
              f"{cfg.get('n_subjects', '?')} subjects, features standardised in each fold, penalty by leave-one-out "
              "on the training part) from each method's frozen features to each target; R² of the pooled "
@@ -141,12 +173,12 @@ def _anatomy_section(res: Results, name: str) -> str:
 
 
 def _other_section(res: Results, name: str) -> str:
-    return f"<h3>{html.escape(name)}</h3>" + _table_html(_pivot(res.table))
+    return _heading(res, name) + _results_table(res)
 
 
 def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
     """Verdict, headline table and key comparisons (anatlearn.report.summary), first on the page."""
-    from anatlearn.report.summary import comparisons_html, headline_html, key_comparisons, verdict
+    from anatlearn.report.summary import comparisons_html, headline_html, key_comparisons, key_metric_label, verdict
 
     tables = [r.table for _, r in loaded if r.table is not None and len(r.table)]
     if not tables:
@@ -159,11 +191,17 @@ def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
     if lines:
         parts.append("<h2>Verdict</h2><ul class=verdict>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines)
                      + "</ul>")
-    head = headline_html(table)
+    where = {key: text for _, r in loaded for key, text in sources.headline_sources(r).items()}
+    flags = {key: level for _, r in loaded for key, level in sources.below_chance(r).items()}
+    head = headline_html(table, where, flags)
     if head:
+        shown = {k: v for k, v in flags.items() if key_metric_label(*k[1:])}
         parts.append("<h2>Headline</h2>" + head + "<p class=note>Means over folds (R², BAcc) or test subjects "
-                     "(MAE); ↓ lower is better; bold: best non-ceiling value. Intervals and every metric are in the "
-                     "sections below.</p>")
+                     "(MAE); ↓ lower is better; <b>bold</b>: best non-ceiling value of the row (every tie). The rows "
+                     "come from different evaluations and cohorts: each names its own in the source column (a "
+                     "clinical tool's numbers further down are on the cohort it names there). Intervals and every "
+                     "metric are in the sections below.</p>"
+                     + (f"<p class=warn>{html.escape(sources.below_chance_note(shown))}</p>" if shown else ""))
     comp = comparisons_html(key_comparisons(table, paired))
     if comp:
         parts.append("<h2>Key comparisons: AnatCL against each baseline</h2>" + comp
@@ -204,7 +242,8 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     """Write the HTML report to ``out`` (atomically) and return its path.
 
     Order: verdict, headline table and key comparisons (from every results directory), then anatomy
-    recovery, downstream tasks, OpenBHB, other results, pretraining curves, embedding maps, provenance.
+    recovery, downstream tasks, OpenBHB, other results, clinical tools, pretraining curves, embedding maps,
+    run details (throughput), provenance.
     ``note`` is appended to the verdict (e.g. the number of seeds behind it).
     """
     runs, results, clinical = [], [], []
@@ -234,6 +273,8 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
         body.append("<h2>Pretraining</h2>" + _pretraining_section(runs))
     if features:
         body.append("<h2>Embedding maps</h2>" + _maps_section(features, participants, seed))
+    if runs:
+        body.append(_run_details_section(runs))
     prov = {_name(p): r.provenance for p, r in loaded}
     body.append("<h2>Provenance</h2><details><summary>versions and evaluation settings</summary><pre>"
                 + html.escape(json.dumps({"report_versions": versions(), "results": prov}, indent=1, default=str))

@@ -4,9 +4,11 @@ All three are computed from the tidy results tables (``method, task, metric, mea
 :mod:`anatlearn.evaluate.results`) and the paired tests of the downstream tasks, so the HTML report
 (:mod:`anatlearn.report.page`) and the demo's Markdown summary say the same thing.
 
-- *Headline table*: one row per method, one column per key metric: anatomy recovery R^2 per target family,
+- *Headline table*: one row per key metric, one column per method: anatomy recovery R^2 per target family,
   RankMe, the primary metric of each downstream task (balanced accuracy for classification, R^2 for
-  regression), brain-age MAE on the external site, site balanced accuracy and test-retest ICC.
+  regression), brain-age MAE on the external site, site balanced accuracy and test-retest ICC; each row
+  names its source (evaluation, cohort, n: :mod:`anatlearn.report.sources`), since the rows come from
+  different cohorts.
 - *Key comparisons*: each AnatCL variant (method name ``anatcl*``) minus each baseline (every other method
   except ceilings) on every key metric, with the corrected resampled t-test p value (Nadeau & Bengio 2003)
   where the downstream tasks provide one.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -79,12 +82,13 @@ def headline(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, bool], dict[s
     return out.dropna(how="all"), {c: lower[c] for c in labels}, {c: cols[c] for c in labels}
 
 
-def _best(col: pd.Series, lower: bool) -> str | None:
-    """Best method of a column among the non-ceiling methods."""
+def _best(col: pd.Series, lower: bool) -> list[str]:
+    """Best methods of a column among the non-ceiling methods: every method tied at the shown precision."""
     col = col[[not m.startswith(CEILING_PREFIX) for m in col.index]].dropna()
     if col.empty:
-        return None
-    return str(col.idxmin() if lower else col.idxmax())
+        return []
+    top = col.min() if lower else col.max()
+    return [str(m) for m, v in col.items() if _fmt(v) == _fmt(top)]
 
 
 def _fmt(v: float) -> str:
@@ -93,32 +97,52 @@ def _fmt(v: float) -> str:
     return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
 
 
-def headline_html(table: pd.DataFrame) -> str:
-    """The headline table as HTML, the best non-ceiling value of each column in bold."""
-    head, lower, _ = headline(table)
+Flags = Mapping[tuple[str, str, str], float]  # (method, task, metric) -> chance, for values below chance
+
+
+def _rows(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None, flags: Flags | None):
+    """(label, lower, {method: (text, bold, below chance)}, source) per key metric, methods in headline order."""
+    head, lower, where = headline(table)
+    for c in head.columns:
+        best = _best(head[c], lower[c])
+        cells = {m: (_fmt(v), m in best and bool(_fmt(v)), (m, *where[c]) in (flags or {}))
+                 for m, v in head[c].items()}
+        yield c, lower[c], cells, (sources or {}).get(where[c], "")
+
+
+def headline_html(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None = None,
+                  flags: Flags | None = None) -> str:
+    """The headline table as HTML: one row per key metric, one column per method, the best non-ceiling
+    value of each row in bold (every tie), values below chance marked †, and where each row comes from
+    (``sources``: (task, metric) -> evaluation, cohort, n)."""
+    head, _, _ = headline(table)
     if head.empty:
         return ""
-    best = {c: _best(head[c], lower[c]) for c in head}
-    th = "".join(f"<th>{html.escape(c)}{' ↓' if lower[c] else ''}</th>" for c in head)
+    th = "".join(f"<th>{html.escape(str(m))}</th>" for m in head.index)
     rows = []
-    for m, r in head.iterrows():
-        cells = "".join(f"<td>{'<b>' if best[c] == m else ''}{_fmt(r[c])}{'</b>' if best[c] == m else ''}</td>"
-                        for c in head)
-        rows.append(f"<tr><th class=m>{html.escape(str(m))}</th>{cells}</tr>")
-    return f"<table class=headline><tr><th>method</th>{th}</tr>{''.join(rows)}</table>"
+    for label, lower, cells, source in _rows(table, sources, flags):
+        tds = "".join(f"<td{' class=best' if bold else ''}>{'<b>' if bold else ''}{text}{'</b>' if bold else ''}"
+                      f"{'†' if below else ''}</td>" for text, bold, below in cells.values())
+        rows.append(f"<tr><th class=m>{html.escape(label)}{' ↓' if lower else ''}</th>{tds}"
+                    f"<td class=source>{html.escape(source)}</td></tr>")
+    return (f"<div class=scroll><table class=headline><tr><th class=m>key metric</th>{th}<th class=source>source "
+            f"(evaluation, cohort, n)</th></tr>{''.join(rows)}</table></div>")
 
 
-def headline_markdown(table: pd.DataFrame) -> str:
-    """The headline table as a Markdown table (README style), best non-ceiling value in bold."""
-    head, lower, _ = headline(table)
+def headline_markdown(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None = None,
+                      flags: Flags | None = None) -> str:
+    """The headline table as Markdown (README style): key metrics as rows, methods as columns, the best
+    non-ceiling value of each row in bold, † below chance, and a source column when ``sources`` is given."""
+    head, _, _ = headline(table)
     if head.empty:
         return ""
-    best = {c: _best(head[c], lower[c]) for c in head}
-    lines = ["| method | " + " | ".join(c + (" ↓" if lower[c] else "") for c in head) + " |",
-             "|---|" + "---:|" * len(head.columns)]
-    for m, r in head.iterrows():
-        cells = [f"**{_fmt(r[c])}**" if best[c] == m and _fmt(r[c]) else _fmt(r[c]) for c in head]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    with_source = bool(sources)
+    lines = ["| key metric | " + " | ".join(map(str, head.index)) + (" | source |" if with_source else " |"),
+             "|---|" + "---:|" * len(head.index) + ("---|" if with_source else "")]
+    for label, lower, cells, source in _rows(table, sources, flags):
+        texts = [(f"**{text}**" if bold else text) + ("†" if below else "") for text, bold, below in cells.values()]
+        lines.append(f"| {label}{' ↓' if lower else ''} | " + " | ".join(texts)
+                     + (f" | {source} |" if with_source else " |"))
     return "\n".join(lines)
 
 
@@ -225,7 +249,8 @@ def verdict(table: pd.DataFrame, paired: pd.DataFrame | None = None, note: str =
                 out.append(f"Against {b}: better: {', '.join(wins) or 'none'}; worse: {', '.join(losses) or 'none'}.")
     elif not variants:
         best = {c: _best(head[c], lower[c]) for c in head}
-        out.append("Best method per key metric: " + "; ".join(f"{c}: {m}" for c, m in best.items() if m) + ".")
+        out.append("Best method per key metric: " + "; ".join(f"{c}: {', '.join(m)}" for c, m in best.items() if m)
+                   + ".")
     if note:
         out.append(note)
     return out

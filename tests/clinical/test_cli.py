@@ -113,3 +113,67 @@ def test_explain_runs_and_rejects_bad_atlas(checkpoint, tiny_downstream, tmp_pat
     fails(capfd, [*args, "--atlas", "bogus", "--out", tmp_path / "x"], "--atlas 'bogus'")
     fails(capfd, [*args[:5], "--task", "NOPE", "--out", tmp_path / "x"], "NOPE")
     fails(capfd, [*args, "--subjects", "0", "--out", tmp_path / "x"], "--subjects")
+
+
+def test_explain_progress_per_attributed_subject_only_on_a_terminal(checkpoint, tiny_downstream, tmp_path, capfd,
+                                                                     monkeypatch):
+    import contextlib
+
+    import anatlearn.progress
+
+    args = ["explain", "--weights", str(checkpoint), "--data", str(tiny_downstream), "--task", "AD-like-vs-CN",
+            "--subjects", "3", "--steps", "4"]
+    assert main([*args, "--out", str(tmp_path / "quiet")]) == 0  # stderr is no terminal here: no bar drawn
+    assert "integrated gradients" not in capfd.readouterr().err
+    updates = []
+
+    class Recorder:
+        def update(self, **kwargs):
+            updates.append(kwargs)
+
+    @contextlib.contextmanager
+    def recording(description, total, **kwargs):
+        updates.append({"description": description, "total": total})
+        yield Recorder()
+
+    monkeypatch.setattr(anatlearn.progress, "progress", recording)
+    assert main([*args, "--out", str(tmp_path / "shown")]) == 0
+    steps = [u for u in updates if "completed" in u]
+    assert [u["completed"] for u in steps] == [1, 2, 3] and {u["total"] for u in steps} == {3}
+    assert "integrated gradients, 4 steps" in steps[-1]["description"]
+
+
+def test_harmonize_site_probe_below_chance_carries_a_note(tables, tiny_cohort, tiny_downstream, tmp_path, capfd,
+                                                          monkeypatch):
+    """0.610 -> 0.078 at chance 0.250 with ~10 subjects per site: below chance by more than 2 SD of guessing
+    (about 0.14 here), so the JSON, the printed lines and the report all say so; 0.55 and 0.20 are not."""
+    import anatlearn.clinical.run as run
+    from anatlearn.evaluate.chance import margin
+    from anatlearn.report import build_report
+
+    scores = iter([0.60, 0.55, 0.610, 0.078])  # reference before/after, then this cohort before/after
+    monkeypatch.setattr(run, "site_balanced_accuracy", lambda *a, **k: next(scores))
+    assert main(["harmonize", "--covariate", "age", "--features", str(tables["down"]), "--participants",
+                 str(tiny_downstream), "--reference", str(tables["healthy"]), "--reference-participants",
+                 str(tiny_cohort), "--out", str(tmp_path / "h")]) == 0
+    out, err = capfd.readouterr()
+    summary = json.loads((tmp_path / "h" / "harmonize.json").read_text())
+    check = summary["site_check"]
+    counts = list(check["n_per_site"].values())
+    assert sum(counts) == check["n_subjects"] == 40 and 0.078 < 0.25 - margin(counts) < 0.20
+    assert check["note"].startswith("site probe on this cohort after ComBat (0.078) is below chance 0.250 by more than")
+    assert "anticorrelates with site" in check["note"] and "note" not in summary["reference_site_check"]
+    assert len(summary["warnings"]) == 2 and "empirical-Bayes" in summary["warnings"][0]  # EB caveat, then this one
+    assert "0.610 -> 0.078 (chance 0.250)" in out and "below chance" in err and "anticorrelates" in err
+    text = build_report([tmp_path / "h"], tmp_path / "r.html").read_text()
+    after = text.index("0.078 after ComBat (chance 0.250, n = 40)")
+    assert text.index("<b>Below chance.</b>", after) - after < 200  # the note sits right under the numbers
+    assert text.count("anticorrelates with site") == 1  # shown once, not again among the warnings
+    assert "of the downstream cohort harmonised" in text
+
+    scores = iter([0.60, 0.55, 0.610, 0.20])
+    assert main(["harmonize", "--covariate", "age", "--features", str(tables["down"]), "--participants",
+                 str(tiny_downstream), "--reference", str(tables["healthy"]), "--reference-participants",
+                 str(tiny_cohort), "--out", str(tmp_path / "h2")]) == 0
+    assert "note" not in json.loads((tmp_path / "h2" / "harmonize.json").read_text())["site_check"]
+    assert "below chance" not in capfd.readouterr().err

@@ -121,7 +121,7 @@ def test_reference_check_warns_when_eb_shrinkage_leaves_the_site(tmp_path):
     shifts (sd 0.05 against unit variance). A linear probe finds the site from the features' differences,
     but each feature's shift is so small next to its variance that ComBat's empirical-Bayes prior shrinks
     it to the mean over features: with --eb the reference keeps its site information and a warning says
-    so; without, the probe falls to about chance (the demo's anatcl-global features did the same: 0.39 ->
+    so; without, the probe falls to chance or below (the demo's anatcl-global features did the same: 0.39 ->
     0.40 with EB, 0.12 without, on the healthy cohort ComBat was fitted on)."""
     from anatlearn.clinical.run import run_harmonize
 
@@ -138,5 +138,11 @@ def test_reference_check_warns_when_eb_shrinkage_leaves_the_site(tmp_path):
     before = eb["reference_site_check"]["before"]
     assert before > 0.8  # the site is plainly in the features (chance 1/3)
     assert eb["reference_site_check"]["after"] > 0.7 and "--no-eb" in eb["warning"]
-    assert no_eb["reference_site_check"]["after"] < 0.45 and "warning" not in no_eb
+    # without EB, ComBat centres each site on these very subjects: a held-out subject's own site mean sits on
+    # the far side of it, so the CV probe anticorrelates (0.06 at chance 0.33): a note, not a warning about EB
+    assert no_eb["reference_site_check"]["after"] < 0.45 and not any("--no-eb" in w for w in no_eb["warnings"])
+    assert no_eb["warnings"] == [no_eb["site_check"]["note"], no_eb["reference_site_check"]["note"]]
+    assert no_eb["reference_site_check"]["note"].startswith(
+        "site probe on the reference itself after ComBat (0.060) is below chance 0.333 by more than 0.054 (2 SD of "
+        "random guessing over 300 subjects in 3 sites, 100 per site): the probe anticorrelates with site")
     assert json.loads((tmp_path / "eb" / "harmonize.json").read_text())["warning"] == eb["warning"]

@@ -13,7 +13,7 @@ import pytest
 
 from anatlearn.cli import main
 from anatlearn.errors import DataError
-from anatlearn.evaluate import Task, evaluate_openbhb, evaluate_tasks, make_feature_table, write_features
+from anatlearn.evaluate import Task, evaluate_openbhb, evaluate_tasks, make_feature_table, read_participants, write_features
 from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
 from anatlearn.report import build_report
 from anatlearn.report.figures import loss_terms
@@ -70,6 +70,7 @@ def inputs(tmp_path_factory):
     p = pd.DataFrame({"age": rng.uniform(20, 80, n), "site": site, "split": split, "diagnosis": dx,
                       "mmse": 28 - 5 * (dx == "AD") + rng.normal(0, 1, n)}, index=ids)
     p.reset_index().to_csv(root / "participants.tsv", sep="\t", index=False)
+    p = read_participants(root / "participants.tsv")  # as the CLI reads it: the evaluations record its source
     good = make_feature_table(np.c_[p["age"] / 10 + rng.normal(0, 0.2, n), (dx == "AD") + rng.normal(0, 0.5, n),
                                     rng.normal(size=(n, 4))], ids)
     rand = make_feature_table(rng.normal(size=(n, 6)), ids)
@@ -108,6 +109,11 @@ def test_report_parses_and_every_image_is_a_png(inputs, tmp_path):
     assert page.h2[:2] == ["Verdict", "Headline"]
     assert page.h2.index("Anatomy recovery") < page.h2.index("Downstream tasks") < page.h2.index("Pretraining")
     assert {"OpenBHB protocol", "Embedding maps"} <= set(page.h2)
+    # speed is not a result: the throughput chart sits in Run details, after every result, before provenance
+    assert page.h2[-2:] == ["Run details", "Provenance"]
+    text = out.read_text()
+    run_details = text[text.index("<h2>Run details</h2>"):text.index("<h2>Provenance</h2>")]
+    assert 'alt="throughput run-anatcl"' in run_details and text.count('alt="throughput') == 1
     assert "<li>Two seeds &amp; one budget.</li>" in out.read_text().split("<h2>Headline")[0]
     text = out.read_text()
     assert "Test &lt;report&gt;" in text and "AD-vs-CN" in text and "http" not in text.split("<body>")[1].split("<h2>Provenance")[0]
@@ -116,6 +122,7 @@ def test_report_parses_and_every_image_is_a_png(inputs, tmp_path):
 def test_report_of_a_single_run_and_bad_inputs(inputs, tmp_path):
     page = _parse(build_report([inputs / "run-anatcl"], tmp_path / "r.html"))
     assert len(page.images) == 2  # loss terms, throughput
+    assert page.h2 == ["Pretraining", "Run details", "Provenance"]
     with pytest.raises(DataError, match="not a run directory"):
         build_report([tmp_path], tmp_path / "x.html")
     with pytest.raises(DataError, match="not found"):
@@ -170,3 +177,78 @@ def test_report_in_a_headless_browser(inputs, tmp_path):
     assert border[:450].sum() > 100, "no verdict box near the top of the first screen"
     header = (np.abs(top - np.array([0xF4, 0xF4, 0xF4])).sum(axis=2) < 6)  # table header cells
     assert header.sum() > 2000, "no headline table on the first screen"
+
+
+def _headline_rows(text: str) -> dict[str, list[str]]:
+    """The headline table's rows: {row label: [cell texts]} (tags stripped)."""
+    table = text[text.index("<table class=headline>"):]
+    table = table[:table.index("</table>")]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_headline_names_evaluation_cohort_and_n_of_every_row(inputs, tmp_path):
+    """The rows come from different evaluations: each names its own, with the cohort (the participants table's
+    folder, here the fixture's) and the n actually scored, and the best cell of each row is bold."""
+    text = build_report([inputs / "anatomy", inputs / "tasks", inputs / "openbhb"], tmp_path / "r.html").read_text()
+    rows = _headline_rows(text)
+    cohort = inputs.name
+    n_external = int((pd.read_csv(inputs / "participants.tsv", sep="\t")["split"] == "external_test").sum())
+    assert rows["key metric"] == ["good", "rand", "source (evaluation, cohort, n)"]
+    assert rows["brain-age MAE ext ↓"][-1] == f"OpenBHB protocol, {cohort} cohort, external-site test split, n = {n_external}"
+    assert rows["AD-vs-CN BAcc"][-1] == f"downstream tasks, {cohort} cohort, 2 x 3-fold CV, n = 120"
+    assert rows["site BAcc ↓"][-1].startswith(f"OpenBHB protocol, {cohort} cohort, internal test split (training sites)")
+    # no cohort recorded for a hand-built anatomy target table: said so, not guessed
+    assert rows["GMV R²"][-1] == "anatomy recovery, 3-fold CV ridge, cohort not recorded, n = 120"
+    tasks = pd.read_csv(inputs / "tasks" / "results.csv").set_index(["method", "metric", "task"])["mean"]
+    best = "good" if tasks[("good", "balanced_accuracy", "AD-vs-CN")] > tasks[("rand", "balanced_accuracy", "AD-vs-CN")] else "rand"
+    row = text[text.index("<th class=m>AD-vs-CN BAcc"):]
+    row = row[:row.index("</tr>")]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[["good", "rand"].index(best)].startswith("<b>") and not cells[1 - ["good", "rand"].index(best)].startswith("<b>")
+    assert "bold</b>: best non-ceiling value of the row" in text
+
+
+def test_tasks_section_is_titled_by_the_task_set(inputs, tmp_path):
+    from anatlearn.evaluate import Results, load_tasks
+
+    (tmp_path / "dementia.toml").write_text('[tasks.AD-vs-CN]\nkind = "classification"\ncolumn = "diagnosis"\n'
+                                            'positive = ["AD"]\nnegative = ["CN"]\n')
+    tasks = load_tasks(tmp_path / "dementia.toml")
+    assert [t.task_set for t in tasks] == ["dementia"]
+    p = read_participants(inputs / "participants.tsv")
+    res = evaluate_tasks({"good": pd.read_parquet(inputs / "good.parquet")}, p, tasks, n_splits=2, n_repeats=1)
+    assert res.provenance["config"]["task_set"] == "dementia"
+    res.write(tmp_path / "results-folder")
+    text = build_report([tmp_path / "results-folder"], tmp_path / "r.html").read_text()
+    assert re.search(r"<h3>dementia <small class=note>\([^)]*cohort, results in results-folder\)</small></h3>", text)
+    # results written before the task set was recorded: the folder's name, as before
+    old = Results.read(tmp_path / "results-folder")
+    del old.provenance["config"]["task_set"]
+    old.write(tmp_path / "old-results")
+    assert "<h3>old-results <small" in build_report([tmp_path / "old-results"], tmp_path / "o.html").read_text()
+
+
+def test_balanced_accuracy_below_chance_is_marked_with_a_note(tmp_path):
+    """0.20 [0.10, 0.30] and 0.30 without interval at n = 100 (margin 0.1) are below chance 0.5; 0.45 [0.30,
+    0.60] and 0.45 without interval are not. The mark and the note appear in the task table and the headline."""
+    from anatlearn.evaluate import Results
+
+    nan = float("nan")
+    rows = [("a", "T1", 0.20, 0.10, 0.30), ("b", "T1", 0.45, 0.30, 0.60), ("a", "T2", 0.30, nan, nan),
+            ("b", "T2", 0.45, nan, nan)]
+    table = pd.DataFrame([{"method": m, "task": t, "metric": "balanced_accuracy", "mean": v, "ci_low": lo,
+                           "ci_high": hi, "n": 100, "lower_is_better": False, "ci_note": ""}
+                          for m, t, v, lo, hi in rows])
+    Results(kind="tasks", table=table, provenance={"config": {"task_set": "toy"}}).write(tmp_path / "res")
+    text = build_report([tmp_path / "res"], tmp_path / "r.html").read_text()
+    head = _headline_rows(text)
+    assert head["T1 BAcc"][:2] == ["0.200†", "0.450"] and head["T2 BAcc"][:2] == ["0.300†", "0.450"]
+    section = text[text.index("<h2>Downstream tasks</h2>"):]
+    assert section.count("†") == 3  # two marked cells and the note
+    assert "0.200 [0.100, 0.300] †" in section and "0.450 [0.300, 0.600] †" not in section
+    assert "below chance: the probe anticorrelates with the labels" in section
+    assert "a, T1 balanced_accuracy (chance 0.500); a, T2 balanced_accuracy (chance 0.500)" in section

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from anatlearn.report.summary import headline, headline_markdown, key_comparisons, order_methods, verdict
+from anatlearn.report.summary import (headline, headline_html, headline_markdown, key_comparisons, order_methods,
+                                      verdict)
 
 
 def _rows(task, metric, values, lower=False):
@@ -42,13 +43,36 @@ def test_headline_picks_key_metrics_in_order():
     assert head.at["yaware", "brain-age MAE ext"] == 5.0 and where["RankMe"] == ("effective rank", "rankme")
 
 
-def test_markdown_bolds_the_best_non_ceiling_value():
-    md = headline_markdown(_table()).splitlines()
-    assert md[0].startswith("| method | GMV R² | RankMe |") and "brain-age MAE ext ↓" in md[0]
-    row = {line.split(" | ")[0].lstrip("| "): line for line in md[2:]}
-    assert "**0.950**" in row["reference: pooled voxels"]  # best GMV R² apart from the ceiling (0.99)
-    assert "**0.990**" not in row["ceiling: true latents"]
-    assert "**5.000**" in row["yaware"]  # lowest MAE
+def _md_rows(md: str) -> dict[str, list[str]]:
+    """Markdown table -> {first cell: [cells...]} (cells stripped)."""
+    return {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in md.splitlines())}
+
+
+def test_markdown_rows_are_key_metrics_and_bold_the_best_non_ceiling_value_of_each_row():
+    md = headline_markdown(_table())
+    rows = _md_rows(md)
+    assert rows["key metric"] == ["key metric", "anatcl-global", "yaware", "random-init", "reference: pooled voxels",
+                                  "ceiling: true latents"]
+    assert rows["GMV R²"][1:] == ["0.800", "0.850", "0.900", "**0.950**", "0.990"]  # the ceiling (0.99) is not best
+    assert rows["brain-age MAE ext ↓"][1:4] == ["6.000", "**5.000**", "7.000"]  # lower is better
+    assert rows["RankMe"][1:4] == ["20.0", "10.0", "**30.0**"]
+    assert md.count("**") == 2 * 4  # exactly one bold cell per row (no ties here)
+
+
+def test_ties_are_all_bold_and_sources_and_below_chance_marks_are_shown():
+    table = _table()
+    table.loc[table.metric == "balanced_accuracy", "mean"] = [0.75, 0.75, 0.30]
+    where = {("AD-vs-CN", "balanced_accuracy"): "downstream tasks (adni), adni cohort, 5 x 5-fold CV, n = 80"}
+    flags = {("random-init", "AD-vs-CN", "balanced_accuracy"): 0.5}
+    md = headline_markdown(table, where, flags)
+    rows = _md_rows(md)
+    assert rows["key metric"][-1] == "source"
+    assert rows["AD-vs-CN BAcc"][1:] == ["**0.750**", "**0.750**", "0.300†", "", "",
+                                         "downstream tasks (adni), adni cohort, 5 x 5-fold CV, n = 80"]
+    assert rows["GMV R²"][-1] == ""  # no source given for it: an empty cell, not a guess
+    page = headline_html(table, where, flags)
+    assert page.count("<b>") == 5  # GMV, RankMe, two tied BAcc, MAE
+    assert "<td>0.300†</td>" in page and "n = 80</td>" in page
 
 
 def test_key_comparisons_signs_and_paired_p():
