@@ -24,3 +24,14 @@ def tiny_downstream(tmp_path_factory):
 
     return generate_cohort(tmp_path_factory.mktemp("cohort") / "downstream", 40, TINY_SHAPE, seed=1, n_sites=4,
                            diseases=("AD-like", "SCZ-like"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module's tests: identical float reductions in every run it compares."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,12 +21,6 @@ def _units(out):
             for p in sorted(out.glob("cells/*/seed-*/eval/budget-*.json"))}
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # identical float reductions in every run
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_interrupted_study_resumes_to_the_uninterrupted_result(tmp_path, one_thread):
