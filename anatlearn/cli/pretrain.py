@@ -14,7 +14,7 @@ from anatlearn.cli.flags import flags_named
 @app.command("pretrain")
 def pretrain_command(
     data: Optional[str] = typer.Option(None, help="Dataset directory (OpenBHB layout, NIfTI + participants.tsv)."),
-    method: Optional[str] = typer.Option(None, help="simclr, yaware, expw, threshold, anatcl-local, anatcl-global, anat-only, l1-age."),
+    method: Optional[str] = typer.Option(None, help="simclr, yaware, expw, threshold, anatcl-local, anatcl-global (default), anat-only, l1-age, gmv-regression, descriptor-regression (regress CT, GMV, SA per region and age), anatcl-regression (AnatCL global + --lambda-reg x that regression, separate head)."),
     out: Optional[str] = typer.Option(None, help="Run directory."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file of options; flags override it."),
     encoder: Optional[str] = typer.Option(None, help="resnet18 (default), resnet34, resnet50, densenet121, alexnet3d."),
@@ -28,6 +28,7 @@ def pretrain_command(
     sigma: Optional[float] = typer.Option(None, help="Age kernel width in years (default 2)."),
     lambda_age: Optional[float] = typer.Option(None, help="Weight of the age term (AnatCL)."),
     lambda_anat: Optional[float] = typer.Option(None, help="Weight of the anatomical term (AnatCL)."),
+    lambda_reg: Optional[float] = typer.Option(None, help="Weight of the regression term of anatcl-regression (default 1.0, docs/study.md Part 6)."),
     descriptors: Optional[list[str]] = typer.Option(None, "--descriptor", help="Descriptor (CT, GMV, SA); repeatable."),
     atlas: Optional[str] = typer.Option(None, help="desikan (default) or destrieux."),
     modality: Optional[str] = typer.Option(None, help="OpenBHB images: vbm (default, gray-matter maps) or quasiraw."),
@@ -61,7 +62,7 @@ def pretrain_command(
     overrides = dict(
         data=data, method=method, out=out, encoder=encoder, width=width, epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, temperature=temperature, kernel=kernel, sigma=sigma,
-        lambda_age=lambda_age, lambda_anat=lambda_anat, descriptors=descriptors or None, atlas=atlas,
+        lambda_age=lambda_age, lambda_anat=lambda_anat, lambda_reg=lambda_reg, descriptors=descriptors or None, atlas=atlas,
         modality=modality, normalise=normalise, weight_map=weight_map, anat_bandwidth=anat_bandwidth, views=views,
         augment=augment or None, split=split, amp=amp, seed=seed, num_workers=num_workers,
         channels_last=channels_last, checkpoint_every=checkpoint_every, keep_last=keep_last, keep_every=keep_every,
@@ -84,7 +85,8 @@ def pretrain_command(
 PARAMETER_FLAGS = {"batch_size": "--batch-size", "keep_last": "--keep-last", "keep_every": "--keep-every",
                    "save_epochs": "--save-epochs", "to epochs": "to --epochs", "resume=True": "--resume",
                    "overwrite=True": "--overwrite", "amp='fp16'": "--amp fp16", "amp='bf16'": "--amp bf16",
-                   "amp='off'": "--amp off", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map"}
+                   "amp='off'": "--amp off", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map",
+                   "lambda_reg": "--lambda-reg"}
 
 
 def _epoch_list(text: str) -> list[int]:

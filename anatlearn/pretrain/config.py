@@ -41,6 +41,9 @@ class TrainConfig:
     sigma: float = 2.0
     lambda_age: float = 1.0
     lambda_anat: float = 1.0
+    # weight of the regression term of anatcl-regression; the default is fixed by the pre-registered
+    # selection of docs/study.md Part 6 (changed only through that procedure)
+    lambda_reg: float = 1.0
     descriptors: list[str] = field(default_factory=lambda: ["CT", "GMV", "SA"])
     atlas: str = "desikan"
     normalise: str = "zscore"
@@ -88,6 +91,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if not (math.isfinite(self.lambda_reg) and self.lambda_reg >= 0):
+            raise ConfigError(f"lambda_reg must be a non-negative number, got {self.lambda_reg!r}")
         if self.keep_last < 1:
             raise ConfigError(f"keep_last {self.keep_last}: keep at least 1 full checkpoint (last.pt, for resuming)")
         if self.keep_every < 0:
