@@ -110,7 +110,9 @@ REPLICATION = dataclasses.replace(FULL, methods=("anatcl-global", "anatcl-local"
 # epochs, the healthy validation cohort's GMV recovery), written into RUN3 by the documented procedure.
 RUN3 = dataclasses.replace(FULL, methods=("anatcl-global", "anatcl-local", "yaware", *REGRESSION_OBJECTIVES),
                            augment=(), control=False, ablations=(), seeds=(6, 7, 8), budgets=(30, 100))
-RUN3_SELECT = dataclasses.replace(RUN3, methods=(), seeds=(9,), budgets=(30,), ablation_budgets=(30,),
+# Its own lambda_reg stays the default fixed in advance (each variant sets its value), so writing the
+# choice into RUN3 leaves the selection study's settings as they were.
+RUN3_SELECT = dataclasses.replace(RUN3, methods=(), seeds=(9,), budgets=(30,), ablation_budgets=(30,), lambda_reg=1.0,
                                   ablations=tuple(("anatcl-regression", f"lambda-reg-{v:g}") for v in LAMBDA_REG_GRID))
 GRIDS = {"full": FULL, "main": MAIN, "views": VIEWS, "replication": REPLICATION, "run3": RUN3,
          "run3-select": RUN3_SELECT, "quick": QUICK}

@@ -139,6 +139,7 @@ def test_run3_selection_grid_is_lambda_reg_on_seed_9_at_30_epochs():
     assert max(RUN3_SELECT.budgets) in RUN3_SELECT.ablation_budgets
     for field in ("n_pretrain", "n_validation", "n_downstream", "shape", "world_seed", "width", "augment"):
         assert getattr(RUN3_SELECT, field) == getattr(RUN3, field)
+    assert RUN3_SELECT.lambda_reg == 1.0  # the default fixed in advance, whatever RUN3's becomes
 
 
 def test_a_study_started_before_lambda_reg_existed_still_matches_its_grid(tmp_path):
