@@ -18,7 +18,7 @@ import numpy as np
 from torch import nn
 
 from anatlearn.errors import ConfigError
-from anatlearn.losses.anatcl_regression import AnatCLRegressionLoss
+from anatlearn.losses.anatcl_regression import LAMBDA_REG, AnatCLRegressionLoss
 from anatlearn.losses.anatomy import matched_anat_bandwidth
 from anatlearn.losses.contrastive import AnatCLLoss, ExpWLoss, SimCLRLoss, ThresholdLoss, YAwareLoss
 from anatlearn.losses.regression import DescriptorRegressionLoss, L1AgeLoss, age_stats
@@ -94,7 +94,7 @@ def build_loss(method: str, temperature: float = 0.1, base_temperature: float | 
                kernel: str = "rbf", sigma: float = 2.0, lambda_age: float = 1.0, lambda_anat: float = 1.0,
                normalise: str | None = "zscore", stats: Mapping | None = None, weight_map: str = "shift",
                mode: str | None = None, anat_bandwidth: float | None = None, age_mean: float = 0.0,
-               age_std: float = 1.0, lambda_reg: float = 1.0) -> nn.Module:
+               age_std: float = 1.0, lambda_reg: float = LAMBDA_REG) -> nn.Module:
     """The loss module of a pretraining ``method`` (one of :data:`METHODS`) with the given options.
 
     ``anatcl-local`` / ``anatcl-global`` fix the similarity mode; ``anat-only`` is AnatCL with

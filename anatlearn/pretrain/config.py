@@ -15,6 +15,7 @@ import tomli_w
 
 from anatlearn.errors import ConfigError
 from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
+from anatlearn.losses.anatcl_regression import LAMBDA_REG
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
@@ -41,9 +42,9 @@ class TrainConfig:
     sigma: float = 2.0
     lambda_age: float = 1.0
     lambda_anat: float = 1.0
-    # weight of the regression term of anatcl-regression; the default is fixed by the pre-registered
-    # selection of docs/study.md Part 6 (changed only through that procedure)
-    lambda_reg: float = 1.0
+    # weight of the regression term of anatcl-regression (losses.anatcl_regression.LAMBDA_REG: the
+    # pre-registered selection of docs/study.md Part 6 sets it)
+    lambda_reg: float = LAMBDA_REG
     descriptors: list[str] = field(default_factory=lambda: ["CT", "GMV", "SA"])
     atlas: str = "desikan"
     normalise: str = "zscore"

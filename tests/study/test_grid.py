@@ -121,6 +121,11 @@ def test_run3_grid_is_the_preregistered_one():
                   "batch_size", "lr", "n_splits", "n_repeats", "n_boot", "selection_budget"):
         assert getattr(RUN3, field) == getattr(FULL, field)
     assert not RUN3.control and not RUN3.ablations
+    # run 3's lambda_reg is the default of --lambda-reg, both set by the selection of Part 6
+    from anatlearn.losses.anatcl_regression import LAMBDA_REG
+    from anatlearn.pretrain.config import TrainConfig
+
+    assert RUN3.lambda_reg == LAMBDA_REG == TrainConfig().lambda_reg
     assert grid_settings("run3") is RUN3
 
 
