@@ -28,7 +28,7 @@ def pretrain_command(
     sigma: Optional[float] = typer.Option(None, help="Age kernel width in years (default 2)."),
     lambda_age: Optional[float] = typer.Option(None, help="Weight of the age term (AnatCL)."),
     lambda_anat: Optional[float] = typer.Option(None, help="Weight of the anatomical term (AnatCL)."),
-    lambda_reg: Optional[float] = typer.Option(None, help="Weight of the regression term of anatcl-regression (default 1.0, fixed before the selection of docs/study.md Part 6)."),
+    lambda_reg: Optional[float] = typer.Option(None, help="Weight of the regression term of anatcl-regression (default 0.1, chosen by the pre-registered selection of docs/study.md Part 6)."),
     descriptors: Optional[list[str]] = typer.Option(None, "--descriptor", help="Descriptor (CT, GMV, SA); repeatable."),
     atlas: Optional[str] = typer.Option(None, help="desikan (default) or destrieux."),
     modality: Optional[str] = typer.Option(None, help="OpenBHB images: vbm (default, gray-matter maps) or quasiraw."),
