@@ -60,3 +60,39 @@ def test_the_script_exits_2_without_a_traceback(tmp_path):
                           text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def all_help_pages(capfd) -> dict[str, str]:
+    """The help text of every command and sub-command, as a user sees it (``anatlearn ... --help``)."""
+    import typer
+
+    from anatlearn.cli import _register, app
+
+    _register()
+    paths, todo = [], [((), typer.main.get_command(app))]
+    while todo:
+        path, cmd = todo.pop()
+        paths.append(path)
+        todo += [((*path, name), sub) for name, sub in getattr(cmd, "commands", {}).items()]
+    pages = {}
+    for path in paths:
+        capfd.readouterr()
+        assert main([*path, "--help"]) == 0
+        pages[" ".join(path)] = capfd.readouterr().out
+    return pages
+
+
+def test_help_speaks_one_vocabulary_and_shows_every_method_and_default(monkeypatch, capfd):
+    from anatlearn.losses import METHODS
+
+    monkeypatch.setenv("COLUMNS", "400")
+    pages = all_help_pages(capfd)
+    assert {"pretrain", "embed", "evaluate openbhb", "evaluate icc", "finetune", "bids"} <= set(pages)
+    for name, text in pages.items():
+        for old in ("--encoder", "--amp", "--bf16", "--cv ", "--num-workers"):
+            assert old not in text, (name, old)
+    for name in ("pretrain", "embed"):
+        assert "--model" in pages[name] and "--precision" in pages[name] and "--workers" in pages[name]
+    flat = " ".join(pages["pretrain"].split())
+    assert all(m in flat for m in METHODS), [m for m in METHODS if m not in flat]
+    assert "[default: (50)]" in flat and "[default: (32)]" in flat  # the options default to the stored config's

@@ -32,7 +32,7 @@ def _default(field: str) -> str:
 @app.command("pretrain")
 def pretrain_command(
     data: Optional[str] = typer.Option(None, help="Dataset directory (OpenBHB layout, NIfTI + participants.tsv)."),
-    method: Optional[str] = typer.Option(None, help="Pretraining method: simclr, yaware, expw, threshold, anatcl-local, anatcl-global, anat-only, l1-age, gmv-regression (docs/losses.md).", show_default=_default("method")),
+    method: Optional[str] = typer.Option(None, help="Pretraining method: simclr, yaware, expw, threshold, anatcl-local, anatcl-global, anat-only, l1-age, gmv-regression, descriptor-regression (regress CT, GMV, SA per region and age), anatcl-regression (AnatCL global + --lambda-reg x that regression, separate head); docs/losses.md.", show_default=_default("method")),
     out: Optional[str] = typer.Option(None, help="Run directory."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file of options; flags override it."),
     model: Optional[str] = typer.Option(None, "--model", help="Encoder architecture: resnet18, resnet34, resnet50, densenet121, alexnet3d.", show_default=_default("encoder")),
@@ -46,6 +46,7 @@ def pretrain_command(
     sigma: Optional[float] = typer.Option(None, help="Age kernel width in years.", show_default=_default("sigma")),
     lambda_age: Optional[float] = typer.Option(None, help="Weight of the age term (AnatCL).", show_default=_default("lambda_age")),
     lambda_anat: Optional[float] = typer.Option(None, help="Weight of the anatomical term (AnatCL).", show_default=_default("lambda_anat")),
+    lambda_reg: Optional[float] = typer.Option(None, help="Weight of the regression term of anatcl-regression (chosen by the pre-registered selection of docs/study.md Part 6).", show_default=_default("lambda_reg")),
     descriptors: Optional[list[str]] = typer.Option(None, "--descriptor", help="Descriptor (CT, GMV, SA); repeatable.", show_default=_default("descriptors")),
     atlas: Optional[str] = typer.Option(None, help="desikan or destrieux.", show_default=_default("atlas")),
     modality: Optional[str] = typer.Option(None, help="OpenBHB images: vbm (gray-matter maps) or quasiraw.", show_default=_default("modality")),
@@ -79,7 +80,7 @@ def pretrain_command(
     overrides = dict(
         data=data, method=method, out=out, encoder=model, width=width, epochs=epochs, batch_size=batch_size,
         lr=lr, weight_decay=weight_decay, temperature=temperature, kernel=kernel, sigma=sigma,
-        lambda_age=lambda_age, lambda_anat=lambda_anat, descriptors=descriptors or None, atlas=atlas,
+        lambda_age=lambda_age, lambda_anat=lambda_anat, lambda_reg=lambda_reg, descriptors=descriptors or None, atlas=atlas,
         modality=modality, normalise=normalise, weight_map=weight_map, anat_bandwidth=anat_bandwidth, views=views,
         augment=augment or None, split=split, amp=_AMP.get(precision, precision), seed=seed, num_workers=workers,
         channels_last=channels_last, checkpoint_every=checkpoint_every, keep_last=keep_last, keep_every=keep_every,
@@ -115,7 +116,8 @@ def pretrain_command(
 PARAMETER_FLAGS = {"batch_size": "--batch-size", "keep_last": "--keep-last", "keep_every": "--keep-every",
                    "save_epochs": "--save-epochs", "to epochs": "to --epochs", "resume=True": "--resume",
                    "overwrite=True": "--overwrite", "amp='fp16'": "--precision fp16", "amp='bf16'": "--precision bf16",
-                   "amp='off'": "--precision fp32", "num_workers": "--workers", "encoder": "--model", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map"}
+                   "amp='off'": "--precision fp32", "num_workers": "--workers", "encoder": "--model", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map",
+                   "lambda_reg": "--lambda-reg"}
 
 
 def _epoch_list(text: str) -> list[int]:

@@ -15,7 +15,9 @@ def study_command(
                              "summary.md). Re-running the same command continues where it stopped."),
     grid: str = typer.Option("full", help="full (the pre-registered grid of docs/study.md), main (without the "
                              "ablations), views (the follow-up: crop-only and noise-only views; docs/study.md "
-                             "Part 4), replication (the selected configurations on seeds 3-5; Part 5) "
+                             "Part 4), replication (the selected configurations on seeds 3-5; Part 5), run3 (the released "
+                             "views, AnatCL, y-Aware and the two regression objectives on seeds 6-8; Part 6), "
+                             "run3-select (run 3's lambda_reg selection, seed 9) "
                              "or quick (toy size, about a minute: checks the path)."),
     device: str = typer.Option("cpu", help="cpu or cuda (AMP on cuda, the training default)."),
     workers: int = typer.Option(1, help="Cells run in parallel processes (CPU threads are shared out among them; "

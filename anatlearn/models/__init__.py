@@ -15,12 +15,12 @@ from torch import nn
 from anatlearn.errors import ConfigError
 from anatlearn.models.alexnet import alexnet3d
 from anatlearn.models.densenet import densenet121
-from anatlearn.models.heads import ContrastiveModel, ProjectionHead, RegressionHead
+from anatlearn.models.heads import ContrastiveModel, ProjectionHead, ProjectionRegressionHead, RegressionHead
 from anatlearn.models.resnet import resnet18, resnet34, resnet50
 
 ENCODERS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "densenet121": densenet121,
             "alexnet3d": alexnet3d}
-HEAD_KINDS = ("projection", "regression")
+HEAD_KINDS = ("projection", "regression", "projection+regression")
 
 
 def build_encoder(name: str, width: float = 1.0, in_channels: int = 1) -> nn.Module:
@@ -38,13 +38,20 @@ def build_encoder(name: str, width: float = 1.0, in_channels: int = 1) -> nn.Mod
 
 
 def default_model_config(encoder: str = "resnet18", width: float = 1.0, in_channels: int = 1,
-                         head: str | None = "projection", hidden: int = 512, out_features: int = 128) -> dict:
-    """The ``model_config`` dict that :func:`build_model` takes and checkpoints store."""
+                         head: str | None = "projection", hidden: int = 512, out_features: int = 128,
+                         regression_outputs: int | None = None) -> dict:
+    """The ``model_config`` dict that :func:`build_model` takes and checkpoints store; ``regression_outputs``
+    is the width of a regression head (None: 1)."""
     head_cfg = None
     if head == "projection":
         head_cfg = {"kind": "projection", "hidden": hidden, "out_features": out_features}
     elif head == "regression":
         head_cfg = {"kind": "regression"}
+        if regression_outputs is not None:
+            head_cfg["out_features"] = int(regression_outputs)
+    elif head == "projection+regression":
+        head_cfg = {"kind": head, "hidden": hidden, "out_features": out_features,
+                    "regression_outputs": int(regression_outputs or 1)}
     elif head is not None:
         raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEAD_KINDS)} or None")
     return {"encoder": encoder, "width": float(width), "in_channels": int(in_channels), "head": head_cfg}
@@ -65,6 +72,9 @@ def build_model(model_config: dict) -> ContrastiveModel:
             head = ProjectionHead(encoder.out_features, head_cfg.get("hidden", 512), head_cfg.get("out_features", 128))
         elif kind == "regression":
             head = RegressionHead(encoder.out_features, head_cfg.get("out_features", 1))
+        elif kind == "projection+regression":
+            head = ProjectionRegressionHead(encoder.out_features, head_cfg.get("hidden", 512),
+                                            head_cfg.get("out_features", 128), head_cfg.get("regression_outputs", 1))
         else:
             raise ConfigError(f"unknown head kind {kind!r}; choose one of {', '.join(HEAD_KINDS)}")
     return ContrastiveModel(encoder, head, model_config)
@@ -73,5 +83,5 @@ def build_model(model_config: dict) -> ContrastiveModel:
 from anatlearn.models.checkpoint import (export_safetensors, load_checkpoint, load_pretrained,  # noqa: E402
                                          save_checkpoint)
 
-__all__ = ["ENCODERS", "ContrastiveModel", "ProjectionHead", "RegressionHead", "build_encoder", "build_model",
+__all__ = ["ENCODERS", "ContrastiveModel", "ProjectionHead", "ProjectionRegressionHead", "RegressionHead", "build_encoder", "build_model",
            "default_model_config", "export_safetensors", "load_checkpoint", "load_pretrained", "save_checkpoint"]

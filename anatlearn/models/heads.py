@@ -5,6 +5,9 @@
   (head dropped), as in the paper.
 - :class:`RegressionHead`: Linear(F, T), for the L1 brain-age baseline (T = 1) and the study's positive
   control that regresses the T = 68 regional GMVs.
+- :class:`ProjectionRegressionHead`: a projection head and a separate regression head on the same
+  representation (``anatcl-regression``, issue 28); the model's output is [z, r], the L2-normalised
+  projection followed by the regression outputs.
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ class RegressionHead(nn.Linear):
         return out.squeeze(-1) if self.out_features == 1 else out
 
 
+class ProjectionRegressionHead(nn.Module):
+    """A :class:`ProjectionHead` (``projection``) and a :class:`RegressionHead` (``regression``) side by side:
+    ``forward(h)`` returns [h_p / ||h_p||, r] with h_p the projection and r the T regression outputs."""
+
+    def __init__(self, in_features: int, hidden: int = 512, out_features: int = 128, regression_outputs: int = 1):
+        super().__init__()
+        self.projection = ProjectionHead(in_features, hidden, out_features)
+        self.regression = nn.Linear(in_features, regression_outputs)
+
+    def forward(self, h):
+        return torch.cat([F.normalize(self.projection(h), dim=1), self.regression(h)], dim=1)
+
+
 class ContrastiveModel(nn.Module):
     """An encoder and an optional head.
 
@@ -53,6 +69,8 @@ class ContrastiveModel(nn.Module):
         return self.encoder(x)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.head, ProjectionRegressionHead):
+            return F.normalize(self.head.projection(self.encoder(x)), dim=1)
         if not isinstance(self.head, ProjectionHead):
             raise TypeError("this model has no projection head (it was trained without one); use encode()")
         return F.normalize(self.head(self.encoder(x)), dim=1)
@@ -62,4 +80,4 @@ class ContrastiveModel(nn.Module):
             return self.project(x)
         if self.head is None:
             return self.encode(x)
-        return self.head(self.encoder(x))
+        return self.head(self.encoder(x))  # a regression head, or [projection, regression] side by side

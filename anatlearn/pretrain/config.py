@@ -16,6 +16,7 @@ import tomli_w
 
 from anatlearn.errors import ConfigError
 from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
+from anatlearn.losses.anatcl_regression import LAMBDA_REG
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
@@ -42,6 +43,9 @@ class TrainConfig:
     sigma: float = 2.0
     lambda_age: float = 1.0
     lambda_anat: float = 1.0
+    # weight of the regression term of anatcl-regression (losses.anatcl_regression.LAMBDA_REG: the
+    # pre-registered selection of docs/study.md Part 6 sets it)
+    lambda_reg: float = LAMBDA_REG
     descriptors: list[str] = field(default_factory=lambda: ["CT", "GMV", "SA"])
     atlas: str = "desikan"
     normalise: str = "zscore"
@@ -89,6 +93,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if not (math.isfinite(self.lambda_reg) and self.lambda_reg >= 0):
+            raise ConfigError(f"lambda_reg must be a non-negative number, got {self.lambda_reg!r}")
         if self.keep_last < 1:
             raise ConfigError(f"keep_last {self.keep_last}: keep at least 1 full checkpoint (last.pt, for resuming)")
         if self.keep_every < 0:

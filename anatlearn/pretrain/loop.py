@@ -200,10 +200,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, run: RunDir, data, state: dict | 
 def _build_model(cfg: TrainConfig, info: D.DistInfo, descriptors) -> tuple[torch.nn.Module, torch.memory_format]:
     """Encoder + the head the method's loss reads (registry), on the device and in the memory layout."""
     spec = method_spec(cfg.method)
-    model_config = default_model_config(cfg.encoder, cfg.width, 1, spec.head)
-    outputs = spec.head_outputs(descriptors)
-    if outputs is not None:
-        model_config["head"]["out_features"] = outputs
+    model_config = default_model_config(cfg.encoder, cfg.width, 1, spec.head,
+                                        regression_outputs=spec.head_outputs(descriptors))
     model = build_model(model_config).to(info.device)
     if info.enabled and cfg.sync_bn and info.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -3,7 +3,7 @@
     RUN/config.toml                 the resolved configuration
     RUN/provenance.json             seed, versions, machine
     RUN/normaliser.json             descriptor normalisation statistics (also inside every checkpoint)
-    RUN/metrics.csv                 step, epoch, loss terms, lr, samples/s
+    RUN/metrics.csv                 step, epoch, loss terms, lr, samples/s (the terms of anatcl-regression last)
     RUN/checkpoints/last.pt         full state, written atomically every checkpoint_every steps and at each
                                     epoch end (then a hard link to the newest epoch-NNNN.pt); a resume reads it
     RUN/checkpoints/epoch-NNNN.pt   full state at an epoch end; the keep_last newest are kept
@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 from anatlearn.errors import ConfigError, TrainingError
 from anatlearn.io import atomic_write_text
 
-METRIC_FIELDS = ["step", "epoch", "loss", "age", "anat", "lr", "samples_per_s"]
+METRIC_FIELDS = ["step", "epoch", "loss", "age", "anat", "lr", "samples_per_s", "contrastive", "regression"]
 # Full epoch-end checkpoints of this naming; old runs' unpadded ``epoch-N.pt`` (<= 3 digits) never match, so
 # retention leaves them alone.
 _FULL = re.compile(r"epoch-(\d{4,})\.pt")

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from anatlearn.evaluate.stats import corrected_paired_ttest
 from anatlearn.io import atomic_write_text
-from anatlearn.study.grid import CONTROL, MAIN_METHODS, RANDOM_INIT, settings_from_dict
+from anatlearn.study.grid import (ANATCL_METHODS, CONTROL, MAIN_METHODS, RANDOM_INIT, REGRESSION_OBJECTIVES,
+                                  settings_from_dict)
 from anatlearn.study.selection import positive_control, select_configurations
 from anatlearn.study.units import (ID_COLUMNS, LOWER_IS_BETTER, SEED_TEST, load_folds, load_units,
                                    metric_columns, paired_by_seed)
@@ -92,10 +93,12 @@ def comparison_names(units: pd.DataFrame, selection: dict) -> tuple[list[str], l
     selected variants), and the control against random init."""
     present = set(units["name"])
     selected = [v["selected"] for v in selection.values() if "+" in v["selected"]]
-    names = [n for n in (*MAIN_METHODS, *selected, CONTROL, RANDOM_INIT) if n in present]
-    anatcl = [n for n in names if n.startswith("anatcl")]
+    names = [n for n in (*MAIN_METHODS, *REGRESSION_OBJECTIVES, *selected, CONTROL, RANDOM_INIT) if n in present]
+    anatcl = [n for n in names if n.split("+")[0] in ANATCL_METHODS]
     baselines = [n for n in names if n.split("+")[0] in BASELINES]
     pairs = [(a, b) for a in anatcl for b in baselines]
+    # run 3: each objective that learns the descriptors against each AnatCL configuration and random init
+    pairs += [(n, b) for n in names if n in REGRESSION_OBJECTIVES for b in (*anatcl, RANDOM_INIT) if b in names]
     if CONTROL in present and RANDOM_INIT in present:
         pairs.append((CONTROL, RANDOM_INIT))
     return names, pairs

@@ -16,6 +16,12 @@ RANDOM_INIT = "random-init"
 CONTROL = "gmv-regression"
 MAIN_METHODS = ("anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age")
 ANATCL_METHODS = ("anatcl-global", "anatcl-local")
+# The objectives that learn the descriptors directly (issue 28; run 3, docs/study.md Part 6).
+REGRESSION_OBJECTIVES = ("descriptor-regression", "anatcl-regression")
+# Methods whose TrainConfig takes the grid's lambda_reg.
+LAMBDA_REG_METHODS = ("anatcl-regression",)
+# The pre-registered lambda_reg grid of run 3's selection (docs/study.md Part 6), fixed before it ran.
+LAMBDA_REG_GRID = (0.1, 0.3, 1.0, 3.0)
 # Methods trained without augmentation in the main grid (regression baselines, as in the demo).
 UNAUGMENTED = ("l1-age", CONTROL)
 
@@ -30,6 +36,8 @@ VARIANTS: dict[str, dict] = {
     # the follow-up grid "views" (docs/study.md, Part 4): which part of the augmentation costs anatomy
     "crop-only": {"augment": ["crop"]},
     "noise-only": {"augment": ["noise"]},
+    # run 3's lambda_reg selection (docs/study.md Part 6)
+    **{f"lambda-reg-{v:g}": {"lambda_reg": v} for v in LAMBDA_REG_GRID},
 }
 PREREGISTERED_VARIANTS = ("no-aug", "clamp", "kernel", "lambda-0.5", "lambda-2", "minmax")
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -65,6 +73,7 @@ class StudySettings:
     n_repeats: int = 5
     n_boot: int = 200
     control_margin: float = 0.05
+    lambda_reg: float = 1.0  # of anatcl-regression; run 3's is set by its pre-registered selection
 
     def to_dict(self) -> dict:
         return json_ready(dataclasses.asdict(self))
@@ -96,7 +105,18 @@ VIEWS = dataclasses.replace(FULL, methods=(), control=False, budgets=(10, 30),
 # base here) on three new pretraining seeds, at the selection budget and at 100 epochs.
 REPLICATION = dataclasses.replace(FULL, methods=("anatcl-global", "anatcl-local", "yaware"), augment=(),
                                   control=False, ablations=(), seeds=(3, 4, 5), budgets=(30, 100))
-GRIDS = {"full": FULL, "main": MAIN, "views": VIEWS, "replication": REPLICATION, "quick": QUICK}
+# Run 3 (docs/study.md Part 6): the released views for every method, AnatCL and y-Aware against the two
+# objectives that learn the descriptors, on new seeds; its lambda_reg comes from RUN3_SELECT (seed 9, 30
+# epochs, the healthy validation cohort's GMV recovery), written into RUN3 by the documented procedure.
+RUN3 = dataclasses.replace(FULL, methods=("anatcl-global", "anatcl-local", "yaware", *REGRESSION_OBJECTIVES),
+                           augment=(), control=False, ablations=(), seeds=(6, 7, 8), budgets=(30, 100),
+                           lambda_reg=0.1)  # = losses.anatcl_regression.LAMBDA_REG (tests/study/test_grid.py)
+# Its own lambda_reg stays the default fixed in advance (each variant sets its value), so writing the
+# choice into RUN3 leaves the selection study's settings as they were.
+RUN3_SELECT = dataclasses.replace(RUN3, methods=(), seeds=(9,), budgets=(30,), ablation_budgets=(30,), lambda_reg=1.0,
+                                  ablations=tuple(("anatcl-regression", f"lambda-reg-{v:g}") for v in LAMBDA_REG_GRID))
+GRIDS = {"full": FULL, "main": MAIN, "views": VIEWS, "replication": REPLICATION, "run3": RUN3,
+         "run3-select": RUN3_SELECT, "quick": QUICK}
 
 
 @dataclass(frozen=True)
@@ -130,7 +150,10 @@ def grid_settings(grid: str) -> StudySettings:
 
 def base_overrides(method: str, s: StudySettings) -> dict:
     """TrainConfig values of a method's base configuration in the study."""
-    return {"augment": [] if method in UNAUGMENTED else list(s.augment)}
+    values = {"augment": [] if method in UNAUGMENTED else list(s.augment)}
+    if method in LAMBDA_REG_METHODS:
+        values["lambda_reg"] = s.lambda_reg
+    return values
 
 
 def build_cells(s: StudySettings) -> list[Cell]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from anatlearn.errors import ConfigError
 from anatlearn.io import atomic_write_text
-from anatlearn.study.grid import StudySettings
+from anatlearn.study.grid import StudySettings, settings_from_dict
 
 
 def git_commit() -> str | None:
@@ -47,8 +47,10 @@ def check_settings(out: Path, s: StudySettings, grid: str) -> dict:
     path = out / "study.json"
     if path.exists():
         doc = json.loads(path.read_text())
-        if doc["settings"] != s.to_dict():
-            diff = [k for k in s.to_dict() if doc["settings"].get(k) != s.to_dict()[k]]
+        # read back, a setting added later takes its default: an older study still matches its grid
+        if settings_from_dict(doc["settings"]) != s:
+            old = settings_from_dict(doc["settings"]).to_dict()
+            diff = [k for k in s.to_dict() if old[k] != s.to_dict()[k]]
             raise ConfigError(f"{out} holds a study started with other settings (differs in: {', '.join(diff)}; "
                               f"grid {doc.get('grid')!r}); choose another --out to start a new study")
         return doc

@@ -159,8 +159,8 @@ def test_every_loss_takes_the_same_call():
     g = torch.Generator().manual_seed(0)
     ages, desc = torch.rand(6, generator=g) * 60 + 20, torch.randn(6, 68, 1, generator=g)
     for method in METHODS:
-        width = 68 if method == "gmv-regression" else (1 if method == "l1-age" else 8)
-        outputs = torch.nn.functional.normalize(torch.randn(6, 2, width, generator=g), dim=-1)
+        width = {"gmv-regression": 68, "l1-age": 1, "descriptor-regression": 69, "anatcl-regression": 128 + 69}
+        outputs = torch.nn.functional.normalize(torch.randn(6, 2, width.get(method, 8), generator=g), dim=-1)
         terms = build_loss(method)(outputs, ages, desc)
         assert torch.isfinite(terms["loss"]), method
 

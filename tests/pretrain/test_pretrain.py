@@ -136,3 +136,20 @@ def test_shipped_recipe_by_name():
     assert "anatcl-openbhb" in packaged_configs()
     cfg = TrainConfig.from_toml("anatcl-openbhb")
     assert cfg.method == "anatcl-global" and cfg.batch_size == 32 and cfg.temperature == 0.1 and cfg.sigma == 2.0
+
+
+@pytest.mark.parametrize("method", ["descriptor-regression", "anatcl-regression"])
+def test_regression_methods_heads_and_embedding(method, tiny_cohort, tmp_path):
+    """Issue 28's methods: the head regresses 3 x 68 descriptors + age; the checkpoint embeds with `embed`."""
+    from anatlearn.embed import embed
+    from anatlearn.models import load_pretrained
+
+    run = pretrain(tiny_config(tiny_cohort, tmp_path / method, method=method, lambda_reg=0.3))
+    model = load_pretrained(run / "checkpoints" / "last.pt")
+    regression = model.head.regression if method == "anatcl-regression" else model.head
+    assert regression.out_features == 3 * 68 + 1
+    if method == "anatcl-regression":
+        assert model.model_config["head"]["out_features"] == 128
+        assert {"contrastive", "regression", "age", "anat"} <= set(next(csv.DictReader((run / "metrics.csv").open())))
+    table = embed(run / "checkpoints" / "last.pt", tiny_cohort)
+    assert table.shape == (48, model.encoder.out_features) and table.notna().all().all()

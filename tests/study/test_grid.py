@@ -100,3 +100,64 @@ def test_replication_grid_is_the_selected_configurations_on_new_seeds():
     # no ablations: the selection rule has nothing to extend; the 30-epoch stage lands before the 100-epoch one
     assert [max(st[0].budgets) for st in stages(trained, REPLICATION.selection_budget)] == [30, 100]
     assert grid_settings("replication") is REPLICATION
+
+
+def test_run3_grid_is_the_preregistered_one():
+    """docs/study.md Part 6: released views, AnatCL / y-Aware / the two regression objectives, seeds 6-8,
+    budgets 30 and 100, random init; everything else as in run 2."""
+    from anatlearn.study.grid import RUN3, base_overrides
+
+    cells = build_cells(RUN3)
+    assert sorted({c.name for c in cells}) == ["anatcl-global", "anatcl-local", "anatcl-regression",
+                                               "descriptor-regression", RANDOM_INIT, "yaware"]
+    assert sorted({c.seed for c in cells}) == [6, 7, 8]
+    trained = [c for c in cells if c.method != RANDOM_INIT]
+    assert all(c.budgets == (30, 100) and c.overrides["augment"] == [] for c in trained)
+    assert {c.overrides.get("lambda_reg") for c in trained if c.method == "anatcl-regression"} == {RUN3.lambda_reg}
+    assert all("lambda_reg" not in c.overrides for c in trained if c.method != "anatcl-regression")
+    assert base_overrides("anatcl-regression", RUN3) == {"augment": [], "lambda_reg": RUN3.lambda_reg}
+    assert training_epochs(cells) == 15 * 100 and n_units(cells) == 15 * 2 + 3
+    for field in ("n_pretrain", "n_validation", "n_downstream", "shape", "n_sites", "world_seed", "width",
+                  "batch_size", "lr", "n_splits", "n_repeats", "n_boot", "selection_budget"):
+        assert getattr(RUN3, field) == getattr(FULL, field)
+    assert not RUN3.control and not RUN3.ablations
+    # run 3's lambda_reg is the default of --lambda-reg, both set by the selection of Part 6
+    from anatlearn.losses.anatcl_regression import LAMBDA_REG
+    from anatlearn.pretrain.config import TrainConfig
+
+    assert RUN3.lambda_reg == LAMBDA_REG == TrainConfig().lambda_reg
+    assert grid_settings("run3") is RUN3
+
+
+def test_run3_selection_grid_is_lambda_reg_on_seed_9_at_30_epochs():
+    from anatlearn.study.grid import LAMBDA_REG_GRID, RUN3, RUN3_SELECT
+
+    cells = build_cells(RUN3_SELECT)
+    trained = [c for c in cells if c.method != RANDOM_INIT]
+    assert LAMBDA_REG_GRID == (0.1, 0.3, 1.0, 3.0)
+    assert sorted(c.overrides["lambda_reg"] for c in trained) == [0.1, 0.3, 1.0, 3.0]
+    assert {c.name for c in trained} == {f"anatcl-regression+lambda-reg-{v}" for v in ("0.1", "0.3", "1", "3")}
+    assert all(c.seed == 9 and c.budgets == (30,) and c.overrides["augment"] == [] for c in cells if c in trained)
+    assert not set(RUN3_SELECT.seeds) & set(RUN3.seeds)  # seeds outside run 3's
+    assert RUN3_SELECT.selection_budget == 30 and training_epochs(cells) == 4 * 30 and n_units(cells) == 5
+    # the selection rule extends nothing: no budget beyond 30
+    assert max(RUN3_SELECT.budgets) in RUN3_SELECT.ablation_budgets
+    for field in ("n_pretrain", "n_validation", "n_downstream", "shape", "world_seed", "width", "augment"):
+        assert getattr(RUN3_SELECT, field) == getattr(RUN3, field)
+    assert RUN3_SELECT.lambda_reg == 1.0  # the default fixed in advance, whatever RUN3's becomes
+
+
+def test_a_study_started_before_lambda_reg_existed_still_matches_its_grid(tmp_path):
+    """study.json of runs 1-2, the views and the replication have no lambda_reg: read back it takes the
+    default, so they continue; another lambda_reg is refused."""
+    import dataclasses
+
+    from anatlearn.study.grid import REPLICATION
+    from anatlearn.study.record import check_settings
+
+    old = REPLICATION.to_dict()
+    del old["lambda_reg"]
+    (tmp_path / "study.json").write_text(json.dumps({"grid": "replication", "settings": old, "invocations": []}))
+    assert check_settings(tmp_path, REPLICATION, "replication")["grid"] == "replication"
+    with pytest.raises(ConfigError, match="differs in: lambda_reg"):
+        check_settings(tmp_path, dataclasses.replace(REPLICATION, lambda_reg=0.3), "replication")
