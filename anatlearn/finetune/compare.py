@@ -97,4 +97,17 @@ def compare(sources: dict, out=None) -> dict:
              "folds": folds.to_dict("records"), "sources": {k: (str(v) if not isinstance(v, pd.DataFrame) else
                                                                 "table") for k, v in sources.items()}},
             indent=1, allow_nan=True))
+        comparison_results(table, paired, folds).write(out)  # what `anatlearn report OUT` reads
     return {"table": table, "paired": paired, "folds": folds}
+
+
+def comparison_results(table: pd.DataFrame, paired: pd.DataFrame, folds: pd.DataFrame):
+    """The comparison as a results directory's content (kind "finetune-comparison"), so that the report shows
+    fine-tune, linear probe and random-init fine-tune side by side with the paired corrected tests."""
+    from anatlearn.evaluate.probes import LOWER_IS_BETTER
+    from anatlearn.evaluate.results import TABLE_COLUMNS, Results
+    from anatlearn.provenance import provenance
+
+    rows = table.assign(n=table["n_folds"], lower_is_better=table["metric"].isin(LOWER_IS_BETTER))
+    return Results(kind="finetune-comparison", table=rows.reindex(columns=TABLE_COLUMNS), paired=paired,
+                   folds=folds, provenance=provenance(None, {"methods": sorted(table["method"].unique())}))

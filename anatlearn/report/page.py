@@ -173,7 +173,11 @@ def _anatomy_section(res: Results, name: str) -> str:
 
 
 def _other_section(res: Results, name: str) -> str:
-    return _heading(res, name) + _results_table(res)
+    paired = ""
+    if res.kind == "finetune-comparison" and res.paired is not None and len(res.paired):
+        paired = ("<p class=note>Paired corrected resampled t-tests over the outer folds (Nadeau &amp; Bengio "
+                  "2003): mean difference a - b, t, p.</p>" + _table_html(res.paired, index=False))
+    return _heading(res, name) + _results_table(res) + paired
 
 
 def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
@@ -233,7 +237,8 @@ def _maps_section(features: Mapping[str, pd.DataFrame], participants: pd.DataFra
 
 SECTIONS = {"anatomy": ("Anatomy recovery", _anatomy_section), "tasks": ("Downstream tasks", _tasks_section),
             "openbhb": ("OpenBHB protocol", _openbhb_section)}
-OTHER_TITLES = {"icc": "Test-retest reliability"}
+OTHER_TITLES = {"icc": "Test-retest reliability",
+                "finetune-comparison": "Fine-tuning against linear probing (the same outer folds)"}
 
 
 def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,

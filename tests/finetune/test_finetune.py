@@ -188,6 +188,14 @@ def test_folds_are_evaluate_tasks_folds_and_compare_pairs_them(cohort, tmp_path)
         diff = ft[ft.metric == metric]["score"].mean() - mine[mine.metric == metric]["score"].mean()
         assert paired.loc[metric, "mean_diff"] == pytest.approx(diff)
     assert (tmp_path / "cmp" / "comparison_paired.csv").exists()
+    # the report shows the comparison with its paired tests (a results directory of kind finetune-comparison)
+    from anatlearn.report import build_report
+
+    build_report([tmp_path / "cmp"], tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "Fine-tuning against linear probing" in page and "Paired corrected resampled t-tests" in page
+    p_value = result["paired"].set_index("metric").loc["balanced_accuracy", "p_corrected_t"]
+    assert f"{p_value:.4g}" in page
     other = mine.assign(n_test=mine["n_test"] + 1)
     with pytest.raises(DataError, match="not scored on the same folds"):
         compare({"finetune": run, "probe": other})
