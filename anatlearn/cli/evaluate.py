@@ -8,6 +8,7 @@ import typer
 
 from anatlearn.cli import app
 from anatlearn.errors import ConfigError
+from anatlearn.progress import progress
 
 evaluate_app = typer.Typer(help="Evaluate frozen features: OpenBHB protocol, downstream tasks, test-retest ICC, "
                            "anatomy recovery.", no_args_is_help=True)
@@ -100,9 +101,12 @@ def tasks_command(
             raise ConfigError(f"--column {item!r}: expected CANONICAL=YOURS")
         mapping[canonical] = actual
     task_list = load_tasks(tasks, columns=mapping or None, select=task or None)
-    results = evaluate_tasks(parse_feature_args(features), read_participants(participants), task_list,
-                             n_splits=folds, n_repeats=repeats, seed=seed, site_column=stratify_site,
-                             interval=interval, progress=lambda msg: typer.echo(f"  probing {msg}", err=True))
+    tables = parse_feature_args(features)
+    # a bar on a terminal (one step per task and feature table), nothing in a log
+    with progress("probing", total=len(task_list) * len(tables)) as bar:
+        results = evaluate_tasks(tables, read_participants(participants), task_list, n_splits=folds,
+                                 n_repeats=repeats, seed=seed, site_column=stratify_site, interval=interval,
+                                 progress=lambda msg: bar.advance(1, description=f"probing {msg}"))
     _finish(results, out)
     if results.paired is not None and len(results.paired):
         typer.echo("\npaired tests (corrected resampled t-test, Nadeau & Bengio 2003):")
