@@ -143,14 +143,21 @@ def main(argv=None) -> int:
     parser.add_argument("--study", type=Path, default=None, help="a study directory whose 30-epoch runs to reuse")
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--max-units", type=int, default=None, help="stop after this many new units (smoke runs)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="run only these pretraining seeds (one process per seed shares the work of a machine; "
+                             "the summary always covers every finished seed)")
     args = parser.parse_args(argv)
     s, budget, cfg = SIZES[args.size]
     cfg = dataclasses.replace(cfg, width=s.width)
+    seeds = s.seeds if args.seeds is None else tuple(args.seeds)
+    unknown = sorted(set(seeds) - set(s.seeds))
+    if unknown:
+        parser.error(f"--seeds: {unknown} not among the plan's seeds {list(s.seeds)}")
     make_cohorts(args.out, s)
     atomic_write_text(args.out / "measure.json", json.dumps({"size": args.size, "budget": budget,
                                                              "settings": s.to_dict(), "finetune": cfg.to_dict()}, indent=1))
     done = 0
-    for seed in s.seeds:  # seed by seed: after each round every comparison has one more paired seed
+    for seed in seeds:  # seed by seed: after each round every comparison has one more paired seed
         for encoder in ENCODERS:
             weights = encoder_weights(args.out, args.study, s, encoder, seed, budget)
             for task in TASKS:
