@@ -10,6 +10,8 @@ from typing import List, Optional
 import typer
 
 from anatlearn.cli import app
+from anatlearn.cli.prep import (JOBS_OPTION, SEED_OPTION, SKULL_STRIP_OPTION, SYN_ITERATIONS_OPTION, TARGET_OPTION,
+                                TARGET_VOXEL_MM_OPTION, TEMPLATE_RESOLUTION_OPTION, THREADS_OPTION, prep_config)
 
 
 def _command_line(ctx: typer.Context) -> str:
@@ -44,14 +46,14 @@ def bids_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo scans that are already done."),
     label: Optional[str] = typer.Option(None, "--model-label", help="The features' desc- label (default: the architecture, e.g. resnet18)."),
     device: str = typer.Option("cpu", "--device", help="torch device of the encoder."),
-    target: str = typer.Option("vbm", "--target", help="vbm (modulated GM map, 1.5 mm) or quasiraw (T1w, 1 mm), as in anatlearn prep."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Scans prepared in parallel (processes; --threads each)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ITK and deepbet threads per scan (default 1: bit-identical reruns)."),
-    skull_strip: str = typer.Option("auto", "--skull-strip", help="auto, yes or no (anatlearn prep)."),
-    template_resolution: float = typer.Option(1.0, "--template-resolution", help="Registration template voxel size (mm; anatlearn prep)."),
-    target_voxel_mm: Optional[float] = typer.Option(None, "--target-voxel-mm", help="Coarser output grid (testing only; the weights need the default)."),
-    syn_iterations: str = typer.Option("40,20,0", "--syn-iterations", help="SyN iterations per level (anatlearn prep)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of ANTs' metric sampling (recorded in each QC JSON)."),
+    target: str = TARGET_OPTION,
+    jobs: int = JOBS_OPTION,
+    threads: Optional[int] = THREADS_OPTION,
+    skull_strip: str = SKULL_STRIP_OPTION,
+    template_resolution: float = TEMPLATE_RESOLUTION_OPTION,
+    target_voxel_mm: Optional[float] = TARGET_VOXEL_MM_OPTION,
+    syn_iterations: str = SYN_ITERATIONS_OPTION,
+    seed: int = SEED_OPTION,
 ) -> None:
     """Run anatlearn as a BIDS App: one job per participant, then one group job (docs/bids.md)."""
     from anatlearn.errors import ConfigError
@@ -67,18 +69,13 @@ def bids_command(
         return
     from anatlearn.bids.participant import run_participant
     from anatlearn.prep import require_ants
-    from anatlearn.prep.pipeline import PrepConfig
 
     if weights is None:
         raise ConfigError("the participant level embeds each scan: give --weights (a checkpoint or Hub folder)")
     if bids_dir.resolve() == output_dir.resolve():
         raise ConfigError("OUTPUT_DIR must differ from BIDS_DIR (derivatives go to their own directory)")
-    try:
-        iters = tuple(int(v) for v in syn_iterations.split(","))
-    except ValueError:
-        raise ConfigError(f"--syn-iterations must be integers separated by commas, got {syn_iterations!r}") from None
-    config = PrepConfig(target=target, skull_strip=skull_strip, template_resolution=template_resolution,
-                        target_voxel_mm=target_voxel_mm, syn_iterations=iters, jobs=jobs, threads=threads, seed=seed)
+    config = prep_config(syn_iterations, target=target, skull_strip=skull_strip, template_resolution=template_resolution,
+                         target_voxel_mm=target_voxel_mm, jobs=jobs, threads=threads, seed=seed)
     require_ants(config.skull_strip)
     summary = run_participant(bids_dir, output_dir, weights, participant_label, session_label, work_dir, overwrite,
                               config, label, device, command_line=_command_line(ctx),

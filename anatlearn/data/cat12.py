@@ -19,11 +19,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from anatlearn.data.nifti import NiftiDataset
+from anatlearn.data.nifti import NiftiDataset, volume_headers
 from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
 from anatlearn.errors import DataError
 
@@ -136,12 +135,7 @@ class Cat12Dataset(NiftiDataset):
         self.shape, self.affine = tuple(grid.shape), grid.matrix
         expected = (f"{'x'.join(map(str, grid.shape))} voxels of "
                     f"{', '.join(f'{v:g}' for v in np.abs(np.diag(grid.matrix)[:3]))} mm in MNI space")
-        for pid, path in zip(self.participants["participant_id"], self._paths):
-            try:
-                img = nib.load(path)
-            except Exception as exc:  # nibabel raises several types for unreadable files
-                raise DataError(f"cannot read CAT12 map of subject {pid} ({path}): {exc}") from None
-            shape = img.shape[:3] if (len(img.shape) == 4 and img.shape[3] == 1) else img.shape
+        for pid, path, img, shape in volume_headers(self.participants["participant_id"], self._paths, "CAT12 map"):
             zooms = ", ".join(f"{z:g}" for z in img.header.get_zooms()[:3])
             if tuple(shape) != self.shape or not np.allclose(img.affine, self.affine, atol=1e-2):
                 raise DataError(f"CAT12 map {path} (subject {pid}) is {'x'.join(map(str, shape))} voxels of {zooms} mm "

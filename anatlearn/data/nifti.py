@@ -34,6 +34,21 @@ def find_image(root: Path, pid: str, explicit: str | None) -> Path | None:
     return None
 
 
+def volume_headers(pids, paths, what: str = "NIfTI image"):
+    """(pid, path, header-only image, 3-D shape) for every subject's file: one error naming the subject and
+    the file when a file cannot be read or is not a 3-D volume (a 4-D file with one volume counts as 3-D)."""
+    for pid, path in zip(pids, paths):
+        try:
+            img = nib.load(path)
+        except Exception as exc:  # nibabel raises several types for unreadable files
+            raise DataError(f"cannot read {what} of subject {pid} ({path}): {exc}") from None
+        shape = img.shape[:3] if (len(img.shape) == 4 and img.shape[3] == 1) else img.shape
+        if len(shape) != 3:
+            raise DataError(f"{what} of subject {pid} ({path}) is {len(img.shape)}-D {img.shape}; "
+                            f"expected a 3-D volume")
+        yield pid, path, img, tuple(shape)
+
+
 class NiftiDataset:
     """A SubjectDataset over NIfTI files (see the module docstring)."""
 
@@ -61,14 +76,7 @@ class NiftiDataset:
 
     def _check_headers(self, shape, target_affine) -> None:
         self.shape, self.affine = (tuple(shape) if shape is not None else None), target_affine
-        for pid, path in zip(self.participants["participant_id"], self._paths):
-            try:
-                img = nib.load(path)
-            except Exception as exc:  # nibabel raises several types for unreadable files
-                raise DataError(f"cannot read NIfTI image of subject {pid} ({path}): {exc}") from None
-            s = img.shape[:3] if (len(img.shape) == 4 and img.shape[3] == 1) else img.shape
-            if len(s) != 3:
-                raise DataError(f"image of subject {pid} ({path}) is {len(img.shape)}-D {img.shape}; expected a 3-D volume")
+        for pid, path, img, s in volume_headers(self.participants["participant_id"], self._paths):
             if self.shape is None:
                 self.shape, self.affine = tuple(s), (img.affine if self.affine is None else self.affine)
             if self.resample:
