@@ -3,9 +3,11 @@
 Steps (each optional step is a :class:`PrepConfig` field):
 
 0. **Skull stripping** (``skull_strip``, :mod:`anatlearn.prep.skullstrip`): deepbet's brain mask, applied
-   when the image has a skull (``auto``) or always (``yes``); the extracted mask then replaces the
-   template's mask in steps 3-4.
-1. **N4 bias-field correction** (Tustison et al. 2010, IEEE TMI 29:1310) of the native image.
+   when the image has a skull (``auto``) or always (``yes``).
+1. **N4 bias-field correction** (Tustison et al. 2010, IEEE TMI 29:1310) of the native image, inside the
+   extracted mask (or the head's foreground); an extracted brain is then cut to its parenchymal outline
+   (:func:`~anatlearn.prep.skullstrip.brain_outline`), so that from here on a skull-on input follows the
+   path of a skull-stripped one and both present the same outline to registration and segmentation.
 2. **Registration** to the bundled MNI152 2009a template (:mod:`anatlearn.prep.templates`) with
    ``ants.registration``: affine (centre-of-mass start, Mattes mutual information) for ``quasiraw``;
    affine followed by symmetric diffeomorphic normalisation, SyN (Avants et al. 2008, Med Image Anal
@@ -37,7 +39,7 @@ import numpy as np
 
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.prep.qc import FLAG_CORR_GM, FLAG_CORR_TEMPLATE, FLAG_DICE_BRAIN
-from anatlearn.prep.skullstrip import check_choice, extract_brain
+from anatlearn.prep.skullstrip import brain_outline, check_choice, extract_brain
 from anatlearn.prep.templates import Grid, load_template, target_grid, template_on_grid
 
 REGISTRATIONS = {"none": None, "rigid": "Rigid", "affine": "Affine", "syn": "SyN"}
@@ -229,15 +231,21 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
         configure_threads(config.threads)
     threads = int(os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"])
     strip = extract_brain(img, config.skull_strip, threads)
-    brain = None  # the extracted brain mask in native space, when the skull is removed
     if strip.applied:
-        brain = native.new_image_like(strip.mask)
         arr = arr * strip.mask
     log.info("skull stripping: %s (%.1f s)", strip.decision, strip.seconds)
     native = native.new_image_like(np.clip(arr, 0, None) / max(float(np.percentile(arr, 99.9)), 1e-6))
     if config.n4:
-        native = ants.n4_bias_field_correction(native, mask=brain if brain is not None else foreground_mask(native))
+        support = native.new_image_like(strip.mask) if strip.applied else foreground_mask(native)
+        native = ants.n4_bias_field_correction(native, mask=support)
         log.info("N4 bias-field correction done (%.1f s)", time.perf_counter() - t0)
+    if strip.applied:
+        # an extractor's mask keeps a shell of extra-cerebral CSF that a stripped input from another tool may
+        # lack; cut to the parenchyma's outline, both kinds of input reach registration and segmentation alike
+        outline = brain_outline(native.numpy(), strip.mask, native.spacing)
+        native = native.new_image_like(native.numpy() * outline)
+        voxel_ml = float(np.prod(native.spacing)) / 1000.0
+        log.info("brain outline: %.0f of the extracted %.0f ml", outline.sum() * voxel_ml, strip.mask.sum() * voxel_ml)
 
     with tempfile.TemporaryDirectory(prefix="anatlearn-prep-") as tmp:
         kind = config.transform
@@ -275,28 +283,24 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             return ants.apply_transforms(native, moving, inv, interpolator="linear", whichtoinvert=inv_flags)
 
         warped_t1 = to_grid(native)
-        # QC: the subject's brain (the extracted mask, or the foreground of a skull-stripped input) in MNI
-        # space against the template's brain mask; with a skull left on, this measures the head and fails
-        warped_brain = to_grid(brain if brain is not None else foreground_mask(native), "linear")
+        # QC: the subject's brain (the outline of the extracted brain, or the foreground of a skull-stripped
+        # input) in MNI space against the template's brain mask; with a skull left on, this measures the head
+        warped_brain = to_grid(foreground_mask(native), "linear")
         dice_brain = dice(warped_brain, on_grid["mask"])
         corr = masked_correlation(warped_t1, on_grid["t1"], on_grid["mask"])
-        if brain is not None:
-            native_mask = brain
-        else:  # no extraction: the template's brain mask pulled back (its accuracy is the registration's)
-            native_mask = to_native("mask")
-            native_mask = native_mask.new_image_like((native_mask.numpy() >= 0.5).astype(np.float32))
+        # the template's brain mask pulled back (its accuracy is the registration's); outside the subject's
+        # outline it holds zero-valued voxels, which Atropos models as CSF
+        native_mask = to_native("mask")
+        native_mask = native_mask.new_image_like((native_mask.numpy() >= 0.5).astype(np.float32))
         if native_mask.numpy().sum() == 0:
             raise DataError("registration failed: the template brain mask falls outside the image")
 
         dice_tissue, jac_mean, gm_ml, corr_gm = float("nan"), float("nan"), float("nan"), float("nan")
         if config.target == "quasiraw":
-            volume = warped_t1 * (on_grid["mask"] if brain is None else (warped_brain >= 0.5))
+            volume = warped_t1 * on_grid["mask"]
         else:
             t2 = time.perf_counter()
             priors = [to_native(k) for k in ("csf", "gm", "wm")]
-            if brain is not None:  # CSF prior = whatever of the extracted brain is neither GM nor WM
-                m = native_mask.numpy()
-                priors[0] = priors[0].new_image_like(np.clip(m - priors[1].numpy() - priors[2].numpy(), 0, 1) * m)
             try:  # r=0: Atropos seeds its generator with a constant (its default, 1, seeds from the clock)
                 seg = ants.atropos(a=native, x=native_mask, i=priors, m="[0.1,1x1x1]",
                                    c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight, r=0)

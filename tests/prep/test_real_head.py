@@ -4,7 +4,8 @@ all at 2 mm; and, at 1 mm (the resolution real T1 scans come in), the skull-on h
 bias-corrupted copy of it. Each set is prepared once (session fixtures) through the CLI with --jobs 2,
 a 2 mm template and a 3 mm vbm grid (about 85 s of CPU per 2 mm subject, about 200 s per 1 mm one), so
 the module takes about six minutes, plus two default-threaded runs of the 2 mm skull-on head for the
-bit-identity check (about three minutes of one core).
+bit-identity check (about three minutes of one core), plus the 1 mm skull-on and stripped heads at the
+defaults (1 mm template, 1.5 mm grid; about four minutes of both cores), the setting users run.
 
 Without mricron-data the tests skip and say so; in CI (CI=1/true or ANATLEARN_REQUIRE_REAL_HEAD=1, set by
 .ci/run) a missing head is a failure."""
@@ -47,7 +48,7 @@ def heads():
     return heads
 
 
-def _prepare(heads: dict, root):
+def _prepare(heads: dict, root, args=ARGS):
     """``heads`` through ``anatlearn prep`` once: (out dir, stdout, stderr, qc table by id)."""
     from anatlearn.cli import main
 
@@ -60,7 +61,7 @@ def _prepare(heads: dict, root):
     (bids / "participants.tsv").write_text("\n".join(lines) + "\n")
     out, stdout, stderr = root / "out", io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(["prep", "--bids", str(bids), "--out", str(out), *ARGS])
+        code = main(["prep", "--bids", str(bids), "--out", str(out), *args])
     assert code == 0, stderr.getvalue()
     qc = pd.read_csv(out / "qc.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
     print(qc.drop(columns=["source", "figure"]).to_string())
@@ -82,16 +83,27 @@ def moved_pair(tmp_path_factory):
     return _prepare({"skull": load_colin("skull", 1.0), "moved": moved(1.0)}, tmp_path_factory.mktemp("colin1mm"))
 
 
+@pytest.fixture(scope="session")
+def defaults_pair(tmp_path_factory):
+    """At 1 mm and the defaults (1 mm template, SyN 40,20,0, the 1.5 mm vbm grid): the skull-on head and its
+    BET-stripped copy, prepared once (--jobs 2, one thread each)."""
+    _require_head()
+    from colin import load_colin
+
+    heads = {"skull": load_colin("skull", 1.0), "brain": load_colin("brain", 1.0)}
+    return _prepare(heads, tmp_path_factory.mktemp("colin-defaults"), ["--jobs", "2", "--threads", "1"])
+
+
 def gm_map(out, pid):
     return np.load(out / f"sub-{pid}" / f"sub-{pid}_preproc-cat12vbm_desc-gm_T1w.npy")[0]
 
 
-def brain_r(a, b):
-    """Pearson r of two maps inside the template's brain mask on the test grid."""
+def brain_r(a, b, voxel_mm=3.0):
+    """Pearson r of two maps inside the template's brain mask on the test grid (``None``: the default grid)."""
     from anatlearn.prep.pipeline import PrepConfig, masked_correlation
     from anatlearn.prep.templates import template_on_grid
 
-    mask = template_on_grid(PrepConfig(target_voxel_mm=3.0).grid)["mask"]
+    mask = template_on_grid(PrepConfig(target_voxel_mm=voxel_mm).grid)["mask"]
     return masked_correlation(a, b, mask)
 
 
@@ -118,6 +130,17 @@ def test_skull_on_and_skull_stripped_agree(prepared):
     r = brain_r(gm_map(out, "skull"), gm_map(out, "brain"))
     print(f"skull-on vs skull-stripped GM maps: r = {r:.4f}")
     assert r >= 0.90
+
+
+def test_skull_on_and_skull_stripped_agree_at_the_defaults(defaults_pair):
+    """Issue 27 item 5: at the defaults one brain gives one map, whichever extraction it comes with: the GM
+    maps correlate at r >= 0.90 and the Jacobian means (the modulation's scale) agree within 2 %."""
+    out, _, _, qc = defaults_pair
+    r = brain_r(gm_map(out, "skull"), gm_map(out, "brain"), None)
+    ratio = qc.loc["brain", "jacobian_mean"] / qc.loc["skull", "jacobian_mean"]
+    print(f"defaults: skull-on vs stripped GM maps r = {r:.4f}, jacobian_mean ratio = {ratio:.4f}")
+    assert r >= 0.90
+    assert ratio == pytest.approx(1.0, abs=0.02)
 
 
 def test_moved_bias_corrupted_copy_agrees(moved_pair):

@@ -30,6 +30,37 @@ def test_outside_fraction_matches_brute_force():
     assert outside_fraction(data, np.zeros_like(mask), zooms) == 1.0
 
 
+def test_brain_outline_drops_the_csf_shell_and_bridges_sulci():
+    """A ball of "parenchyma" (WM core, GM rim) with a 2 mm-wide "sulcus" cut into it, inside a mask that
+    also keeps a 3 mm shell of "CSF": the outline is the ball with its sulcus filled below the mouth (a
+    closing with a 3 mm ball bridges gaps up to 6 mm), and none of the shell, at anisotropic voxels."""
+    from anatlearn.prep.skullstrip import brain_outline
+
+    zooms = (1.0, 1.25, 1.0)
+    shape = (64, 52, 64)
+    xyz = np.stack(np.meshgrid(*[(np.arange(n) - n / 2) * z for n, z in zip(shape, zooms)], indexing="ij"))
+    r = np.sqrt((xyz ** 2).sum(axis=0))
+    rng = np.random.default_rng(1)
+    data = np.where(r <= 15, 100.0, np.where(r <= 22, 60.0, np.where(r <= 25, 15.0, 0.0)))
+    sulcus = (np.abs(xyz[0]) <= 1.0) & (xyz[2] > 12) & (r > 15) & (r <= 22)  # 2 mm wide, from the surface in
+    data[sulcus] = 15.0
+    data = data + rng.normal(0, 2, shape)
+    support = (r <= 25).astype(np.float32)
+    out = brain_outline(data, support, zooms)
+    assert out.dtype == np.float32 and set(np.unique(out)) <= {0.0, 1.0}
+    ball = r <= 22
+    # the closing rounds the ball's surface by less than a voxel: only its surface voxels may differ
+    assert np.logical_and(out > 0, r > 23).sum() == 0  # no shell
+    # the sulcus bridged, but for its mouth: a closing leaves a notch within ~2 mm of a convex surface
+    assert out[sulcus & (r <= 20)].mean() > 0.99 and out[sulcus].mean() > 0.75
+    assert np.logical_and(ball, out == 0).sum() / ball.sum() < 0.02
+    # nothing outside the support, and a mask too small to classify is returned as it is
+    assert np.logical_and(out > 0, support == 0).sum() == 0
+    tiny = np.zeros(shape, np.float32)
+    tiny[30:33, 25:28, 30:33] = 1
+    assert np.array_equal(brain_outline(data, tiny, zooms), tiny)
+
+
 def test_choices_and_no_runs_nothing():
     import nibabel as nib
 
