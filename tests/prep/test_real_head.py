@@ -4,8 +4,9 @@ all at 2 mm; and, at 1 mm (the resolution real T1 scans come in), the skull-on h
 bias-corrupted copy of it. Each set is prepared once (session fixtures) through the CLI with --jobs 2,
 a 2 mm template and a 3 mm vbm grid (about 85 s of CPU per 2 mm subject, about 200 s per 1 mm one), so
 the module takes about six minutes, plus two default-threaded runs of the 2 mm skull-on head for the
-bit-identity check (side by side: about a minute and a half of both cores), plus the 1 mm skull-on and stripped heads at the
-defaults (1 mm template, 1.5 mm grid; about four minutes of both cores), the setting users run.
+bit-identity check (side by side: about a minute and a half of both cores), plus the 1 mm skull-on and
+stripped heads at the defaults (1 mm template, 1.5 mm grid; about four minutes of both cores), the setting
+users run.
 
 Without mricron-data the tests skip and say so; in CI (CI=1/true or ANATLEARN_REQUIRE_REAL_HEAD=1, set by
 .ci/run) a missing head is a failure."""
