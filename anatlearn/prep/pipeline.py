@@ -27,6 +27,7 @@ This approximates CAT12's VBM pipeline; it is not CAT12 (see docs/prep.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -247,7 +248,7 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
         voxel_ml = float(np.prod(native.spacing)) / 1000.0
         log.info("brain outline: %.0f of the extracted %.0f ml", outline.sum() * voxel_ml, strip.mask.sum() * voxel_ml)
 
-    with tempfile.TemporaryDirectory(prefix="anatlearn-prep-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="anatlearn-prep-") as tmp, _temp_files_in(tmp):
         kind = config.transform
         if kind == "none":
             fwd, inv, inv_flags = [], [], []
@@ -329,6 +330,20 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
     return SubjectResult(np.asarray(volume, np.float32), dice_brain, dice_tissue, corr, jac_mean,
                          np.asarray(warped_t1, np.float32), gm_ml, corr_gm, strip.decision, strip.outside,
                          round(strip.seconds, 2))
+
+
+@contextlib.contextmanager
+def _temp_files_in(path: str):
+    """Point :mod:`tempfile`'s default directory at ``path`` for the block. ANTsPy's Atropos writes its
+    probability images to ``tempfile.mktemp()`` names and never removes them (three per subject, ~20 MB at
+    1 mm); inside the subject's scratch directory they go with it. Prep runs one subject at a time per
+    process, so the process-wide setting is not shared with another subject."""
+    before = tempfile.tempdir
+    tempfile.tempdir = path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 def ants_seed(seed: int) -> int:

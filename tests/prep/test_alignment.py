@@ -91,3 +91,18 @@ def test_seed_is_never_zero_for_ants():
     assert [ants_seed(s) for s in (0, 1, 41)] == [1, 2, 42]
     with pytest.raises(ConfigError, match="--seed must be at least 0"):
         PrepConfig(seed=-1)
+
+
+def test_no_temporary_file_outlives_a_subject(phantoms, tmp_path, monkeypatch):
+    """ANTsPy's Atropos leaves its three probability images in the temp directory (antsr*prob0N.nii.gz,
+    ~20 MB per 1 mm subject; 147 of them had piled up in this machine's /tmp); prep removes them with the
+    subject's scratch directory, and restores tempfile's directory afterwards."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    res, _ = prep(phantoms["identity"], target="vbm")
+    assert res.volume.max() > 0  # Atropos ran
+    assert tempfile.tempdir == str(scratch)
+    assert sorted(p.name for p in scratch.iterdir()) == []
