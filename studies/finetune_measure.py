@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     done = 0
     for seed in seeds:  # seed by seed: after each round every comparison has one more paired seed
         for encoder in ENCODERS:
+            if all((args.out / "cells" / encoder / f"seed-{seed}" / f"{t}.json").exists() for t in TASKS):
+                continue  # finished (e.g. restored from docs/finetune-measure/cells): no encoder needed
             weights = encoder_weights(args.out, args.study, s, encoder, seed, budget)
             for task in TASKS:
                 if args.max_units is not None and done >= args.max_units:
