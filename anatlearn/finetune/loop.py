@@ -10,7 +10,6 @@ after a kill draws the same batches; the global RNG state is checkpointed as wel
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from anatlearn.errors import ConfigError, TrainingError
 from anatlearn.models import build_model, load_checkpoint, save_checkpoint
+from anatlearn.precision import autocast, optimizer_step
 from anatlearn.pretrain.rundir import rng_state, set_rng_state
 
 from anatlearn.finetune.config import FinetuneConfig
@@ -127,8 +127,7 @@ class FitContext:
 
 def forward(model, x: torch.Tensor, amp_dtype, frozen: bool = False) -> torch.Tensor:
     """Head outputs in float32; ``frozen`` runs the encoder without gradients (the warm-up)."""
-    ctx = torch.autocast(x.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    with ctx:
+    with autocast(x.device, amp_dtype):
         if frozen:
             with torch.no_grad():
                 feats = model.encoder(x)
@@ -186,14 +185,7 @@ def _train_epoch(ctx: FitContext, model, optimizer, scaler, frozen: bool, candid
         if not torch.isfinite(loss):
             raise TrainingError(f"fine-tuning loss is {loss.item()} at fold {ctx.key}, epoch {epoch}; lower the "
                                 f"learning rates or check the input volumes")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler)
         total, count = total + float(loss.detach()) * len(target), count + len(target)
         if ctx.budget is not None and ctx.budget.spend():
             return None

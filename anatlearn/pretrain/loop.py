@@ -9,7 +9,6 @@ this loop never branches on a method's name.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingErr
 from anatlearn.io import atomic_write_text
 from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
+from anatlearn.precision import autocast, optimizer_step
 from anatlearn.pretrain.config import TrainConfig
 from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state
 from anatlearn.progress import note, progress
@@ -81,8 +81,7 @@ def train_step(net: torch.nn.Module, batch: dict, loss_fn, optimizer: torch.opti
     the step in error messages (NaN/inf output or loss)."""
     x = batch["views"].to(device, non_blocking=True)
     b, v = x.shape[:2]
-    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    with ctx:
+    with autocast(device, amp_dtype):
         out = net(x.flatten(0, 1).contiguous(memory_format=layout))
     if not torch.isfinite(out).all():
         raise TrainingError(f"the model produced NaN/inf at {where()}. Lower the learning rate or check the input "
@@ -92,15 +91,7 @@ def train_step(net: torch.nn.Module, batch: dict, loss_fn, optimizer: torch.opti
     terms = loss_fn(outputs, D.gather(batch["age"].to(device)), None if desc is None else D.gather(desc.to(device)))
     if not torch.isfinite(terms["loss"]):
         raise TrainingError(f"loss is {terms['loss'].item()} at {where()}")
-    loss_value = terms["loss"] * D.loss_scale()
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss_value).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss_value.backward()
-        optimizer.step()
+    optimizer_step(terms["loss"] * D.loss_scale(), optimizer, scaler)
     return {k: float(t.detach()) for k, t in terms.items()}
 
 
