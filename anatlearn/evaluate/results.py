@@ -88,7 +88,7 @@ def _fmt(mean: float, lo: float, hi: float, note: str = "") -> str:
 
 def pivot_table(table: pd.DataFrame) -> pd.DataFrame:
     """The tidy table pivoted: one row per (task, metric), one column per method, cells 'mean [low, high]'."""
-    notes = table["ci_note"].fillna("") if "ci_note" in table else [""] * len(table)
+    notes = table["ci_note"].astype(object).fillna("") if "ci_note" in table else [""] * len(table)
     cells = table.assign(cell=[_fmt(m, lo, hi, note) for m, lo, hi, note
                                in zip(table["mean"], table["ci_low"], table["ci_high"], notes)])
     return cells.pivot_table(index=["task", "metric"], columns="method", values="cell", aggfunc="first", sort=False)
