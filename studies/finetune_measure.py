@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="run only these pretraining seeds (one process per seed shares the work of a machine; "
                              "the summary always covers every finished seed)")
+    parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=list(ENCODERS),
+                        help="run only these encoders (splits one seed's work over processes)")
     args = parser.parse_args(argv)
     s, budget, cfg = SIZES[args.size]
     cfg = dataclasses.replace(cfg, width=s.width)
@@ -158,7 +160,7 @@ def main(argv=None) -> int:
                                                              "settings": s.to_dict(), "finetune": cfg.to_dict()}, indent=1))
     done = 0
     for seed in seeds:  # seed by seed: after each round every comparison has one more paired seed
-        for encoder in ENCODERS:
+        for encoder in [e for e in ENCODERS if e in args.encoders]:
             if all((args.out / "cells" / encoder / f"seed-{seed}" / f"{t}.json").exists() for t in TASKS):
                 continue  # finished (e.g. restored from docs/finetune-measure/cells): no encoder needed
             weights = encoder_weights(args.out, args.study, s, encoder, seed, budget)

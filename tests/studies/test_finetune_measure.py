@@ -60,3 +60,22 @@ def test_finished_units_need_no_encoder(tmp_path, monkeypatch):
     monkeypatch.setattr(fm, "summarise", lambda *a: None)
     assert fm.main(["--out", str(tmp_path), "--size", "tiny", "--seeds", "0"]) == 0
     assert calls == []
+
+
+def test_encoders_option_restricts_the_work(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_unit(out, weights, encoder, seed, task, cfg):
+        path = out / "cells" / encoder / f"seed-{seed}" / f"{task}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"timing_s": {}}))
+        return path
+
+    monkeypatch.setattr(fm, "make_cohorts", lambda out, s: None)
+    monkeypatch.setattr(fm, "encoder_weights", lambda out, study, s, method, seed, budget: calls.append(method))
+    monkeypatch.setattr(fm, "run_unit", fake_unit)
+    monkeypatch.setattr(fm, "summarise", lambda *a: None)
+    assert fm.main(["--out", str(tmp_path), "--size", "tiny", "--seeds", "0", "--encoders", "yaware",
+                    fm.RANDOM_INIT]) == 0
+    assert calls == ["yaware", fm.RANDOM_INIT]
+    assert not (tmp_path / "cells" / "anatcl-global").exists()
