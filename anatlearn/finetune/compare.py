@@ -51,7 +51,8 @@ def probe_on_splits(features: pd.DataFrame, run_dir, method: str = "probe") -> p
     return pd.DataFrame([{"method": method, "task": name, **r} for r in records], columns=FOLD_COLUMNS)
 
 
-def _fold_scores(source, method: str) -> pd.DataFrame:
+def fold_scores(source, method: str) -> pd.DataFrame:
+    """Repeat 0 of a source's fold scores (see :func:`compare`), named ``method`` unless it names several."""
     if isinstance(source, pd.DataFrame):
         table = source.copy()
     else:
@@ -77,7 +78,7 @@ def compare(sources: dict, out=None) -> dict:
     """``sources``: method name -> a fine-tuning run directory, an ``evaluate tasks`` results directory or
     folds.csv (its repeat 0 is used), or a fold-score DataFrame. Returns ``{"table", "paired", "folds"}``
     DataFrames and writes them to ``out`` (a directory) if given."""
-    folds = pd.concat([_fold_scores(src, name) for name, src in sources.items()], ignore_index=True)
+    folds = pd.concat([fold_scores(src, name) for name, src in sources.items()], ignore_index=True)
     _check_paired(folds)
     rows = []
     for (method, task, metric), g in folds.groupby(["method", "task", "metric"], sort=False):
@@ -86,7 +87,8 @@ def compare(sources: dict, out=None) -> dict:
         lo, hi, note = bounded_interval(metric, lo, hi)
         rows.append({"method": method, "task": task, "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "ci_note": note,
-                     "sd": float(scores.std(ddof=1)) if len(scores) > 1 else float("nan"), "n_folds": len(scores)})
+                     "sd": float(scores.std(ddof=1)) if len(scores) > 1 else float("nan"), "n_folds": len(scores),
+                     "n": int(g["n_train"].iloc[0] + g["n_test"].iloc[0])})
     table, paired = pd.DataFrame(rows), paired_tests(folds)
     if out is not None:
         out = Path(out)
@@ -101,13 +103,15 @@ def compare(sources: dict, out=None) -> dict:
     return {"table": table, "paired": paired, "folds": folds}
 
 
-def comparison_results(table: pd.DataFrame, paired: pd.DataFrame, folds: pd.DataFrame):
+def comparison_results(table: pd.DataFrame, paired: pd.DataFrame | None, folds: pd.DataFrame,
+                       cohort: str | None = None):
     """The comparison as a results directory's content (kind "finetune-comparison"), so that the report shows
     fine-tune, linear probe and random-init fine-tune side by side with the paired corrected tests."""
     from anatlearn.evaluate.probes import LOWER_IS_BETTER
     from anatlearn.evaluate.results import TABLE_COLUMNS, Results
     from anatlearn.provenance import provenance
 
-    rows = table.assign(n=table["n_folds"], lower_is_better=table["metric"].isin(LOWER_IS_BETTER))
+    rows = table.assign(lower_is_better=table["metric"].isin(LOWER_IS_BETTER))
+    config = {"methods": sorted(table["method"].unique()), **({"cohort": cohort} if cohort else {})}
     return Results(kind="finetune-comparison", table=rows.reindex(columns=TABLE_COLUMNS), paired=paired,
-                   folds=folds, provenance=provenance(None, {"methods": sorted(table["method"].unique())}))
+                   folds=folds, provenance=provenance(None, config))

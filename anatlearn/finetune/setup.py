@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Problem:
     initial_state: dict
     transform: object
     record: dict  # config.json: what the run is
+    inputs: dict = dataclasses.field(default_factory=dict)  # where its data came from (provenance, not identity)
 
 
 def input_grid(dataset) -> dict:
@@ -102,7 +104,8 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
                               f"{', '.join(diff)}); give another directory to start a new run")
     else:
         atomic_write_text(path, json.dumps(record, indent=1))
-    return Problem(cfg, out, dataset, labels, rows, model_config, state, transform, record)
+    inputs = {"cohort": str(data), "participants": str(participants) if participants is not None else None}
+    return Problem(cfg, out, dataset, labels, rows, model_config, state, transform, record, inputs)
 
 
 def summarise(problem: Problem, results: list[dict]) -> pd.DataFrame:
@@ -148,7 +151,7 @@ def write_outputs(problem: Problem, results: list[dict], table: pd.DataFrame) ->
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     atomic_write_text(out / "predictions.csv", predictions.to_csv(index=False))
     atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
-    prov = provenance(problem.cfg.seed, problem.record)
+    prov = provenance(problem.cfg.seed, {**problem.record, **problem.inputs})
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=1))
     doc = {"kind": "finetune", "task": labels.name, "target_kind": labels.kind, "classes": labels.classes,
            "weights": problem.record["weights"], "table": table.to_dict("records"),

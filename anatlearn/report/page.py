@@ -20,6 +20,7 @@ import pandas as pd
 
 from anatlearn.report import clinical as report_clinical
 from anatlearn.report import figures as figs
+from anatlearn.report import finetune_runs
 from anatlearn.report import sources
 from anatlearn.errors import DataError
 from anatlearn.features import match_ids
@@ -73,6 +74,8 @@ def _heading(res: Results, folder: str) -> str:
     if title == sources.NOT_RECORDED:
         title = folder
     where = f"{sources.cohort(res)}, results in {folder}" if res.kind == "tasks" else f"results in {folder}"
+    if res.extra.get("runs"):  # a comparison the report built from fine-tuning runs
+        where = "fine-tuning runs: " + ", ".join(res.extra["runs"])
     return f"<h3>{html.escape(title)} <small class=note>({html.escape(where)})</small></h3>"
 
 
@@ -177,7 +180,9 @@ def _other_section(res: Results, name: str) -> str:
     if res.kind == "finetune-comparison" and res.paired is not None and len(res.paired):
         paired = ("<p class=note>Paired corrected resampled t-tests over the outer folds (Nadeau &amp; Bengio "
                   "2003): mean difference a - b, t, p.</p>" + _table_html(res.paired, index=False))
-    return _heading(res, name) + _results_table(res) + paired
+    note = res.extra.get("note") if res.kind == "finetune-comparison" else ""
+    return (_heading(res, name) + (f"<p class=warn>{html.escape(note)}</p>" if note else "") + _results_table(res)
+            + paired)
 
 
 def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
@@ -263,7 +268,13 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     if not runs and not results and not features and not clinical:
         raise DataError("nothing to report: give run directories, results directories or `features` tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
-    loaded = [(p, Results.read(p)) for p in results]
+    tuned = [p for p in results if finetune_runs.is_finetune_run(p)]
+    loaded = [(p, Results.read(p)) for p in results if p not in tuned]
+    if tuned:  # fine-tuning runs: side by side with each other and the probes given, on the same folds
+        shown, why = finetune_runs.comparison(tuned, [(p, r) for p, r in loaded if r.kind == "tasks"])
+        for path, res in zip(tuned if why else [Path("fine-tuning")], shown):
+            res.extra.update(note=why, runs=[str(p) for p in ([path] if why else tuned)])
+            loaded.append((path, res))
     body.append(_summary_section(loaded, note))
     for kind, (heading, section) in SECTIONS.items():
         of_kind = [(p, r) for p, r in loaded if r.kind == kind]

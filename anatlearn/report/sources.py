@@ -73,6 +73,9 @@ def headline_sources(res: Results) -> dict[tuple[str, str], str]:
             what = "effective rank of the features" if task == "effective rank" else \
                 f"anatomy recovery, {cfg.get('n_splits', '?')}-fold CV ridge"
             text = f"{what}, {where}, {n}"
+        elif res.kind == "finetune-comparison":
+            k = res.folds["fold"].nunique() if res.folds is not None and len(res.folds) else "?"
+            text = f"fine-tuning and probes on the same outer folds, {where}, {k}-fold CV, {n}"
         elif res.kind == "icc":
             subjects = {m.get("n_subjects") for m in (res.extra.get("methods") or {}).values()} - {None}
             of = f" of {subjects.pop()} subjects" if len(subjects) == 1 else ""
