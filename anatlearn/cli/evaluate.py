@@ -89,10 +89,14 @@ def tasks_command(
     stratify_site: str = typer.Option(None, "--stratify-site", help="Also stratify folds by this site column."),
     interval: str = typer.Option("corrected", help="95 % interval: corrected (Nadeau-Bengio) or repeats."),
     out: Path = typer.Option(None, "--out", help="Results directory (results.csv, folds.csv, paired.csv, results.json)."),
+    save_probes: bool = typer.Option(False, "--save-probes", help="Also refit each probe on every subject of its "
+                                     "task: OUT/probes/METHOD/TASK.json, for `anatlearn predict --features`."),
 ) -> None:
     """Linear probes of every feature table on every task, with intervals and paired tests."""
     from anatlearn.evaluate import evaluate_tasks, load_tasks, read_participants
 
+    if save_probes and out is None:
+        raise ConfigError("--save-probes needs --out (the probes go to OUT/probes/)")
     check_out(out)
     mapping = {}
     for item in column or []:
@@ -102,12 +106,18 @@ def tasks_command(
         mapping[canonical] = actual
     task_list = load_tasks(tasks, columns=mapping or None, select=task or None)
     tables = parse_feature_args(features)
+    labels = read_participants(participants)
     # a bar on a terminal (one step per task and feature table), nothing in a log
     with progress("probing", total=len(task_list) * len(tables)) as bar:
-        results = evaluate_tasks(tables, read_participants(participants), task_list, n_splits=folds,
+        results = evaluate_tasks(tables, labels, task_list, n_splits=folds,
                                  n_repeats=repeats, seed=seed, site_column=stratify_site, interval=interval,
                                  progress=lambda msg: bar.advance(1, description=f"probing {msg}"))
     _finish(results, out)
+    if save_probes:
+        from anatlearn.evaluate.saved_probes import save_probes as save
+
+        paths = save(tables, labels, task_list, out / "probes", seed=seed)
+        typer.echo(f"wrote {len(paths)} probe(s) fitted on every subject of their task to {out / 'probes'}")
     if results.paired is not None and len(results.paired):
         typer.echo("\npaired tests (corrected resampled t-test, Nadeau & Bengio 2003):")
         typer.echo(results.paired.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -10,11 +10,10 @@ import typer
 
 from anatlearn import DEFAULT_WORKERS
 from anatlearn.cli import app
+from anatlearn.errors import ConfigError
 
 
 def _lr_grid(text: str) -> tuple:
-    from anatlearn.errors import ConfigError
-
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -74,8 +73,12 @@ def finetune_command(
 @app.command("predict")
 def predict_command(
     model: Path = typer.Option(..., "--model", "--fitted", help="A fine-tuned model (finetune --final: "
-                               "OUT/final/model.pt)."),
-    data: Path = typer.Option(..., "--data", help="Dataset directory of the new subjects."),
+                               "OUT/final/model.pt), or a saved probe (evaluate tasks --save-probes: "
+                               "OUT/probes/METHOD/TASK.json)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory of the new subjects (a fine-tuned "
+                                        "model)."),
+    features: Optional[Path] = typer.Option(None, "--features", help="Feature table of the new subjects, embedded "
+                                            "with the probe's encoder (a saved probe)."),
     out: Path = typer.Option(..., "--out", help="CSV: one row per participant_id."),
     participants: Optional[Path] = typer.Option(None, "--participants", help="Table checked for labels the model "
                                                 "never saw (default: the dataset's participants.tsv)."),
@@ -84,11 +87,23 @@ def predict_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Data-loading worker processes."),
 ) -> None:
-    """Apply a fine-tuned model to new subjects: class probabilities or the predicted value."""
+    """Apply a fine-tuned model or a saved linear probe to new subjects: class probabilities or the predicted value."""
+    from anatlearn.evaluate.saved_probes import is_probe
     from anatlearn.finetune import predict
+    from anatlearn.finetune.predict import predict_with_probe
     from anatlearn.io import check_output_path
 
+    probe = is_probe(model)
+    if probe and features is None:
+        raise ConfigError(f"--model {model} is a saved linear probe: give the new subjects' --features (embedded "
+                          f"with the same encoder), not --data")
+    if not probe and data is None:
+        raise ConfigError(f"--model {model} is a fine-tuned model: give the new subjects' --data"
+                          + (" (--features is for saved probes)" if features is not None else ""))
     check_output_path(out, "file", "--out")
-    table = predict(model, data, out, participants=participants, batch_size=batch_size, device=device,
-                    workers=workers, precision=precision)
+    if probe:
+        table = predict_with_probe(model, features, out, participants=participants)
+    else:
+        table = predict(model, data, out, participants=participants, batch_size=batch_size, device=device,
+                        workers=workers, precision=precision)
     typer.echo(f"wrote {out} ({len(table)} subjects)")

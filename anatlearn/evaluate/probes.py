@@ -138,12 +138,20 @@ def cross_validate(X: np.ndarray, y: np.ndarray, kind: str, splits: list[Split],
     return records
 
 
-def _fit_and_score(X, y, kind: str, s: Split, grid, seed: int, class_weight) -> list[dict]:
-    probe = make_probe(kind, grid, inner_cv=_inner_folds(y[s.train], kind) if kind == "classification" else None,
-                       seed=seed + s.repeat, class_weight=class_weight)
+def fit_probe(X: np.ndarray, y: np.ndarray, kind: str, grid=GRID, seed: int = 0,
+              class_weight: str | None = None) -> Pipeline:
+    """The probe of ``evaluate tasks`` fitted on ``X, y``: :func:`make_probe` with the penalty chosen by an
+    inner CV (stratified, as many folds as the smaller class allows, up to 3) or, for regression, leave-one-out."""
+    probe = make_probe(kind, grid, inner_cv=_inner_folds(y, kind) if kind == "classification" else None,
+                       seed=seed, class_weight=class_weight)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tiny inner folds
-        probe.fit(X[s.train], y[s.train])
+        probe.fit(X, y)
+    return probe
+
+
+def _fit_and_score(X, y, kind: str, s: Split, grid, seed: int, class_weight) -> list[dict]:
+    probe = fit_probe(X[s.train], y[s.train], kind, grid, seed + s.repeat, class_weight)
     pred = probe.predict(X[s.test])
     y_score = probe.predict_proba(X[s.test])[:, 1] if kind == "classification" else None
     return [{"repeat": s.repeat, "fold": s.fold, "metric": metric, "score": float(value),

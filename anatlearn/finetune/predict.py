@@ -3,7 +3,8 @@
 A fine-tuned checkpoint is an anatlearn checkpoint (``load_pretrained`` reads its encoder and head) with a
 ``finetune`` record: the task kind, the class names and which raw table values map to each class, the
 target's standardisation, the input grid (shape, NIfTI affine), how images were read and the settings.
-``evaluate tasks`` does not save its fitted linear probes, so only fine-tuned models can predict here.
+A linear probe saved by ``evaluate tasks --save-probes`` (:mod:`anatlearn.evaluate.saved_probes`) carries
+the same label record and predicts from a feature table of the new subjects (:func:`predict_with_probe`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def load_finetuned(path):
     record = model.checkpoint_meta.get("finetune")
     if not isinstance(record, dict):
         raise CheckpointError(f"{path} is not a fine-tuned model (it has no 'finetune' record); write one with "
-                              f"finetune(..., final=True). `evaluate tasks` does not save its linear probes.")
+                              f"finetune(..., final=True), or give a probe of `evaluate tasks --save-probes`.")
     return model, record
 
 
@@ -111,6 +112,30 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
     else:
         pred = raw.numpy() * record["target_stats"]["std"] + record["target_stats"]["mean"]
     result = prediction_table(ids, pred, record["kind"], record["classes"])
+    if out is not None:
+        atomic_write_text(out, result.to_csv(index=False))
+    return result
+
+
+def predict_with_probe(probe_path, features, out=None, *, participants=None) -> pd.DataFrame:
+    """Predictions of the saved linear probe ``probe_path`` for every row of the feature table ``features``
+    (a path or DataFrame): the same table as :func:`predict`. Feature tables without the probe's columns,
+    and labels the probe never saw (where ``participants`` holds its target column), are refused before
+    anything is written."""
+    from anatlearn.evaluate import read_participants
+    from anatlearn.evaluate.saved_probes import apply_probe, load_probe
+    from anatlearn.features import read_features, validate_features
+    from anatlearn.io import check_output_path
+
+    if out is not None:
+        check_output_path(out, "file", "out")
+    record = load_probe(probe_path)
+    source = str(features) if not isinstance(features, pd.DataFrame) else "the feature table"
+    table = validate_features(read_features(features) if not isinstance(features, pd.DataFrame) else features, source)
+    if participants is not None:
+        labels = read_participants(participants)
+        check_labels(labels, record, labels.attrs.get("source", str(participants)))
+    result = prediction_table(list(table.index), apply_probe(record, table, source), record["kind"], record["classes"])
     if out is not None:
         atomic_write_text(out, result.to_csv(index=False))
     return result
