@@ -189,6 +189,9 @@ def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
     """Verdict, headline table and key comparisons (anatlearn.report.summary), first on the page."""
     from anatlearn.report.summary import comparisons_html, headline_html, key_comparisons, key_metric_label, verdict
 
+    # fine-tuning comparisons have their own section (their probe rows repeat a tasks evaluation on fewer
+    # folds, and a fine-tuned model is no pretraining baseline); they lead only a page that has nothing else
+    loaded = [(p, r) for p, r in loaded if r.kind != "finetune-comparison"] or loaded
     tables = [r.table for _, r in loaded if r.table is not None and len(r.table)]
     if not tables:
         return ""

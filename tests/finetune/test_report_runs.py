@@ -47,8 +47,12 @@ def test_runs_and_probe_side_by_side_with_the_paired_tests(setting):
     paired = compare({"finetune:a": runs["a"], "probe:mine": probe.assign(method="probe:mine")})["paired"]
     p = paired.set_index("metric").loc["balanced_accuracy", "p_corrected_t"]
     assert f"{p:.4g}" in page
-    # the headline names the evaluation, the cohort the runs recorded and the subjects scored
-    assert "fine-tuning and probes on the same outer folds, adcohort cohort, 2-fold CV, n = 40" in page
+    # the headline is the tasks evaluation's (its probe rows are not repeated from fewer folds) ...
+    headline = page[page.index("<h2>Headline"):page.index("Fine-tuning against linear probing")]
+    assert "finetune:a" not in headline and "probe:mine" not in headline and "mine" in headline
+    # ... and leads with the runs when nothing else is given: evaluation, recorded cohort, subjects scored
+    assert main(["report", str(runs["a"]), str(runs["b"]), "--out", str(out)]) == 0
+    assert "fine-tuning and probes on the same outer folds, adcohort cohort, 2-fold CV, n = 40" in out.read_text()
 
 
 def test_runs_on_other_folds_are_not_paired(setting):
