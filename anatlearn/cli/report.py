@@ -11,7 +11,9 @@ from anatlearn.cli import app
 
 @app.command("report")
 def report_command(
-    inputs: list[Path] = typer.Argument(None, help="Run directories (metrics.csv) and/or results directories (results.json)."),
+    inputs: list[Path] = typer.Argument(None, help="Pretraining runs (metrics.csv), results directories "
+                                        "(results.json) and fine-tuning runs (compared on their shared folds with "
+                                        "the probes of a tasks evaluation given)."),
     out: Path = typer.Option(..., "--out", help="Output HTML file."),
     features: list[str] = typer.Option(None, "--features", help="Feature table for a 2-D map, NAME=PATH or PATH (repeatable)."),
     participants: Path = typer.Option(None, "--participants", help="Participants table colouring the maps (age, site, diagnosis)."),

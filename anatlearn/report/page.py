@@ -254,6 +254,8 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
                  title: str = "anatlearn report", seed: int = 0, note: str = "") -> Path:
     """Write the HTML report to ``out`` (atomically) and return its path.
 
+    Fine-tuning runs (``anatlearn finetune --out``) are shown side by side on their shared outer folds with
+    the probes of any ``evaluate tasks`` directory given (:mod:`anatlearn.report.finetune_runs`).
     Order: verdict, headline table and key comparisons (from every results directory), then anatomy
     recovery, downstream tasks, OpenBHB, other results, clinical tools, pretraining curves, embedding maps,
     run details (throughput), provenance.
