@@ -19,8 +19,11 @@ ARGS = ["--method", "yaware", "--width", "0.125", "--batch-size", "6", "--epochs
 def test_interrupt_names_the_resume_command_and_it_finishes_the_run(tiny_cohort, tmp_path, sig):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a terminal's Ctrl-C: SIGINT at its default even when the suite itself runs as a background job (a shell
+    # starts those with SIGINT ignored, and a child inherits that)
     proc = subprocess.Popen([sys.executable, "-m", "anatlearn", "pretrain", "--data", str(tiny_cohort), "--out",
-                             str(out), *ARGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(out), *ARGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = out / "checkpoints" / "last.pt"  # the resume point: written after epoch-0001.pt
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not first.exists():
