@@ -64,6 +64,13 @@ def finetune_command(
     done = finetune(weights, data, out, target=target, participants=participants, kind=task, tasks=tasks,
                     config=cfg, final=final, device=device, workers=workers, stop_after_steps=stop_after_steps)
     if done:
+        import json
+
+        collapsed = json.loads((out / "results.json").read_text()).get("one_class_folds") or []
+        if collapsed:
+            typer.echo(f"note: in outer fold(s) {', '.join(map(str, collapsed))} the model predicted one class for "
+                       f"every test subject (balanced accuracy at chance): it did not learn the task there; compare "
+                       f"with the linear probe on the same folds (docs/finetune.md)", err=True)
         typer.echo((out / "results.csv").read_text().rstrip())
         typer.echo(f"wrote {out}")
     else:

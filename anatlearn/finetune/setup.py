@@ -131,6 +131,14 @@ def fold_table(problem: Problem, results: list[dict], method: str = "finetune") 
                           "epoch": r["epoch"]} for r in results for m, v in r["metrics"].items()])
 
 
+def one_class_folds(predictions: pd.DataFrame, kind: str) -> list[int]:
+    """Outer folds whose model predicted one class for every test subject (its balanced accuracy is chance
+    whatever the labels: the model did not learn the task; docs/finetune.md, "Results")."""
+    if kind != "classification":
+        return []
+    return [int(f) for f, part in predictions.groupby("fold") if part["predicted"].nunique() == 1]
+
+
 def write_outputs(problem: Problem, results: list[dict], table: pd.DataFrame) -> None:
     from anatlearn.finetune.labels import prediction_table
 
@@ -155,7 +163,7 @@ def write_outputs(problem: Problem, results: list[dict], table: pd.DataFrame) ->
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=1))
     doc = {"kind": "finetune", "task": labels.name, "target_kind": labels.kind, "classes": labels.classes,
            "weights": problem.record["weights"], "table": table.to_dict("records"),
-           "folds": folds.to_dict("records"), "provenance": prov}
+           "folds": folds.to_dict("records"), "one_class_folds": one_class_folds(predictions, labels.kind), "provenance": prov}
     atomic_write_text(out / "results.json", json.dumps(doc, indent=1, allow_nan=True))
     _plot_curves(curves, out / "curves.png")
 

@@ -1,6 +1,9 @@
 """``anatlearn report`` given fine-tuning runs and an ``evaluate tasks`` evaluation: the runs side by side
 with the probes on their shared outer folds and the paired corrected tests (the same numbers as
-``anatlearn.finetune.compare``); runs on other folds are shown each on its own, with the reason."""
+``anatlearn.finetune.compare``); runs on other folds are shown each on its own, with the reason. And each
+run's record of the folds where it predicted one class for everyone (what the CLI warns about)."""
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -62,3 +65,16 @@ def test_runs_on_other_folds_are_not_paired(setting):
     page = out.read_text()
     assert "Not compared: other and a were fine-tuned on different outer folds" in page
     assert "finetune:a" in page and "finetune:other" in page and "Paired corrected resampled" not in page
+
+
+def test_one_class_folds_are_found_and_recorded(setting):
+    from anatlearn.finetune.setup import one_class_folds
+
+    table = pd.DataFrame({"fold": [0, 0, 1, 1, 2, 2], "predicted": ["CN", "AD", "CN", "CN", "AD", "AD"]})
+    assert one_class_folds(table, "classification") == [1, 2]
+    assert one_class_folds(table.assign(predicted=[1.0, 2, 3, 4, 5, 6]), "regression") == []
+    _, runs = setting
+    for run in runs.values():  # the runs' own record agrees with their written predictions
+        preds = pd.read_csv(run / "predictions.csv")
+        record = json.loads((run / "results.json").read_text())["one_class_folds"]
+        assert record == [f for f, g in preds.groupby("fold") if g["predicted"].nunique() == 1]
