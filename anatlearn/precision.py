@@ -1,5 +1,5 @@
-"""Mixed precision for every stage that trains or runs a model (pretrain, finetune, predict): the autocast
-context and the optimiser step, one implementation.
+"""Mixed precision for every stage that trains or runs a model (pretrain, finetune, predict): what a
+precision setting means on a device, the autocast context and the optimiser step, one implementation.
 
 With fp16 a :class:`torch.amp.GradScaler` multiplies the loss before backward and unscales the gradients
 in ``step``, skipping the step when they hold inf/NaN (Micikevicius et al., "Mixed Precision Training",
@@ -10,6 +10,26 @@ from __future__ import annotations
 import contextlib
 
 import torch
+
+from anatlearn.errors import ConfigError
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve(precision: str, device: torch.device, name: str = "precision", fp32: str = "fp32"):
+    """(autocast dtype, or None for fp32; whether fp16 needs a GradScaler) of ``precision`` on ``device``:
+    ``auto`` is bf16 on a GPU that supports it, else fp16 on a GPU, and fp32 on a CPU. ``fp32`` is how
+    the caller spells full precision (pretrain's saved configs say ``off``); ``name`` is the parameter that
+    errors name."""
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else fp32
+    if precision == fp32:
+        precision = "fp32"
+    if precision not in DTYPES:
+        raise ConfigError(f"unknown {name} {precision!r}; choose one of auto, {fp32}, bf16, fp16")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"{name}='fp16' needs a GPU; on CPU use {name}='bf16' or {name}={fp32!r}")
+    return DTYPES[precision], precision == "fp16"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from anatlearn.errors import ConfigError, TrainingError
+from anatlearn.errors import TrainingError
 from anatlearn.models import build_model, load_checkpoint, save_checkpoint
-from anatlearn.precision import autocast, optimizer_step
+from anatlearn.precision import autocast, optimizer_step, resolve
 from anatlearn.pretrain.rundir import rng_state, set_rng_state
 
 from anatlearn.finetune.config import FinetuneConfig
@@ -78,13 +78,8 @@ class StepBudget:
 
 
 def amp_settings(precision: str, device: torch.device):
-    """(autocast dtype or None, whether fp16 needs a GradScaler): ``auto`` is bf16 (or fp16) on a GPU and
-    fp32 on a CPU."""
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs a GPU; on a CPU use bf16 or fp32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision], precision == "fp16"
+    """(autocast dtype or None, whether fp16 needs a GradScaler): :func:`anatlearn.precision.resolve`."""
+    return resolve(precision, device)
 
 
 def param_groups(model, lr: float, layer_decay: float) -> list[dict]:

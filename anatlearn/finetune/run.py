@@ -25,7 +25,6 @@ from anatlearn.errors import ConfigError
 from anatlearn.evaluate import score_predictions
 from anatlearn.io import atomic_write_text
 from anatlearn.progress import note, progress
-from anatlearn.provenance import provenance
 
 from anatlearn.finetune.config import FinetuneConfig
 from anatlearn.finetune.labels import inner_split, outer_splits

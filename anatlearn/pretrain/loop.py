@@ -27,6 +27,7 @@ from anatlearn.io import atomic_write_text
 from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.precision import autocast, optimizer_step
+from anatlearn.precision import resolve as resolve_precision
 from anatlearn.pretrain.config import TrainConfig
 from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state
 from anatlearn.progress import note, progress
@@ -202,15 +203,8 @@ def _build_model(cfg: TrainConfig, info: D.DistInfo, descriptors) -> tuple[torch
 
 def _amp(cfg: TrainConfig, device: torch.device):
     """(autocast dtype or None, GradScaler or None): bf16/fp16 on GPU by default, bf16 on CPU opt-in."""
-    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
-        return None, None
-    if device.type != "cuda" and cfg.amp == "fp16":
-        raise ConfigError("amp='fp16' needs a GPU; on CPU use amp='bf16' or amp='off'")
-    dtype = torch.float16 if cfg.amp == "fp16" else torch.bfloat16
-    if cfg.amp == "auto":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return dtype, scaler
+    dtype, needs_scaler = resolve_precision(cfg.amp, device, name="amp", fp32="off")
+    return dtype, torch.amp.GradScaler("cuda") if needs_scaler else None
 
 
 def _restore(state: dict, model, optimizer, scheduler, scaler) -> tuple[int, int, int]:

@@ -217,9 +217,9 @@ def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
     comp = comparisons_html(key_comparisons(table, paired))
     if comp:
         parts.append("<h2>Key comparisons: AnatCL against each baseline</h2>" + comp
-                     + f"<p class=note>Difference (AnatCL variant minus baseline); green: AnatCL better, red: worse; "
-                     f"p: corrected resampled t-test on identical folds (Nadeau &amp; Bengio 2003), bold when &lt; 0.05; "
-                     f"no p where the evaluation gives no paired test (anatomy recovery, OpenBHB, ICC).</p>")
+                     + "<p class=note>Difference (AnatCL variant minus baseline); green: AnatCL better, red: worse; "
+                     "p: corrected resampled t-test on identical folds (Nadeau &amp; Bengio 2003), bold when &lt; 0.05; "
+                     "no p where the evaluation gives no paired test (anatomy recovery, OpenBHB, ICC).</p>")
     return "".join(parts)
 
 
