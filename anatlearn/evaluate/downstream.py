@@ -93,7 +93,7 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
                             f"({', '.join(tables)})")
         yv = y.loc[ids].to_numpy()
         sites = participants.loc[ids, site_column].to_numpy() if site_column else None
-        names = {1: "/".join(task.positive), 0: "/".join(task.negative)} if task.kind == "classification" else None
+        names = dict(enumerate(task.classes())) or None
         splits = make_splits(yv, task.kind, n_splits, n_repeats, seed, sites, task.name, names)
         for m, f in tables.items():
             if progress:

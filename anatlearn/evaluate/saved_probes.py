@@ -38,12 +38,9 @@ def probe_record(features: pd.DataFrame, participants: pd.DataFrame, task: Task,
     probe = fit_probe(features.loc[ids].to_numpy(float), y.loc[ids].to_numpy(), task.kind, grid, seed, class_weight)
     scaler, model = probe[0], probe[-1]
     classification = task.kind == "classification"
-    classes = ["/".join(task.negative), "/".join(task.positive)] if classification else []
     meta = features.attrs.get("metadata", {}) or {}
     return {"format": FORMAT, "format_version": 1, "method": method, "task": task.name, "kind": task.kind,
-            "classes": classes, "target": task.column,
-            "label_spec": {"column": task.column, "where": {c: list(v) for c, v in task.where.items()},
-                           "class_values": [list(task.negative), list(task.positive)] if classification else []},
+            "classes": task.classes(), "target": task.column, "label_spec": task.label_spec(),
             "features": list(map(str, features.columns)), "encoder": meta.get("checkpoint"),
             "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(), "coef": model.coef_.ravel().tolist(),
             "intercept": float(np.ravel(model.intercept_)[0]),

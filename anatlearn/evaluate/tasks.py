@@ -73,6 +73,17 @@ class Task:
     def columns(self) -> list[str]:
         return [self.column, *self.where]
 
+    def classes(self) -> list[str]:
+        """Names of the labels 0 and 1 of :meth:`select` (negative, then positive values joined by "/");
+        none for a regression task."""
+        return ["/".join(self.negative), "/".join(self.positive)] if self.kind == "classification" else []
+
+    def label_spec(self) -> dict:
+        """Which table values make each class (and which rows count): what a saved model records so that
+        prediction can refuse labels it never saw."""
+        values = [list(self.negative), list(self.positive)] if self.kind == "classification" else []
+        return {"column": self.column, "where": {c: list(v) for c, v in self.where.items()}, "class_values": values}
+
     def select(self, participants: pd.DataFrame) -> pd.Series:
         """Labels (index: participant ids) of the subjects this task uses: 0/1 for classification, floats
         for regression. Missing columns and non-numeric scores are errors naming the task and table."""

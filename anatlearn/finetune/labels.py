@@ -50,12 +50,7 @@ class Labels:
 def labels_from_task(task: Task, participants: pd.DataFrame) -> Labels:
     """The subjects and 0/1 (or numeric) labels that ``evaluate tasks`` uses for ``task``."""
     y = task.select(participants)
-    classes, class_values = [], []
-    if task.kind == "classification":
-        classes = ["/".join(task.negative), "/".join(task.positive)]
-        class_values = [list(task.negative), list(task.positive)]
-    spec = {"column": task.column, "where": {c: list(v) for c, v in task.where.items()}, "class_values": class_values}
-    return Labels(task.name, task.kind, [str(i) for i in y.index], y.to_numpy(), classes, spec)
+    return Labels(task.name, task.kind, [str(i) for i in y.index], y.to_numpy(), task.classes(), task.label_spec())
 
 
 def labels_from_column(participants: pd.DataFrame, column: str, kind: str | None = None) -> Labels:
