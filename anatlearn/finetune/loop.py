@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from anatlearn.errors import TrainingError
 from anatlearn.models import build_model, load_checkpoint, save_checkpoint
-from anatlearn.precision import autocast, optimizer_step, resolve
+from anatlearn.precision import autocast, optimizer_step
 from anatlearn.pretrain.rundir import rng_state, set_rng_state
 
 from anatlearn.finetune.config import FinetuneConfig
@@ -75,11 +75,6 @@ class StepBudget:
             return False
         self.left -= 1
         return self.left <= 0
-
-
-def amp_settings(precision: str, device: torch.device):
-    """(autocast dtype or None, whether fp16 needs a GradScaler): :func:`anatlearn.precision.resolve`."""
-    return resolve(precision, device)
 
 
 def param_groups(model, lr: float, layer_decay: float) -> list[dict]:

@@ -18,6 +18,7 @@ import torch
 from anatlearn.errors import CheckpointError, DataError
 from anatlearn.finetune.labels import prediction_table
 from anatlearn.io import atomic_write_text
+from anatlearn.precision import resolve as resolve_precision
 from anatlearn.provenance import provenance
 
 
@@ -92,7 +93,7 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
     its target column), are refused before anything is written."""
     from anatlearn.data import open_dataset
     from anatlearn.evaluate import read_participants
-    from anatlearn.finetune.loop import LabelledVolumes, amp_settings, outputs
+    from anatlearn.finetune.loop import LabelledVolumes, outputs
     from anatlearn.io import check_output_path
 
     if out is not None:
@@ -103,7 +104,7 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
     table = read_participants(participants if participants is not None else data)
     check_labels(table, record, table.attrs.get("source", str(data)))
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    amp_dtype, _ = amp_settings(precision, dev)
+    amp_dtype, _ = resolve_precision(precision, dev)
     ids = [str(p).strip() for p in dataset.participants["participant_id"]]
     volumes = LabelledVolumes(dataset, np.arange(len(ids)), np.zeros(len(ids)), ids)
     raw = outputs(model.to(dev), volumes, range(len(ids)), batch_size, dev, amp_dtype, workers, role="predict")

@@ -24,11 +24,12 @@ import torch
 from anatlearn.errors import ConfigError
 from anatlearn.evaluate import score_predictions
 from anatlearn.io import atomic_write_text
+from anatlearn.precision import resolve as resolve_precision
 from anatlearn.progress import note, progress
 
 from anatlearn.finetune.config import FinetuneConfig
 from anatlearn.finetune.labels import inner_split, outer_splits
-from anatlearn.finetune.loop import FitContext, LabelledVolumes, StepBudget, amp_settings, fit, outputs
+from anatlearn.finetune.loop import FitContext, LabelledVolumes, StepBudget, fit, outputs
 from anatlearn.finetune.setup import Problem, prepare, summarise, write_outputs
 
 FINAL_KEY = -1
@@ -50,7 +51,7 @@ def finetune(weights: str, data, out, *, target: str, participants=None, kind: s
     cfg = (config or FinetuneConfig()).validate()
     problem = prepare(weights, data, out, target=target, participants=participants, kind=kind, tasks=tasks, cfg=cfg)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    amp_dtype, use_scaler = amp_settings(cfg.precision, dev)
+    amp_dtype, use_scaler = resolve_precision(cfg.precision, dev)
     budget = StepBudget(stop_after_steps)
     splits = outer_splits(problem.labels, cfg.folds, cfg.seed)
     atomic_write_text(problem.out / "splits.json", json.dumps(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ class Problem:
     initial_state: dict
     transform: object
     record: dict  # config.json: what the run is
-    inputs: dict = dataclasses.field(default_factory=dict)  # where its data came from (provenance, not identity)
+    inputs: dict = field(default_factory=dict)  # where its data came from (provenance, not identity)
 
 
 def input_grid(dataset) -> dict:
@@ -163,7 +162,8 @@ def write_outputs(problem: Problem, results: list[dict], table: pd.DataFrame) ->
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=1))
     doc = {"kind": "finetune", "task": labels.name, "target_kind": labels.kind, "classes": labels.classes,
            "weights": problem.record["weights"], "table": table.to_dict("records"),
-           "folds": folds.to_dict("records"), "one_class_folds": one_class_folds(predictions, labels.kind), "provenance": prov}
+           "folds": folds.to_dict("records"), "one_class_folds": one_class_folds(predictions, labels.kind),
+           "provenance": prov}
     atomic_write_text(out / "results.json", json.dumps(doc, indent=1, allow_nan=True))
     _plot_curves(curves, out / "curves.png")
 

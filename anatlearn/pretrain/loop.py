@@ -26,8 +26,7 @@ from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingErr
 from anatlearn.io import atomic_write_text
 from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
-from anatlearn.precision import autocast, optimizer_step
-from anatlearn.precision import resolve as resolve_precision
+from anatlearn.precision import autocast, optimizer_step, resolve as resolve_precision
 from anatlearn.pretrain.config import TrainConfig
 from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state
 from anatlearn.progress import note, progress

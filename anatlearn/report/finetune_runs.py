@@ -72,7 +72,8 @@ def comparison(runs: Sequence[Path], tasks: Sequence[tuple[Path, Results]] = ())
     from anatlearn.finetune.compare import compare, comparison_results, fold_scores
 
     runs = [Path(r) for r in runs]
-    sources = {name: fold_scores(run, name) for name, run in zip(_names(runs), runs)}
+    names = _names(runs)
+    sources = {name: fold_scores(run, name) for name, run in zip(names, runs)}
     covered = {t for f in sources.values() for t in f["task"].unique()}
     for _, res in tasks:
         if res.folds is None or not len(res.folds):
@@ -92,7 +93,7 @@ def comparison(runs: Sequence[Path], tasks: Sequence[tuple[Path, Results]] = ())
         except DataError as exc:
             reason = str(exc)
     alone = []
-    for name, run in zip(_names(runs), runs):
+    for name, run in zip(names, runs):
         result = compare({name: sources[name]})
         alone.append(comparison_results(result["table"], None, result["folds"], cohorts[run]))
     return alone, f"Not compared: {reason}. Each fine-tuning run is shown on its own."
