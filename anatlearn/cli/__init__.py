@@ -24,11 +24,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# What `anatlearn version` reports (anatlearn.provenance.versions), by distribution name: read from the installed
+# packages' metadata, so that --version answers without importing torch (issue 37).
+_VERSION_DISTRIBUTIONS = {"torch": "torch", "numpy": "numpy", "sklearn": "scikit-learn", "nibabel": "nibabel",
+                          "nilearn": "nilearn", "pandas": "pandas", "scipy": "scipy"}
+
+
 def _print_version(value: bool) -> None:
     if value:
+        from importlib import metadata
+
         from anatlearn import __version__
 
+        found = {"python": platform.python_version()}
+        for name, dist in _VERSION_DISTRIBUTIONS.items():
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                found[name] = metadata.version(dist)
         typer.echo(f"anatlearn {__version__}")
+        typer.echo(", ".join(f"{k} {v}" for k, v in found.items()))
+        typer.echo("(as imported, in JSON: anatlearn version)")
         raise typer.Exit()
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import tomli_w
 
 from anatlearn.errors import ConfigError
-from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
-from anatlearn.losses.anatcl_regression import LAMBDA_REG
+from anatlearn.losses.defaults import LAMBDA_REG
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
@@ -43,7 +42,7 @@ class TrainConfig:
     sigma: float = 2.0
     lambda_age: float = 1.0
     lambda_anat: float = 1.0
-    # weight of the regression term of anatcl-regression (losses.anatcl_regression.LAMBDA_REG: the
+    # weight of the regression term of anatcl-regression (losses.defaults.LAMBDA_REG: the
     # pre-registered selection of docs/study.md Part 6 sets it)
     lambda_reg: float = LAMBDA_REG
     descriptors: list[str] = field(default_factory=lambda: ["CT", "GMV", "SA"])
@@ -75,6 +74,9 @@ class TrainConfig:
     tensorboard: bool = False
 
     def validate(self) -> "TrainConfig":
+        # here, not at the top: the command line's help reads this module's defaults without importing torch
+        from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
+
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if method_spec(self.method).contrastive and self.batch_size < 2:
