@@ -82,3 +82,18 @@ def test_cross_val_score_with_routed_sites(nifti_cohort):
     assert scores.shape == (3,) and np.isfinite(scores).all()
     with pytest.raises(ValueError, match="needs `sites`"):  # no sites: one clear error, not unharmonised features
         cross_val_score(pipe, nifti_cohort["paths"], labels["age"].to_numpy(float), cv=3, error_score="raise")
+
+
+def test_pretrainer_trains_resumes_and_embeds(tiny_cohort, tmp_path):
+    from anatlearn.estimators import Pretrainer
+
+    out = tmp_path / "run"
+    trainer = Pretrainer(method="simclr", epochs=1, out=out, width=0.125, batch_size=16, num_workers=0)
+    features = trainer.fit_transform(tiny_cohort)
+    assert features.shape == (48, 64) and (out / "checkpoints" / "last.pt").is_file()
+    embedded = Encoder(out / "checkpoints" / "last.pt").fit_transform(tiny_cohort)
+    np.testing.assert_array_equal(features, embedded)
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    again = clone(trainer).fit(tiny_cohort)  # the run in `out` is complete: resumed, not retrained
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+    np.testing.assert_array_equal(again.transform(tiny_cohort), features)
