@@ -34,6 +34,8 @@ def brain_age_command(
     summary = run_brain_age(out, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, reference_where,
                             age_column, group_column, control, correction, folds, seed)
     ref = summary["reference"]
+    if summary.get("uninformative"):  # first line: group tests below are read under this heading
+        typer.echo(f"UNINFORMATIVE MODEL: {summary['uninformative']}")
     typer.echo(f"reference: {ref['n_reference']} subjects, CV MAE {ref['mae_reference_cv']:.2f} y, r(gap, age) "
                f"{ref['r_gap_age_reference']:+.3f} -> corrected {ref['r_corrected_gap_age_reference']:+.3f} ({ref['correction']})")
     if "warning" in summary:

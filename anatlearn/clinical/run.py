@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from anatlearn.clinical.brain_age import BrainAgeModel
-from anatlearn.clinical.combat import ComBatHarmonizer
+from anatlearn.clinical.brain_age import BrainAge, BrainAgeModel
+from anatlearn.clinical.combat import ComBat, ComBatHarmonizer
 from anatlearn.clinical.group_stats import compare_groups
 from anatlearn.data.tables import read_participants
 from anatlearn.errors import ConfigError, DataError
@@ -106,11 +106,12 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
         ref_age = pd.to_numeric(_column(ref_labels, age_column, "`age_column`").loc[R.index], errors="coerce")
         if ref_age.isna().any():
             raise DataError(f"reference: missing or non-numeric {age_column!r} for subject {ref_age.index[ref_age.isna()][0]}")
-        fitted = BrainAgeModel(correction, folds, seed=seed).fit(R, ref_age.to_numpy())
+        fitted = BrainAge(correction, folds, seed=seed).fit(R, ref_age.to_numpy()).model_
+        ref_table = fitted.reference_table()  # refuses a model whose predictions do not follow age
         fitted.save(out / "brain_age_model.npz")
     else:
         fitted = BrainAgeModel.load(model)
-    ref_table = fitted.reference_table()
+        ref_table = fitted.reference_table()
     atomic_write_text(out / "reference_brain_age.tsv", ref_table.to_csv(sep="\t", float_format="%.6g"))
     table = fitted.gaps(X, age.to_numpy())
     if groups is not None:
@@ -123,6 +124,9 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
                "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
                if len(table) > 2 and table["age"].std() > 0 else None,
                "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or out / "brain_age_model.npz")}
+    verdict = fitted.informativeness()
+    if not verdict["informative"]:
+        summary["uninformative"] = verdict["reason"]  # the CLI's first line; the report's heading
     if fitted.correction == "cole" and fitted.slope_ < 0.5:
         summary["warning"] = (f"the reference's predictions follow age with slope a = {fitted.slope_:.2f}; the cole "
                               f"correction divides residuals by a, so corrected gaps are {1 / fitted.slope_:.1f}x wider "
@@ -197,8 +201,13 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
         if reference_participants is None:
             raise ConfigError("`reference` needs `reference_participants` (its sites and covariates)")
         R, ref_labels = _load_pair(reference, reference_participants, "reference")
-        harmoniser = ComBatHarmonizer(covariates, site_column, categorical, eb).fit(
-            R, ref_labels.loc[R.index], source=f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip())
+        ref_rows, ref_source = ref_labels.loc[R.index], f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip()
+        missing = [c for c in [site_column, *covariates] if c not in ref_rows.columns]
+        if missing:
+            raise DataError(f"{ref_source}: column(s) {', '.join(missing)} not found "
+                            f"(columns: {', '.join(map(str, ref_rows.columns[:12]))})")
+        harmoniser = ComBat(categorical, eb)._fit(R, ref_rows[site_column], ref_rows[list(covariates)] if covariates else None,
+                                                  ref_source).harmonizer_
         harmoniser.save(out / "combat_model.npz")
         ref_check = _site_check(R, harmoniser.transform(R, ref_labels.loc[R.index]),
                                 ref_labels.loc[R.index, site_column], check_folds, seed, "the reference itself")
