@@ -21,6 +21,8 @@ import pandas as pd
 from anatlearn.report import clinical as report_clinical
 from anatlearn.report import figures as figs
 from anatlearn.report import finetune_runs
+from anatlearn.report import levels
+from anatlearn.report import names
 from anatlearn.report import sources
 from anatlearn.errors import DataError
 from anatlearn.features import match_ids
@@ -40,7 +42,7 @@ th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{ba
 table.headline td,table.comparisons td{white-space:nowrap}table.comparisons{display:inline-table;margin-right:1.5em;vertical-align:top}summary{cursor:pointer;color:#3b6ea5}
 .scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}
 table.headline td.source,table.headline th.source{text-align:left;white-space:normal;min-width:16em;font-size:.9em;color:#444}
-table.headline td.best{background:#eef4fb}"""
+table.headline td.best{background:#eef4fb}table.headline td.level{color:#555;font-style:italic}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -185,7 +187,20 @@ def _other_section(res: Results, name: str) -> str:
             + paired)
 
 
-def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
+def _merged_sources(loaded: Sequence[tuple[Path, Results]]) -> dict[tuple[str, str], str]:
+    """(task, metric) -> where its numbers come from; a row filled from several inputs that differ (another
+    cohort, another n) names which methods each source holds, so a row never mixes cohorts silently."""
+    found: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for _, r in loaded:
+        for key, text in sources.headline_sources(r).items():
+            methods = r.table.loc[(r.table["task"] == key[0]) & (r.table["metric"] == key[1]), "method"]
+            found.setdefault(key, {}).setdefault(text, []).extend(map(str, dict.fromkeys(methods)))
+    return {key: next(iter(texts)) if len(texts) == 1 else
+            "; ".join(f"{', '.join(ms)}: {text}" for text, ms in texts.items()) for key, texts in found.items()}
+
+
+def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str, notes: Sequence[str] = (),
+                     checks: Sequence[str] = ()) -> str:
     """Verdict, headline table and key comparisons (anatlearn.report.summary), first on the page."""
     from anatlearn.report.summary import comparisons_html, headline_html, key_comparisons, key_metric_label, verdict
 
@@ -193,26 +208,30 @@ def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
     # folds, and a fine-tuned model is no pretraining baseline); they lead only a page that has nothing else
     loaded = [(p, r) for p, r in loaded if r.kind != "finetune-comparison"] or loaded
     tables = [r.table for _, r in loaded if r.table is not None and len(r.table)]
-    if not tables:
+    if not tables and not notes and not checks:
         return ""
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["method", "task", "metric"])
     paired = [r.paired for _, r in loaded if r.paired is not None and len(r.paired)]
     paired = pd.concat(paired, ignore_index=True) if paired else None
-    lines = verdict(table, paired, note)
+    lines = (verdict(table, paired, note) if tables else []) + list(checks)
     parts = []
     if lines:
         parts.append("<h2>Verdict</h2><ul class=verdict>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines)
                      + "</ul>")
-    where = {key: text for _, r in loaded for key, text in sources.headline_sources(r).items()}
+    parts += [f"<p class=warn>{html.escape(n)}</p>" for n in notes]
+    if not tables:
+        return "".join(parts)
     flags = {key: level for _, r in loaded for key, level in sources.below_chance(r).items()}
-    head = headline_html(table, where, flags)
+    head = headline_html(table, _merged_sources(loaded), flags, levels.levels([r for _, r in loaded]))
     if head:
         shown = {k: v for k, v in flags.items() if key_metric_label(*k[1:])}
         parts.append("<h2>Headline</h2>" + head + "<p class=note>Means over folds (R², BAcc) or test subjects "
-                     "(MAE); ↓ lower is better; <b>bold</b>: best non-ceiling value of the row (every tie). The rows "
-                     "come from different evaluations and cohorts: each names its own in the source column (a "
-                     "clinical tool's numbers further down are on the cohort it names there). Intervals and every "
-                     "metric are in the sections below.</p>"
+                     "(MAE); ↓ lower is better; <b>bold</b>: the best value of a row where two or more methods "
+                     "compare (every tie; a ceiling, the same probe on the true anatomy of a synthetic cohort, is "
+                     "never best: it is what perfect features would reach). " + html.escape(levels.LEGEND)
+                     + " The rows come from different evaluations and cohorts: each names its own in the source "
+                     "column (a clinical tool's numbers further down are on the cohort it names there). Intervals and "
+                     "every metric are in the sections below.</p>"
                      + (f"<p class=warn>{html.escape(sources.below_chance_note(shown))}</p>" if shown else ""))
     comp = comparisons_html(key_comparisons(table, paired))
     if comp:
@@ -273,14 +292,17 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     if not runs and not results and not features and not clinical:
         raise DataError("nothing to report: give run directories, results directories or `features` tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
+    results, notes = names.unique_inputs(results)
     tuned = [p for p in results if finetune_runs.is_finetune_run(p)]
     loaded = [(p, Results.read(p)) for p in results if p not in tuned]
+    notes += names.disambiguate(loaded)
     if tuned:  # fine-tuning runs: side by side with each other and the probes given, on the same folds
         shown, why = finetune_runs.comparison(tuned, [(p, r) for p, r in loaded if r.kind == "tasks"])
         for path, res in zip(tuned if why else [Path("fine-tuning")], shown):
             res.extra.update(note=why, runs=[str(p) for p in ([path] if why else tuned)])
             loaded.append((path, res))
-    body.append(_summary_section(loaded, note))
+    checks = levels.input_checks([r for _, r in loaded], features)
+    body.append(_summary_section(loaded, note, notes, checks))
     for kind, (heading, section) in SECTIONS.items():
         of_kind = [(p, r) for p, r in loaded if r.kind == kind]
         if of_kind:
