@@ -66,6 +66,7 @@ def _results_table(res: Results) -> str:
         if (task, metric) in pivot.index and method in pivot.columns:
             pivot.loc[(task, metric), method] = f"{pivot.loc[(task, metric), method]} {sources.BELOW_CHANCE_MARK}"
     note = sources.below_chance_note(flags)
+    pivot = pivot.rename(index=levels.metric_words, level="metric")
     return _table_html(pivot) + (f"<p class=warn>{html.escape(note)}</p>" if note else "")
 
 
@@ -145,7 +146,11 @@ def _tasks_section(res: Results, name: str) -> str:
     parts = [_heading(res, name),
              f"<p class=note>Linear probes, {cfg.get('n_repeats', '?')} x {cfg.get('n_splits', '?')}-fold stratified CV; "
              f"mean and 95 % interval ({html.escape(str(cfg.get('interval', '')))}: Nadeau &amp; Bengio corrected "
-             "resampled t unless stated).</p>"]
+             "resampled t unless stated). Dashed line: the chance level (balanced accuracy and ROC AUC 0.5) or "
+             "R² 0, what predicting the training folds' mean scores; a negative R² predicts worse than that mean, "
+             "i.e. the probe found no signal and its noise costs accuracy. Error bars: 95 % intervals."
+             + (" Grey hatched: the ceiling, the same probe on the same folds given the cohort's true anatomy "
+                "(log GMV, CT and SA of every region)." if cfg.get("ceiling") else "") + "</p>"]
     for metric in figs.PRIMARY:
         if (res.table["metric"] == metric).any():
             parts.append(_img(figs.task_bars(res.table, metric), f"{metric} per task"))
@@ -155,6 +160,19 @@ def _tasks_section(res: Results, name: str) -> str:
                      "metric; corrected resampled t-test and Wilcoxon over repeat means)</summary>"
                      + _table_html(res.paired, index=False) + "</details>")
     return "".join(parts)
+
+
+def _rank_max(res: Results) -> dict[str, float]:
+    """method -> RankMe's maximum, min(subjects, features), where the evaluation recorded the feature count."""
+    cfg = res.provenance.get("config", {}) or {}
+    n, feats = cfg.get("n_subjects"), cfg.get("n_features")
+    return {m: float(min(n, f)) for m, f in feats.items()} if n and isinstance(feats, dict) else {}
+
+
+def _words_table(table: pd.DataFrame) -> str:
+    """A results table pivoted, its metrics in words (anatlearn.report.levels.metric_words)."""
+    pivot = _pivot(table)
+    return _table_html(pivot.rename(index=levels.metric_words, level="metric"))
 
 
 def _anatomy_section(res: Results, name: str) -> str:
@@ -167,10 +185,10 @@ def _anatomy_section(res: Results, name: str) -> str:
              "out-of-fold predictions, averaged over the targets of a family (e.g. the 68 regions' true log GMV). "
              "RankMe: exp of the entropy of the normalised singular values of the raw feature matrix (Garrido et al., "
              "ICML 2023); centred: of the between-subject variation.</p>",
-             _img(figs.anatomy_bars(res.table), "anatomy recovery"), _table_html(_pivot(res.table))]
+             _img(figs.anatomy_bars(res.table, _rank_max(res)), "anatomy recovery"), _words_table(res.table)]
     if per_target:
         frames = {(m, fam): pd.Series(v) for m, fams in per_target.items() for fam, v in fams.items()}
-        wide = pd.DataFrame(frames)
+        wide = pd.DataFrame(frames).rename(index=levels.target_words)
         sizes = ", ".join(f"{fam}: {len(v)}" for fam, v in next(iter(per_target.values())).items())
         parts.append(f"<details><summary>R² per target ({sizes})</summary>"
                      + _table_html(wide) + "</details>")
@@ -301,7 +319,7 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
         for path, res in zip(tuned if why else [Path("fine-tuning")], shown):
             res.extra.update(note=why, runs=[str(p) for p in ([path] if why else tuned)])
             loaded.append((path, res))
-    checks = levels.input_checks([r for _, r in loaded], features)
+    checks = levels.input_checks([r for _, r in loaded], features) + report_clinical.verdict_lines(clinical)
     body.append(_summary_section(loaded, note, notes, checks))
     for kind, (heading, section) in SECTIONS.items():
         of_kind = [(p, r) for p, r in loaded if r.kind == kind]

@@ -135,3 +135,23 @@ def test_synthetic_cohort_gets_a_ceiling_row_computed_on_its_true_anatomy(tiny_d
     assert set(Results.read(tmp_path / "plain").table["method"]) == {"enc"}
     plain = pd.DataFrame({"participant_id": ids, "diagnosis": "CN"}).set_index("participant_id")
     assert truth_features(plain) is None  # a table not read from a synthetic cohort has no ceiling
+
+
+def test_brain_age_section_words_and_an_uninformative_model(world, tmp_path):
+    import json
+
+    feats = world / "runA" / "healthy.parquet"
+    out = tmp_path / "brain-age"
+    assert main(["brain-age", "--reference", str(feats), "--reference-participants", str(world / "participants.tsv"),
+                 "--features", str(feats), "--participants", str(world / "participants.tsv"), "--group-column",
+                 "diagnosis", "--control", "CN", "--out", str(out)]) == 0
+    text = build_report([out], tmp_path / "r.html").read_text()
+    assert "<h3>Brain age: brain-age</h3>" in text and "<th>Hedges' g</th>" in text and "hedges_g" not in text
+    assert "Uninformative model" not in text
+    summary = json.loads((out / "brain_age.json").read_text())
+    summary["reference"]["uninformative"] = "cross-validated MAE 15.1 y against 15.0 y predicting the mean age"
+    (out / "brain_age.json").write_text(json.dumps(summary))
+    text = build_report([out], tmp_path / "r2.html").read_text()
+    assert ("Brain age (brain-age): the model is uninformative (cross-validated MAE 15.1 y against 15.0 y "
+            "predicting the mean age)") in text.split("<h2>Brain age")[0]
+    assert "<b>Uninformative model:</b>" in text
