@@ -42,7 +42,8 @@ th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{ba
 table.headline td,table.comparisons td{white-space:nowrap}table.comparisons{display:inline-table;margin-right:1.5em;vertical-align:top}summary{cursor:pointer;color:#3b6ea5}
 .scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}
 table.headline td.source,table.headline th.source{text-align:left;white-space:normal;min-width:16em;font-size:.9em;color:#444}
-table.headline td.best{background:#eef4fb}table.headline td.level{color:#555;font-style:italic}"""
+table.headline td.best{background:#eef4fb}table.headline td.level{color:#555;font-style:italic;white-space:normal;min-width:9em}
+@media (max-width:900px){table.headline td.source,table.headline th.source{min-width:11em}table.headline td.level{min-width:7em}}"""
 
 
 def _img(png: bytes, alt: str) -> str:

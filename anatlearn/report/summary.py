@@ -12,8 +12,10 @@ All three are computed from the tidy results tables (``method, task, metric, mea
 - *Key comparisons*: each AnatCL variant (method name ``anatcl*``) minus each baseline (every other method
   except ceilings) on every key metric, with the corrected resampled t-test p value (Nadeau & Bengio 2003)
   where the downstream tasks provide one.
-- *Verdict*: does an AnatCL variant beat random init on anatomy recovery, and how do the paired tests of
-  the downstream tasks fall (significant for, against, neither at p < 0.05)?
+- *Verdict*: is every downstream task at chance (said first, with the ceiling of a synthetic cohort)? Does an
+  AnatCL variant beat the baseline (random init, else the best other method) on anatomy recovery, how do
+  the paired tests of the downstream tasks fall (significant for, against, neither at p < 0.05), and was a
+  baseline given at all?
 """
 
 from __future__ import annotations
