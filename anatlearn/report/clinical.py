@@ -53,7 +53,8 @@ def _table(rows, columns) -> str:
     if "measure" in df.columns:
         df["measure"] = df["measure"].map(lambda v: _COLUMN_WORDS.get(v, v))
     df = df.rename(columns=_COLUMN_WORDS)
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}", na_rep="")
+    return ("<div class=scroll>" + df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}",
+                                              na_rep="") + "</div>")
 
 
 def _load(path: Path) -> dict:

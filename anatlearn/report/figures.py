@@ -15,6 +15,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 _X_COLUMNS = ("step", "epoch", "iteration")
 _SKIP = {"time", "wall_time", "elapsed", "elapsed_s", "lr", "learning_rate", "seconds"}
+# metrics.csv's loss columns (anatlearn.pretrain.rundir.METRIC_FIELDS) in words
+_TERM_WORDS = {"loss": "total loss", "age": "age term of the loss", "anat": "anatomy term of the loss",
+               "contrastive": "contrastive term", "regression": "regression term", "val_mae": "validation MAE"}
 # the metric drawn in the per-task bar chart: the paper's headline metric of each task kind
 PRIMARY = ("balanced_accuracy", "mae", "roc_auc", "r2")
 
@@ -77,7 +80,7 @@ def training_curves(runs: dict[str, pd.DataFrame]) -> bytes:
             xs += list(per_epoch[x_col].to_numpy(float)[ok])
             ax.plot(per_epoch[x_col].to_numpy()[ok], per_epoch[term].to_numpy()[ok], color=colours[name],
                     label=name, marker="." if ok.sum() < 40 else None)
-        ax.set_title(term, fontsize=9)
+        ax.set_title(_TERM_WORDS.get(term, term.replace("_", " ")), fontsize=9)
         _integer_axis(ax, xs)
         ax.set_xlabel(_per_epoch(next(iter(runs.values())))[1], fontsize=8)
         ax.tick_params(labelsize=7)

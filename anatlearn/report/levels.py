@@ -39,6 +39,11 @@ def metric_words(metric: str) -> str:
     return _KIND_WORDS.get(metric, metric.replace("_", " "))
 
 
+def task_words(task: str) -> str:
+    """An evaluation's task in words (``brain_age`` -> brain age)."""
+    return {"brain_age": "brain age", "challenge": "OpenBHB challenge"}.get(str(task), str(task))
+
+
 def target_words(name: str) -> str:
     """A target of anatomy recovery in words: the latent factors u0..u6, v0..v4 of the synthetic world
     (docs/synthetic.md: u0 global thickness, v0 total area, the others network factors)."""
@@ -152,7 +157,10 @@ def input_checks(results: Sequence[Results], features: dict | None = None) -> li
         n, k = check.get("n_subjects"), check.get("n_flagged", len(check.get("flagged") or []))
         ids = [str(i) for i in (check.get("flagged") or [])]
         shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
-        ref = f" against {check['reference']}" if check.get("reference") else ""
+        ref = check.get("reference")
+        if isinstance(ref, dict):  # a described reference: its name or path
+            ref = ref.get("name") or ref.get("cohort") or ref.get("path") or ref.get("source")
+        ref = f" against {ref}" if ref else ""
         of = f" of {n}" if n is not None else ""
         out.append(f"Input check of {name}: {k}{of} subjects flagged{ref}" + (f" ({shown})." if ids else "."))
     return out

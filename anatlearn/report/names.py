@@ -88,7 +88,7 @@ def disambiguate(loaded: Sequence[tuple[Path, Results]]) -> list[str]:
         for (p, r), label in zip(holders, labels):
             rename_methods(r, {m: f"{m} ({label})" for m in _methods(r) if m in shared})
         for m in sorted(shared):
-            notes.append(f"Method {m!r} occurs in several {kind} results; each is named by its folder: "
+            notes.append(f"The method name {m} occurs in several {kind} results; each is named by its folder: "
                          + ", ".join(f"{m} ({label})" for (p, r), label in zip(holders, labels)
                                      if f"{m} ({label})" in _methods(r)) + ".")
     return notes

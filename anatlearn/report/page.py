@@ -40,7 +40,7 @@ th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-siz
 .verdict{background:#f6f8fa;border-left:4px solid #3b6ea5;padding:.5em 1em .5em 2em;margin:.8em 0}.verdict li{margin:.3em 0}
 th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{background:#fce8e6}
 table.headline td,table.comparisons td{white-space:nowrap}table.comparisons{display:inline-table;margin-right:1.5em;vertical-align:top}summary{cursor:pointer;color:#3b6ea5}
-.scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}
+.scroll{overflow-x:auto}.scroll td{white-space:nowrap}table.comparisons td{text-align:center}table.comparisons small{color:#555}
 table.headline td.source,table.headline th.source{text-align:left;white-space:normal;min-width:16em;font-size:.9em;color:#444}
 table.headline td.best{background:#eef4fb}table.headline td.level{color:#555;font-style:italic;white-space:normal;min-width:9em}
 @media (max-width:900px){table.headline td.source,table.headline th.source{min-width:11em}table.headline td.level{min-width:7em}}"""
@@ -51,7 +51,9 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _table_html(df: pd.DataFrame, index: bool = True) -> str:
-    return df.to_html(index=index, escape=True, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+    """A table that scrolls sideways on a narrow screen instead of running off the page."""
+    return ("<div class=scroll>" + df.to_html(index=index, escape=True, border=0, float_format=lambda v: f"{v:.4g}",
+                                              na_rep="") + "</div>")
 
 
 def _pivot(table: pd.DataFrame) -> pd.DataFrame:
@@ -67,7 +69,7 @@ def _results_table(res: Results) -> str:
         if (task, metric) in pivot.index and method in pivot.columns:
             pivot.loc[(task, metric), method] = f"{pivot.loc[(task, metric), method]} {sources.BELOW_CHANCE_MARK}"
     note = sources.below_chance_note(flags)
-    pivot = pivot.rename(index=levels.metric_words, level="metric")
+    pivot = pivot.rename(index=levels.metric_words, level="metric").rename(index=levels.task_words, level="task")
     return _table_html(pivot) + (f"<p class=warn>{html.escape(note)}</p>" if note else "")
 
 

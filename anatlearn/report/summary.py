@@ -143,7 +143,7 @@ def headline_html(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | 
 def headline_markdown(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None = None,
                       flags: Flags | None = None) -> str:
     """The headline table as Markdown (README style): key metrics as rows, methods as columns, the best
-    non-ceiling value of each row in bold, † below chance, and a source column when ``sources`` is given."""
+    value of each row in bold (ceilings excluded; only where two or more methods compare), † below chance, and a source column when ``sources`` is given."""
     head, _, _ = headline(table)
     if head.empty:
         return ""
@@ -170,7 +170,7 @@ def _paired_lookup(paired: pd.DataFrame | None, task: str, metric: str, a: str, 
 
 def key_comparisons(table: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
     """Tidy rows ``variant, baseline, column, diff (variant - baseline), better (bool), p`` for every AnatCL
-    variant against every non-ceiling baseline on every key metric."""
+    variant against every baseline (every other method but a ceiling) on every key metric."""
     head, lower, where = headline(table)
     methods = list(head.index)
     variants = [m for m in methods if m.startswith(ANATCL_PREFIX)]

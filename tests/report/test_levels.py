@@ -155,3 +155,21 @@ def test_brain_age_section_words_and_an_uninformative_model(world, tmp_path):
     assert ("Brain age (brain-age): the model is uninformative (cross-validated MAE 15.1 y against 15.0 y "
             "predicting the mean age)") in text.split("<h2>Brain age")[0]
     assert "<b>Uninformative model:</b>" in text
+
+
+def test_a_headline_row_from_two_cohorts_says_which_number_comes_from_which(world, tmp_path):
+    feats = read_features(world / "runA" / "healthy.parquet")
+    task = [Task("AD-vs-CN", "classification", "diagnosis", ("AD",), ("CN",))]
+    for cohort in ("adni", "oasis"):
+        (tmp_path / cohort).mkdir()
+        (tmp_path / cohort / "participants.tsv").write_bytes((world / "participants.tsv").read_bytes())
+        evaluate_tasks({"healthy": feats}, read_participants(tmp_path / cohort), task, n_splits=3, n_repeats=1,
+                       seed=0 if cohort == "adni" else 1).write(tmp_path / cohort / "tasks")
+    text = build_report([tmp_path / "adni" / "tasks", tmp_path / "oasis" / "tasks"], tmp_path / "r.html").read_text()
+    row = _headline(text)["AD-vs-CN BAcc"]
+    assert row[-1] == ("healthy (adni/tasks): downstream tasks, adni cohort, 1 x 3-fold CV, n = 100; "
+                       "healthy (oasis/tasks): downstream tasks, oasis cohort, 1 x 3-fold CV, n = 100")
+    for i, cohort in enumerate(("adni", "oasis")):
+        t = pd.read_csv(tmp_path / cohort / "tasks" / "results.csv")
+        assert row[i] == f"{t.loc[t.metric == 'balanced_accuracy', 'mean'].iloc[0]:.3f}"
+    assert "The method name healthy occurs in several tasks results" in text
