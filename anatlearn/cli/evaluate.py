@@ -91,9 +91,13 @@ def tasks_command(
     out: Path = typer.Option(None, "--out", help="Results directory (results.csv, folds.csv, paired.csv, results.json)."),
     save_probes: bool = typer.Option(False, "--save-probes", help="Also refit each probe on every subject of its "
                                      "task: OUT/probes/METHOD/TASK.json, for `anatlearn predict --features`."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="On a synthetic cohort (from `anatlearn "
+                                 "synth`), also probe its true anatomy on the same folds: the row 'ceiling: true "
+                                 "anatomy'."),
 ) -> None:
     """Linear probes of every feature table on every task, with intervals and paired tests."""
     from anatlearn.evaluate import evaluate_tasks, load_tasks, read_participants
+    from anatlearn.evaluate.downstream import truth_features
 
     if save_probes and out is None:
         raise ConfigError("--save-probes needs --out (the probes go to OUT/probes/)")
@@ -107,11 +111,12 @@ def tasks_command(
     task_list = load_tasks(tasks, columns=mapping or None, select=task or None)
     tables = parse_feature_args(features)
     labels = read_participants(participants)
+    truth = truth_features(labels) if ceiling else None
     # a bar on a terminal (one step per task and feature table), nothing in a log
-    with progress("probing", total=len(task_list) * len(tables)) as bar:
+    with progress("probing", total=len(task_list) * (len(tables) + (truth is not None))) as bar:
         results = evaluate_tasks(tables, labels, task_list, n_splits=folds,
                                  n_repeats=repeats, seed=seed, site_column=stratify_site, interval=interval,
-                                 progress=lambda msg: bar.advance(1, description=f"probing {msg}"))
+                                 progress=lambda msg: bar.advance(1, description=f"probing {msg}"), ceiling=truth)
     _finish(results, out)
     if save_probes:
         from anatlearn.evaluate.saved_probes import save_probes as save

@@ -23,13 +23,13 @@ def report_command(
 ) -> None:
     """Write a single HTML page: verdict, headline table and key comparisons first, then anatomy recovery,
     per-task bars, OpenBHB figures, loss curves, embedding maps, tables."""
-    from anatlearn.cli.evaluate import parse_feature_args
     from anatlearn.evaluate import read_participants
     from anatlearn.io import check_output_path
     from anatlearn.report import build_report
+    from anatlearn.report.names import read_feature_args
 
     check_output_path(out, "file", "--out")
-    tables = parse_feature_args(features) if features else None
+    tables = read_feature_args(features) if features else None
     labels = read_participants(participants) if participants else None
     path = build_report(inputs or [], out, features=tables, participants=labels, title=title, seed=seed,
                         note=note)

@@ -27,8 +27,9 @@ def demo_summary_markdown(table: pd.DataFrame, paired: pd.DataFrame | None, note
              headline_markdown(table, where, flags), "",
              "R²: cross-validated ridge from the features to the true log regional GMV / CT / SA (mean over the 68 "
              "regions) and to the latent factors of the downstream subjects; RankMe: effective rank of the features "
-             "(Garrido et al. 2023); BAcc: balanced accuracy of a linear probe; ↓: lower is better; bold: best "
-             "non-ceiling value of the row (every tie). Rows come from different cohorts: see their source.", ""]
+             "(Garrido et al. 2023); BAcc: balanced accuracy of a linear probe; ↓: lower is better; bold: the best "
+             "value of the row where two or more methods compare (every tie; a ceiling, what perfect features would "
+             "reach, is never best). Rows come from different cohorts: see their source.", ""]
     if flags:
         lines += [sources.below_chance_note(flags), ""]
     return "\n".join(lines)

@@ -295,6 +295,7 @@ def evaluate_anatomy(features: Mapping[str, pd.DataFrame], targets: Mapping[str,
         rows.append(_row(method, RANK_TASK, "rankme_centred", effective_rank(x, center=True), len(ids)))
     config = {"n_splits": n_splits, "alphas": list(map(float, DEFAULT_ALPHAS if alphas is None else alphas)),
               "targets": {fam: list(map(str, y.columns)) for fam, y in fams.items()}, "n_subjects": len(ids),
+              "n_features": {m: int(f.shape[1]) for m, f in tables.items()},  # RankMe's maximum: min(subjects, this)
               "cohort": next((str(t.attrs["source"]) for t in targets.values() if t.attrs.get("source")), None)}
     return Results(kind="anatomy", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
                    extra={"per_target": per_target}, provenance=provenance(seed, config))
