@@ -58,6 +58,7 @@ _COMMAND_MODULES = ("synth", "pretrain", "embed", "evaluate", "report", "prep", 
                     "brain_age", "harmonize", "explain", "weights", "finetune", "bids")
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
 
 
 def _register() -> None:
@@ -109,10 +110,32 @@ def _plain_message(exc: AnatlearnError) -> str:
     return text
 
 
+def _internal_error(exc: BaseException, argv: list[str]) -> str:
+    """The one line for an unexpected exception. Its traceback goes to a file in the temporary directory
+    (named in the line), or to stderr with ``ANATLEARN_DEBUG=1``."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = " ".join(str(exc).split()) or "(no message)"
+    line = f"anatlearn: internal error: {type(exc).__name__}: {message}"
+    if os.environ.get("ANATLEARN_DEBUG", "") not in ("", "0"):
+        sys.stderr.write(text)
+        return line
+    try:
+        fd, path = tempfile.mkstemp(prefix="anatlearn-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"anatlearn {' '.join(argv)}\n{text}")
+    except OSError:
+        return f"{line} (run again with ANATLEARN_DEBUG=1 to see the traceback)"
+    return f"{line} (traceback written to {path}; ANATLEARN_DEBUG=1 prints it)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``anatlearn`` script. A usage error (unknown option, bad value) and an
     :class:`AnatlearnError` from any command are printed as one ``anatlearn: error:`` line with exit status 2;
-    Ctrl-C or SIGTERM as one line with exit status 130 (commands that can resume say how)."""
+    Ctrl-C or SIGTERM as one line with exit status 130 (commands that can resume say how); any other
+    exception as one ``anatlearn: internal error:`` line with exit status 1 (:func:`_internal_error`)."""
     from anatlearn.cli.flags import with_option_names
     from anatlearn.cli.vocabulary import click_exceptions, rewrite_deprecated
 
@@ -145,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("anatlearn: interrupted", err=True)
         return 130
+    except Exception as exc:  # a bug, not the user's input: one line, the traceback kept for the report
+        typer.echo(_internal_error(exc, argv), err=True)
+        return EXIT_INTERNAL_ERROR
     return rv if isinstance(rv, int) else 0
 
 

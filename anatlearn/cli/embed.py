@@ -32,6 +32,7 @@ def embed_command(
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ after the table is written (default: deleted)."),
     center_crop: Optional[Tuple[int, int, int]] = typer.Option(None, "--center-crop", metavar="X Y Z", help="Embed the centred X x Y x Z crop of every volume (e.g. 121 128 121, the released package README's size; default: the whole 121x145x121 grid, what the released weights were trained on; docs/getting-data.md)."),
     stop_after_chunks: int = typer.Option(None, "--stop-after-chunks", hidden=True),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing feature table whole (default: an existing output is refused)."),
 ) -> None:
     """Embed every subject of DATA with the frozen encoder of WEIGHTS; one row per participant_id.
 
@@ -39,6 +40,9 @@ def embed_command(
     (docs/scale.md). Chunks are kept in OUT.parts/ until the table is written, so re-running a killed
     command finishes it; a re-run with other weights or options into the same OUT is refused."""
     from anatlearn.embed import embed_dataset
+    from anatlearn.outputs import refuse_existing
+
+    refuse_existing(out, "file", overwrite, "--out")  # a killed run's OUT.parts/ (no table yet) still resumes
 
     result = embed_dataset(weights, data, out, split=split, modality=modality, model=model, width=width,
                            batch_size=batch_size, device=device, channels_last=channels_last, jit=jit, precision=precision,

@@ -25,12 +25,13 @@ def explain_command(
     batch_size: int = typer.Option(8, "--batch-size", help="Volumes per forward/backward pass."),
     seed: int = typer.Option(0, help="Seed of the probe's inner CV and of the subject subset."),
     device: str = typer.Option("cpu", help="torch device of the attributions, e.g. cpu or cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
     """Integrated gradients through encoder + probe, aggregated per region; see docs/clinical.md."""
     from anatlearn.clinical.run import run_explain
-    from anatlearn.io import check_output_path
+    from anatlearn.outputs import new_output, refuse_existing
 
-    check_output_path(out, "dir", "--out")
+    refuse_existing(out, "dir", overwrite, "--out")
     import torch
 
     from anatlearn.errors import ConfigError
@@ -41,8 +42,9 @@ def explain_command(
 
     # the attributions are the slow part (tens of seconds on CPU): one step per attributed subject, on a terminal
     attributing = f"explain: integrated gradients, {steps} steps per subject"
-    with progress("explain: embedding and fitting the probe", total=None) as bar:
-        summary = run_explain(out, weights, data, task, tasks, participants, features, atlas, grid, subjects, steps,
+    with new_output(out, "dir", overwrite, "--out") as folder, \
+            progress("explain: embedding and fitting the probe", total=None) as bar:
+        summary = run_explain(folder, weights, data, task, tasks, participants, features, atlas, grid, subjects, steps,
                               batch_size, seed, device=device,
                               progress=lambda done, total: bar.update(completed=done, total=total,
                                                                       description=attributing))

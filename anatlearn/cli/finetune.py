@@ -52,6 +52,8 @@ def finetune_command(
     final: bool = typer.Option(False, "--final", help="Also train one model on every labelled subject "
                                "(OUT/final/model.pt) for `anatlearn predict`."),
     stop_after_steps: Optional[int] = typer.Option(None, hidden=True),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run or other output already in --out "
+                                   "whole (default: a run with the same options continues, anything else is refused)."),
 ) -> None:
     """Fine-tune an encoder end to end with a fresh head; nested cross-validation, resumable per fold."""
     from anatlearn.finetune import FinetuneConfig, finetune
@@ -62,7 +64,8 @@ def finetune_command(
                          epochs=epochs, patience=patience, layer_decay=layer_decay, batch_size=batch_size,
                          augment=tuple(augment or ()), precision=precision, model=model, width=width)
     done = finetune(weights, data, out, target=target, participants=participants, kind=task, tasks=tasks,
-                    config=cfg, final=final, device=device, workers=workers, stop_after_steps=stop_after_steps)
+                    config=cfg, final=final, device=device, workers=workers, stop_after_steps=stop_after_steps,
+                    overwrite=overwrite)
     if done:
         import json
 
@@ -93,12 +96,13 @@ def predict_command(
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Data-loading worker processes."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
     """Apply a fine-tuned model or a saved linear probe to new subjects: class probabilities or the predicted value."""
     from anatlearn.evaluate.saved_probes import is_probe
     from anatlearn.finetune import predict
     from anatlearn.finetune.predict import predict_with_probe
-    from anatlearn.io import check_output_path
+    from anatlearn.outputs import refuse_existing
 
     probe = is_probe(model)
     if probe and features is None:
@@ -107,7 +111,7 @@ def predict_command(
     if not probe and data is None:
         raise ConfigError(f"--model {model} is a fine-tuned model: give the new subjects' --data"
                           + (" (--features is for saved probes)" if features is not None else ""))
-    check_output_path(out, "file", "--out")
+    refuse_existing(out, "file", overwrite, "--out")
     if probe:
         table = predict_with_probe(model, features, out, participants=participants)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -75,6 +77,7 @@ def pretrain_command(
     from anatlearn.errors import ConfigError
     from anatlearn.io import check_output_path
     from anatlearn.pretrain import pretrain, resolve_config
+    from anatlearn.pretrain.config import stored_data, stored_run_config
 
     # option -> TrainConfig field; None: not given (the --config file or the default decides)
     overrides = dict(
@@ -85,10 +88,13 @@ def pretrain_command(
         augment=augment or None, split=split, amp=_AMP.get(precision, precision), seed=seed, num_workers=workers,
         channels_last=channels_last, checkpoint_every=checkpoint_every, keep_last=keep_last, keep_every=keep_every,
         save_epochs=None if save_epochs is None else _epoch_list(save_epochs))
-    if resume and config is None and out and (Path(out) / "config.toml").is_file():
-        config = Path(out) / "config.toml"  # --resume alone: the run's own options, any given here on top
+    stored = None
+    if resume and config is None and out:  # --resume alone: the run's own options, any given here on top
+        stored = config = stored_run_config(out)
     with flags_named(PARAMETER_FLAGS):
         cfg = resolve_config(str(config) if config else None, overrides)
+    if stored is not None and data is None:
+        cfg.data = stored_data(cfg.data, stored)
     if not cfg.data or not cfg.out:
         raise ConfigError("--data and --out are required (on the command line or in --config)")
     check_output_path(cfg.out, "dir", "--out")
@@ -107,7 +113,8 @@ def pretrain_command(
                        f"{cfg.out}: run the same command with --overwrite to start again", err=True)
         else:
             typer.echo(f"anatlearn: pretraining interrupted; safe on disk: {describe_resume_point(cfg.out)}; "
-                       f"continue with: anatlearn pretrain --out {cfg.out} --resume", err=True)
+                       f"continue with: anatlearn pretrain --out {shlex.quote(os.path.abspath(cfg.out))} --resume",
+                       err=True)
         raise typer.Exit(130) from None
     typer.echo(f"run directory: {path}")
 

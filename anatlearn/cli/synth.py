@@ -26,9 +26,9 @@ def synth_command(
 ) -> None:
     """Generate a synthetic cohort (images, ROI tables, participants, ground truth); see docs/synthetic.md."""
     from anatlearn.synthetic import generate_cohort
-    from anatlearn.io import check_output_path
+    from anatlearn.outputs import refuse_existing
 
-    check_output_path(out, "dir", "OUT")
+    refuse_existing(out, "dir", overwrite, "OUT")
     path = generate_cohort(out, subjects, shape, seed, sites, held_out_sites, tuple(disease), noise_seed, nifti, overwrite,
                            world=world)
     typer.echo(f"wrote {subjects} subjects to {path}")

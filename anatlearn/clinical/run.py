@@ -123,7 +123,7 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
                "cohort_mae": float(table["gap"].abs().mean()),
                "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
                if len(table) > 2 and table["age"].std() > 0 else None,
-               "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or out / "brain_age_model.npz")}
+               "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or "brain_age_model.npz")}
     verdict = fitted.informativeness()
     if not verdict["informative"]:
         summary["uninformative"] = verdict["reason"]  # the CLI's first line; the report's heading
@@ -217,8 +217,8 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     H = harmoniser.transform(X, labels.loc[X.index], source=source)
     write_features(H, out / "features.parquet")
     summary = {**harmoniser.describe(), "n_subjects": len(H), "encoder": _encoder_of(X),
-               "features": str(out / "features.parquet"),
-               "model": str(model or out / "combat_model.npz")}
+               "features": "features.parquet",  # beside this file (the folder may be renamed into place)
+               "model": str(model or "combat_model.npz")}
     check = _site_check(X, H, labels.loc[X.index, harmoniser.site_column], check_folds, seed, "this cohort")
     if check:
         summary["site_check"] = check

@@ -78,8 +78,10 @@ def _labels(participants, target: str, kind: str | None, tasks) -> Labels:
     return labels_from_task(task, participants)
 
 
-def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: FinetuneConfig) -> Problem:
-    """Check every input before anything is written; a run directory is resumed only with the same run."""
+def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: FinetuneConfig,
+            overwrite: bool = False) -> Problem:
+    """Check every input before anything is written; a run directory is resumed only with the same run
+    (``overwrite``: replaced whole by the new one)."""
     from anatlearn.data import open_dataset
     from anatlearn.data.transforms import build_augmentations
 
@@ -94,17 +96,47 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
               "subjects": labels.ids, "targets": labels.y.tolist(), "input": input_grid(dataset), "model_config": model_config}
     transform = build_augmentations(list(cfg.augment), dataset.shape)
     outer_splits(labels, cfg.folds, cfg.seed)  # too few subjects per class for the folds: refused before writing
-    path = out / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = [k for k in record if old.get(k) != json.loads(json.dumps(record[k]))]
-        if diff:
-            raise ConfigError(f"out {out} holds a fine-tuning run with other settings (differs in: "
-                              f"{', '.join(diff)}); give another directory to start a new run")
-    else:
-        atomic_write_text(path, json.dumps(record, indent=1))
+    claim_run_dir(out, record, overwrite)
     inputs = {"cohort": str(data), "participants": str(participants) if participants is not None else None}
     return Problem(cfg, out, dataset, labels, rows, model_config, state, transform, record, inputs)
+
+
+def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
+    """Start the run in ``out`` (empty, or replaced whole with ``overwrite``), or continue the one there when
+    its config.json is ``record``; a run with other settings, or a folder holding something else, is refused
+    naming what differs (both values) and ``overwrite``."""
+    from anatlearn.outputs import emptied_dir, holds_output
+
+    path = out / "config.json"
+    if path.exists() and not overwrite:
+        old = json.loads(path.read_text())
+        diff = _differences(old, json.loads(json.dumps(record)))
+        if diff:
+            raise ConfigError(f"out {out} holds a fine-tuning run with other settings ({'; '.join(diff[:4])}); "
+                              f"give the same options to continue it, another `out`, or `overwrite` to replace it")
+        return
+    if holds_output(out) and not overwrite:
+        raise ConfigError(f"out {out} is not empty and holds no fine-tuning run (no config.json); choose another "
+                          f"`out`, or `overwrite` to replace it whole")
+    emptied_dir(out, overwrite, "out")
+    atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """``"name: A in the run, B now"`` for every differing entry (settings one level down by their own name;
+    long values such as subject lists are named, not printed)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b)
+            continue
+        shown = [repr(v) if len(repr(v)) <= 40 else "(a list of " + str(len(v)) + ")" if isinstance(v, list)
+                 else repr(v)[:37] + "..." for v in (a, b)]
+        out.append(f"{key}: {shown[0]} in the run, {shown[1]} now")
+    return out
 
 
 def summarise(problem: Problem, results: list[dict]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from importlib import resources
 from dataclasses import dataclass, field
@@ -159,6 +160,38 @@ class TrainConfig:
         """Keys (other than :data:`RESUMABLE_KEYS`) whose values differ: a resume must have none."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in RESUMABLE_KEYS and a[k] != b[k]]
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``data`` and ``out`` made absolute (from the working directory), as the run stores them:
+    a resume then works from any directory."""
+    return dataclasses.replace(cfg, **{k: os.path.abspath(v) for k in ("data", "out") if (v := getattr(cfg, k))})
+
+
+def stored_run_config(out: str | os.PathLike) -> Path:
+    """``RUN/config.toml``, the options a resume of the run in ``out`` starts from; a ConfigError says what is
+    missing: the run folder itself, or its config.toml."""
+    run = Path(out)
+    if not run.is_dir():
+        where = "" if run.is_absolute() else f" (looked for from {os.getcwd()})"
+        raise ConfigError(f"cannot resume: the run folder {run} does not exist{where}; check `out`")
+    path = run / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {run} holds no pretraining run (no config.toml)")
+    return path
+
+
+def stored_data(data: str, stored: Path) -> str:
+    """The data directory of a resumed run, as read from its ``stored`` config.toml: absolute since runs store
+    it so; an older run's relative path is tried from here, then from the run folder. A ConfigError names the
+    config.toml it came from and the option that replaces it when that directory is gone."""
+    path = Path(data)
+    candidates = [path] if path.is_absolute() else [path, stored.parent / path]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return os.path.abspath(candidate)
+    raise ConfigError(f"data directory {data} (stored in {stored}) no longer exists; give `data` to say where "
+                      f"the run's data is now")
 
 
 def packaged_configs() -> list[str]:

@@ -27,7 +27,7 @@ from anatlearn.io import atomic_write_text
 from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.precision import autocast, optimizer_step, resolve as resolve_precision
-from anatlearn.pretrain.config import TrainConfig
+from anatlearn.pretrain.config import TrainConfig, absolute_paths
 from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state
 from anatlearn.progress import note, progress
 from anatlearn.provenance import provenance, seed_everything
@@ -36,7 +36,7 @@ from anatlearn.provenance import provenance, seed_everything
 def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, stop_after_steps: int | None = None) -> Path:
     """Train an encoder with ``cfg.method``; returns the run directory. ``stop_after_steps`` ends the run
     early (used to test interruption)."""
-    cfg.validate()
+    cfg = absolute_paths(cfg.validate())  # stored absolute: a resume works from any directory
     data = _load_data(cfg)  # validate the data before anything is written
     info = D.setup()
     run = RunDir(cfg.out)
