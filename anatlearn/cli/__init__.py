@@ -11,6 +11,7 @@ import os
 import platform
 import signal
 import sys
+import warnings
 
 import typer
 
@@ -92,6 +93,14 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
+    """anatlearn's own warnings (what it could not check) as one ``anatlearn: warning:`` line; others as usual."""
+    if getattr(category, "__module__", "").startswith("anatlearn"):
+        typer.echo(f"anatlearn: warning: {message}", err=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def _usage_error(exc) -> int:
     """A click usage error as one line, with the help command of the sub-command it came from."""
     ctx = getattr(exc, "ctx", None)
@@ -146,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv))
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate)
+    warnings.showwarning = _show_warning
     try:
         rv = app(args=argv, prog_name="anatlearn", standalone_mode=False)
     except click.NoArgsIsHelpError:  # `anatlearn evaluate` alone: typer has printed its help

@@ -58,7 +58,7 @@ def export_command(
             raise ConfigError(f"export target {out_file} must end in .safetensors (or use --out DIR for a folder)")
         refuse_existing(out_file, "file", overwrite, "OUT")
         net = load_pretrained(checkpoint, model=model, width=width)
-        extra = {k: net.checkpoint_meta[k] for k in ("seed", "config") if k in net.checkpoint_meta}
+        extra = {k: net.checkpoint_meta[k] for k in ("seed", "config", "input") if k in net.checkpoint_meta}
         export_safetensors(net, out_file, extra)
         typer.echo(f"wrote {out_file}")
         return

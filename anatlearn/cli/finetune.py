@@ -51,6 +51,8 @@ def finetune_command(
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Data-loading worker processes."),
     final: bool = typer.Option(False, "--final", help="Also train one model on every labelled subject "
                                "(OUT/final/model.pt) for `anatlearn predict`."),
+    allow_grid_mismatch: bool = typer.Option(False, "--allow-grid-mismatch", help="Fine-tune on images on another "
+                                             "grid than the encoder was trained on (refused by default); recorded."),
     stop_after_steps: Optional[int] = typer.Option(None, hidden=True),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run or other output already in --out "
                                    "whole (default: a run with the same options continues, anything else is refused)."),
@@ -65,7 +67,7 @@ def finetune_command(
                          augment=tuple(augment or ()), precision=precision, model=model, width=width)
     done = finetune(weights, data, out, target=target, participants=participants, kind=task, tasks=tasks,
                     config=cfg, final=final, device=device, workers=workers, stop_after_steps=stop_after_steps,
-                    overwrite=overwrite)
+                    overwrite=overwrite, allow_grid_mismatch=allow_grid_mismatch)
     if done:
         import json
 
@@ -95,6 +97,8 @@ def predict_command(
     batch_size: int = typer.Option(8, "--batch-size"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    allow_grid_mismatch: bool = typer.Option(False, "--allow-grid-mismatch", help="Apply a fine-tuned model to "
+                                             "images on another grid than it was trained on (refused by default)."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", help="Data-loading worker processes."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
@@ -116,5 +120,5 @@ def predict_command(
         table = predict_with_probe(model, features, out, participants=participants)
     else:
         table = predict(model, data, out, participants=participants, batch_size=batch_size, device=device,
-                        workers=workers, precision=precision)
+                        workers=workers, precision=precision, allow_grid_mismatch=allow_grid_mismatch)
     typer.echo(f"wrote {out} ({len(table)} subjects)")

@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from anatlearn.clinical.storage import load_model, save_model
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.evaluate.probes import GRID, make_probe, make_splits
+from anatlearn.data.lineage import identity_of
 from anatlearn.provenance import provenance
 
 CORRECTIONS = ("cole", "beheshti")
@@ -113,6 +114,7 @@ class BrainAgeModel:
         cross-validated prediction later. ``require_slope=False`` keeps a model whose predictions do not
         follow age (slope < MIN_SLOPE; :meth:`correct` then refuses) instead of raising."""
         Xv, self.feature_names_ = as_matrix(X, source="reference features")
+        self.encoder_identity_ = identity_of(X) if isinstance(X, pd.DataFrame) else None  # checked on re-use
         y = as_ages(age, len(Xv), "reference age")
         if len(y) < 2 * self.folds:
             raise DataError(f"the reference has {len(y)} subjects, too few for {self.folds}-fold cross-validation")
@@ -235,7 +237,8 @@ class BrainAgeModel:
                   "reference_row_sums": self.reference_row_sums_}
         meta = {"intercept": self.intercept_, "alpha": self.alpha_, "slope": self.slope_, "offset": self.offset_,
                 "correction": self.correction, "folds": self.folds, "grid": list(self.grid), "seed": self.seed,
-                "summary": self.summary(), "provenance": provenance(self.seed)}
+                "summary": self.summary(), "provenance": provenance(self.seed),
+                "encoder_identity": getattr(self, "encoder_identity_", None)}
         return save_model(path, KIND, arrays, meta)
 
     @classmethod
@@ -250,6 +253,7 @@ class BrainAgeModel:
             model.reference_row_sums_ = arrays["reference_row_sums"]
             model.intercept_, model.alpha_ = float(meta["intercept"]), float(meta["alpha"])
             model.slope_, model.offset_ = float(meta["slope"]), float(meta["offset"])
+            model.encoder_identity_ = meta.get("encoder_identity")  # absent in models of older versions
         except KeyError as exc:
             raise DataError(f"brain-age model file {path} lacks {exc}") from None
         return model

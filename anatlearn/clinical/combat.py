@@ -39,6 +39,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from anatlearn.clinical.brain_age import as_matrix
 from anatlearn.clinical.storage import load_model, save_model
 from anatlearn.errors import ConfigError, DataError
+from anatlearn.data.lineage import identity_of
 from anatlearn.provenance import provenance
 
 KIND = "combat"
@@ -119,6 +120,7 @@ class ComBatHarmonizer:
     def fit(self, X, covars: pd.DataFrame, source: str = "reference") -> "ComBatHarmonizer":
         """Estimate alpha, B_cov, sigma and the per-site gamma*, delta* on the reference."""
         Y, self.feature_names_ = as_matrix(X, source=f"{source} features")
+        self.encoder_identity_ = identity_of(X) if isinstance(X, pd.DataFrame) else None  # checked on re-use
         table = self._covariate_table(covars, len(Y), source)
         categorical = self.categorical if self.categorical is not None else [
             c for c in self.covariates if not pd.api.types.is_numeric_dtype(table[c])]
@@ -213,7 +215,8 @@ class ComBatHarmonizer:
                   "delta": self.delta_, "sites": self.sites_.astype(str), "site_counts": self.site_counts_,
                   "feature_names": np.asarray(self.feature_names_)}
         meta = {"covariates": self.covariates, "site_column": self.site_column, "levels": self.levels_,
-                "eb": self.eb, "provenance": provenance(None)}
+                "eb": self.eb, "provenance": provenance(None),
+                "encoder_identity": getattr(self, "encoder_identity_", None)}
         return save_model(path, KIND, arrays, meta)
 
     @classmethod
@@ -226,6 +229,7 @@ class ComBatHarmonizer:
             h.gamma_, h.delta_ = arrays["gamma"], arrays["delta"]
             h.sites_, h.site_counts_ = arrays["sites"].astype(str), arrays["site_counts"]
             h.feature_names_ = [str(c) for c in arrays["feature_names"]]
+            h.encoder_identity_ = meta.get("encoder_identity")  # absent in models of older versions
         except KeyError as exc:
             raise DataError(f"harmoniser model file {path} lacks {exc}") from None
         return h

@@ -146,8 +146,10 @@ class AnatEncoder:
     def _metadata(self) -> dict:
         meta = dict(getattr(self.model, "checkpoint_meta", {}) or {})
         keep = {k: v for k, v in meta.items() if _numel(v) <= 100_000}  # provenance, config, normaliser stats
+        from anatlearn.data.lineage import IDENTITY, encoder_identity
+
         return {"checkpoint": self.source, "model_config": getattr(self.model, "model_config", {}),
-                "checkpoint_meta": keep,
+                "checkpoint_meta": keep, IDENTITY: encoder_identity(self.model, self.source),
                 "embedding": provenance(None, {"batch_size": self.batch_size, "channels_last": self.channels_last,
                                                "jit": self.jit,
                                                "dtype": str(self.dtype).removeprefix("torch."),

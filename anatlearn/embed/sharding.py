@@ -81,13 +81,10 @@ def shard(items: list, rank: int, world: int) -> list:
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict (sorted names, dtypes, shapes and raw bytes) of ``model``."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    """SHA-256 over the whole state dict of ``model`` (:func:`anatlearn.data.lineage.state_sha256`)."""
+    from anatlearn.data.lineage import state_sha256
+
+    return state_sha256(model.state_dict())
 
 
 def ids_sha256(ids: list[str]) -> str:
@@ -267,7 +264,8 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                   device: str = "cpu", channels_last: bool = True, jit: bool = True, precision: str = "fp32",
                   compare_fp32: bool = False, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
                   keep_parts: bool = False, stop_after_chunks: int | None = None,
-                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None) -> PartsResult:
+                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None,
+                  allow_grid_mismatch: bool = False) -> PartsResult:
     """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
@@ -275,6 +273,8 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     ``compare_fp32`` and a fast path on (``precision`` other than fp32, ``channels_last`` or ``jit``), the first ``batch_size``
     subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
     table is written, and the largest absolute difference goes into its metadata and the result.
+    Images on another grid than the one the encoder was trained on are refused before any work, unless
+    ``allow_grid_mismatch`` (:func:`anatlearn.data.lineage.check_grid`; the table's metadata records the outcome).
     Returns the result on every rank; only rank 0's holds the table.
     """
     from anatlearn.data import open_dataset
@@ -297,6 +297,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                               jit=jit)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
+        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch)
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
         result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
                                 stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
@@ -313,3 +314,14 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     if not keep_parts:
         shutil.rmtree(parts_dir(out), ignore_errors=True)
     return result
+
+
+def _check_grid(encoder, dataset, weights, data, allow: bool) -> None:
+    """The grid rule (:func:`anatlearn.data.lineage.check_grid`) for ``embed``; its outcome and the input's grid go
+    into the table's metadata."""
+    from anatlearn.data.lineage import GRID, IDENTITY, check_grid, dataset_grid
+
+    have = dataset_grid(dataset)
+    record = check_grid(encoder.metadata[IDENTITY]["training_grid"], have, model=str(weights),
+                        data=f"data {data}", allow=allow)
+    encoder.metadata[GRID] = {**record, "input_shape": have["shape"]}

@@ -6,7 +6,8 @@ then logistic regression or ridge with the penalty chosen by inner CV on the sam
 subject of the task. It is stored as plain JSON, not a pickle: the standardisation (mean, scale), the
 linear weights ``w`` and intercept ``b``, the chosen penalty, the class names and which table values make
 each class (the record a fine-tuned model carries), the feature columns and the encoder the features came
-from. Prediction is the linear map itself, z = w . (x - mean) / scale + b: p(positive) = 1 / (1 + e^-z)
+from (its identity, :mod:`anatlearn.data.lineage`: features of another encoder are refused by weight hash).
+Prediction is the linear map itself, z = w . (x - mean) / scale + b: p(positive) = 1 / (1 + e^-z)
 for a classification task (Cox 1958), the predicted value z for a regression task.
 """
 
@@ -23,6 +24,7 @@ from anatlearn.errors import DataError
 from anatlearn.evaluate.probes import GRID, LinearProbe
 from anatlearn.evaluate.tasks import Task
 from anatlearn.io import atomic_write_text
+from anatlearn.data.lineage import identity_of, table_identity
 from anatlearn.provenance import provenance
 
 FORMAT = "anatlearn-linear-probe"
@@ -42,6 +44,7 @@ def probe_record(features: pd.DataFrame, participants: pd.DataFrame, task: Task,
     return {"format": FORMAT, "format_version": 1, "method": method, "task": task.name, "kind": task.kind,
             "classes": task.classes(), "target": task.column, "label_spec": task.label_spec(),
             "features": list(map(str, features.columns)), "encoder": meta.get("checkpoint"),
+            "encoder_identity": identity_of(features), "fitted_on": table_identity(features, method),
             "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(), "coef": model.coef_.ravel().tolist(),
             "intercept": float(np.ravel(model.intercept_)[0]),
             "penalty": {"C": float(np.ravel(model.C_)[0])} if classification else {"alpha": float(model.alpha_)},

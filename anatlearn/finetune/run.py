@@ -38,7 +38,7 @@ FINAL_KEY = -1
 def finetune(weights: str, data, out, *, target: str, participants=None, kind: str | None = None,
              tasks=None, config: FinetuneConfig | None = None, final: bool = False, device: str = "auto",
              workers: int = 0, stop_after_steps: int | None = None, observer=None,
-             overwrite: bool = False) -> bool:
+             overwrite: bool = False, allow_grid_mismatch: bool = False) -> bool:
     """Fine-tune ``weights`` (a checkpoint, or ``"random"``: ``config.model`` at ``config.width``, untrained)
     on the labels ``target`` of the subjects in ``data``, scored by nested cross-validation; writes ``out``.
 
@@ -47,11 +47,12 @@ def finetune(weights: str, data, out, *, target: str, participants=None, kind: s
     labels and outer folds are exactly those of ``evaluate tasks``. ``observer(role, positions)`` sees every
     batch a loader yields (role train / validation / test); ``stop_after_steps`` stops after that many
     optimiser steps (a simulated kill). Returns True when every fold (and the final model) is done; a
-    re-run resumes where it stopped.
+    re-run resumes where it stopped. Images on another grid than the starting encoder was trained on are
+    refused unless ``allow_grid_mismatch`` (recorded in provenance.json).
     """
     cfg = (config or FinetuneConfig()).validate()
     problem = prepare(weights, data, out, target=target, participants=participants, kind=kind, tasks=tasks, cfg=cfg,
-                      overwrite=overwrite)
+                      overwrite=overwrite, allow_grid_mismatch=allow_grid_mismatch)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     amp_dtype, use_scaler = resolve_precision(cfg.precision, dev)
     budget = StepBudget(stop_after_steps)

@@ -24,6 +24,7 @@ from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_dataset
 from anatlearn.data.transforms import build_augmentations
 from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
 from anatlearn.io import atomic_write_text
+from anatlearn.data.lineage import dataset_grid  # the training grid, checked by embed/finetune/bids
 from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.precision import autocast, optimizer_step, resolve as resolve_precision
@@ -174,7 +175,7 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, run: RunDir, data, state: dict | 
                                  drop_last=True)
     meta = {"format": "anatlearn", "format_version": 1, "model_config": model.model_config, "config": cfg.to_dict(),
             "seed": cfg.seed, "normaliser": normaliser.state_dict() if normaliser else None,
-            "age_stats": age_stats(ages)}
+            "age_stats": age_stats(ages), "input": {**dataset_grid(dataset), "modality": cfg.modality}}
     metrics = None
     if info.is_main:
         atomic_write_text(run.path / "config.toml", cfg.to_toml())

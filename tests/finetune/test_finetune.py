@@ -93,8 +93,11 @@ def test_predict_refuses_another_grid_and_unseen_labels(cohort, tmp_path):
     run = tmp_path / "run"
     assert finetune("random", cohort, run, config=FinetuneConfig(folds=2, **{**TINY, "epochs": 2}), final=True, **AD)
     other = generate_cohort(tmp_path / "other", 4, (32, 40, 32), seed=3, n_sites=2, diseases=("AD-like",))
-    with pytest.raises(DataError, match=r"\(32, 40, 32\).*trained on \(32, 32, 32\)"):
+    with pytest.raises(DataError, match=r"on grid 32x40x32 but the encoder of .*model\.pt was trained on 32x32x32"):
         predict(run / "final" / "model.pt", other)
+    # the explicit override proceeds (the same one rule as embed: anatlearn.data.lineage.check_grid)
+    with pytest.warns(UserWarning, match="proceeding as asked"):
+        assert len(predict(run / "final" / "model.pt", other, allow_grid_mismatch=True)) == 4
     table = pd.read_csv(cohort / "participants.tsv", sep="\t", dtype={"participant_id": str})
     table.loc[3, "diagnosis"] = "MCI"
     table.to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
