@@ -31,6 +31,7 @@ def embed_command(
     chunk_size: int = typer.Option(DEFAULT_CHUNK, "--chunk-size", help="Subjects per part file in OUT.parts/: a killed run re-run with the same arguments redoes at most one chunk per process."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ after the table is written (default: deleted)."),
     center_crop: Optional[Tuple[int, int, int]] = typer.Option(None, "--center-crop", metavar="X Y Z", help="Embed the centred X x Y x Z crop of every volume (e.g. 121 128 121, the released package README's size; default: the whole 121x145x121 grid, what the released weights were trained on; docs/getting-data.md)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop (exit status 2, nothing written) when any map looks unlike the training maps (anatlearn check)."),
     stop_after_chunks: int = typer.Option(None, "--stop-after-chunks", hidden=True),
 ) -> None:
     """Embed every subject of DATA with the frozen encoder of WEIGHTS; one row per participant_id.
@@ -44,11 +45,16 @@ def embed_command(
                            batch_size=batch_size, device=device, channels_last=channels_last, jit=jit, precision=precision,
                            compare_fp32=compare_fp32, workers=workers, chunk_size=chunk_size,
                            keep_parts=keep_parts, stop_after_chunks=stop_after_chunks,
-                           center_crop=center_crop)
+                           center_crop=center_crop, strict=strict)
     if result.table is None:  # ranks other than 0: rank 0 writes the table
         return
     if result.max_abs_difference_vs_fp32 is not None:
         typer.echo(f"max |features - fp32 features| over {result.n_compared} subjects: "
                    f"{result.max_abs_difference_vs_fp32:.3g}")
+    if result.input_check is not None:
+        from anatlearn.inputcheck import summary_line
+
+        typer.echo(summary_line(result.input_check, f"`anatlearn check --weights {weights} --data {data} --out "
+                                                    f"check.tsv` for the reasons"))
     resumed = f" ({result.skipped} of {result.n_chunks} chunks were already done)" if result.skipped else ""
     typer.echo(f"wrote {result.table.shape[0]} subjects x {result.table.shape[1]} features to {out}{resumed}")

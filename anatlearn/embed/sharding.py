@@ -182,6 +182,7 @@ class PartsResult:
     n_chunks: int
     n_compared: int = 0  # subjects re-embedded in plain fp32 (embed_dataset's compare_fp32)
     max_abs_difference_vs_fp32: float | None = None
+    input_check: object = None  # the input check's anatlearn.inputcheck.Reference (results on rank 0)
 
 
 def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_size: int = DEFAULT_CHUNK,
@@ -267,7 +268,8 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                   device: str = "cpu", channels_last: bool = True, jit: bool = True, precision: str = "fp32",
                   compare_fp32: bool = False, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
                   keep_parts: bool = False, stop_after_chunks: int | None = None,
-                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None) -> PartsResult:
+                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None,
+                  strict: bool = False) -> PartsResult:
     """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
@@ -275,6 +277,9 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     ``compare_fp32`` and a fast path on (``precision`` other than fp32, ``channels_last`` or ``jit``), the first ``batch_size``
     subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
     table is written, and the largest absolute difference goes into its metadata and the result.
+    Before any embedding, the maps are checked against the fingerprint of the training maps
+    (:mod:`anatlearn.inputcheck`): the flags go into the table's metadata (``input_check``) and
+    ``result.input_check``; with ``strict`` a flagged subject is a :class:`DataError` and nothing is written.
     Returns the result on every rank; only rank 0's holds the table.
     """
     from anatlearn.data import open_dataset
@@ -295,6 +300,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                               channels_last=channels_last, dtype=precision, num_workers=workers, progress=False,
                               jit=jit)
+        result_check = _input_check(encoder, dataset, weights, out, strict, rank.rank == 0 or strict)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
@@ -303,6 +309,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                                 progress=progress)
     finally:
         teardown()
+    result.input_check = result_check
     if result.table is None or not compare_fp32:  # ranks other than 0 write nothing
         return result
     if precision != "fp32" or channels_last or jit:
@@ -313,3 +320,18 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     if not keep_parts:
         shutil.rmtree(parts_dir(out), ignore_errors=True)
     return result
+
+
+def _input_check(encoder, dataset, weights, out, strict: bool, run: bool):
+    """Check ``dataset``'s maps against the encoder's training-map fingerprint; record the result in the
+    encoder's metadata (so in the table's); with ``strict``, a flagged subject is an error."""
+    from anatlearn.inputcheck import reference_from_meta, run_check, strict_error, summary
+
+    if not run:
+        return None
+    ref = run_check(dataset, reference_from_meta(getattr(encoder.model, "checkpoint_meta", {}), str(weights)))
+    see = f"the input_check metadata of {out} or `anatlearn check`"
+    encoder.metadata["input_check"] = summary(ref, see)
+    if strict and ref.results is not None and not ref.results["ok"].all():
+        raise strict_error(ref, "the data")
+    return ref
