@@ -39,6 +39,7 @@ COMMANDS = {
     "weights": (["weights", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
     "finetune": (["finetune", "--weights", "random", "--data", "missing-data", "--target", "dx", "--out", "OUT"],
                  "--out", "dir"),
+    "check": (["check", "--weights", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
     "predict": (["predict", "--model", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
 }
 NO_OUTPUT = {"version", "inspect"}

@@ -56,7 +56,7 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
 # Sub-command modules; each defines its commands with ``@app.command()``. A module that is not written yet
 # is skipped so that the rest of the CLI keeps working.
 _COMMAND_MODULES = ("synth", "pretrain", "embed", "evaluate", "report", "prep", "demo", "checkpoint", "study",
-                    "brain_age", "harmonize", "explain", "weights", "finetune", "bids")
+                    "brain_age", "harmonize", "explain", "weights", "finetune", "bids", "check")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1

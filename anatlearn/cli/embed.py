@@ -32,6 +32,7 @@ def embed_command(
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep OUT.parts/ after the table is written (default: deleted)."),
     center_crop: Optional[Tuple[int, int, int]] = typer.Option(None, "--center-crop", metavar="X Y Z", help="Embed the centred X x Y x Z crop of every volume (e.g. 121 128 121, the released package README's size; default: the whole 121x145x121 grid, what the released weights were trained on; docs/getting-data.md)."),
     allow_grid_mismatch: bool = typer.Option(False, "--allow-grid-mismatch", help="Embed images on another grid than the encoder was trained on (refused by default: such features are meaningless); the table's metadata records it."),
+    strict: bool = typer.Option(False, "--strict", help="Stop (exit status 2, nothing written) when any map looks unlike the training maps (anatlearn check)."),
     stop_after_chunks: int = typer.Option(None, "--stop-after-chunks", hidden=True),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing feature table whole (default: an existing output is refused)."),
 ) -> None:
@@ -49,11 +50,16 @@ def embed_command(
                            batch_size=batch_size, device=device, channels_last=channels_last, jit=jit, precision=precision,
                            compare_fp32=compare_fp32, workers=workers, chunk_size=chunk_size,
                            keep_parts=keep_parts, stop_after_chunks=stop_after_chunks,
-                           center_crop=center_crop, allow_grid_mismatch=allow_grid_mismatch)
+                           center_crop=center_crop, allow_grid_mismatch=allow_grid_mismatch, strict=strict)
     if result.table is None:  # ranks other than 0: rank 0 writes the table
         return
     if result.max_abs_difference_vs_fp32 is not None:
         typer.echo(f"max |features - fp32 features| over {result.n_compared} subjects: "
                    f"{result.max_abs_difference_vs_fp32:.3g}")
+    if result.input_check is not None:
+        from anatlearn.inputcheck import summary_line
+
+        typer.echo(summary_line(result.input_check, f"`anatlearn check --weights {weights} --data {data} --out "
+                                                    f"check.tsv` for the reasons"))
     resumed = f" ({result.skipped} of {result.n_chunks} chunks were already done)" if result.skipped else ""
     typer.echo(f"wrote {result.table.shape[0]} subjects x {result.table.shape[1]} features to {out}{resumed}")

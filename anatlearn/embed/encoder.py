@@ -146,6 +146,9 @@ class AnatEncoder:
     def _metadata(self) -> dict:
         meta = dict(getattr(self.model, "checkpoint_meta", {}) or {})
         keep = {k: v for k, v in meta.items() if _numel(v) <= 100_000}  # provenance, config, normaliser stats
+        keep.pop("input_fingerprint", None)  # the training maps' mean image: the table records the check instead
+        if isinstance(keep.get("hub_config"), dict):
+            keep["hub_config"] = {k: v for k, v in keep["hub_config"].items() if k != "input_fingerprint"}
         from anatlearn.data.lineage import IDENTITY, encoder_identity
 
         return {"checkpoint": self.source, "model_config": getattr(self.model, "model_config", {}),

@@ -179,6 +179,7 @@ class PartsResult:
     n_chunks: int
     n_compared: int = 0  # subjects re-embedded in plain fp32 (embed_dataset's compare_fp32)
     max_abs_difference_vs_fp32: float | None = None
+    input_check: object = None  # the input check's anatlearn.inputcheck.Reference (results on rank 0)
 
 
 def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_size: int = DEFAULT_CHUNK,
@@ -265,7 +266,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                   compare_fp32: bool = False, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
                   keep_parts: bool = False, stop_after_chunks: int | None = None,
                   progress: bool | None = None, center_crop: tuple[int, int, int] | None = None,
-                  allow_grid_mismatch: bool = False) -> PartsResult:
+                  allow_grid_mismatch: bool = False, strict: bool = False) -> PartsResult:
     """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
@@ -275,6 +276,9 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     table is written, and the largest absolute difference goes into its metadata and the result.
     Images on another grid than the one the encoder was trained on are refused before any work, unless
     ``allow_grid_mismatch`` (:func:`anatlearn.data.lineage.check_grid`; the table's metadata records the outcome).
+    Before any embedding, the maps are checked against the fingerprint of the training maps
+    (:mod:`anatlearn.inputcheck`): the flags go into the table's metadata (``input_check``) and
+    ``result.input_check``; with ``strict`` a flagged subject is a :class:`DataError` and nothing is written.
     Returns the result on every rank; only rank 0's holds the table.
     """
     from anatlearn.data import open_dataset
@@ -295,15 +299,17 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                               channels_last=channels_last, dtype=precision, num_workers=workers, progress=False,
                               jit=jit)
+        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch)
+        result_check = _input_check(encoder, dataset, weights, out, strict, rank.rank == 0 or strict)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
-        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch)
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
         result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
                                 stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
                                 progress=progress)
     finally:
         teardown()
+    result.input_check = result_check
     if result.table is None or not compare_fp32:  # ranks other than 0 write nothing
         return result
     if precision != "fp32" or channels_last or jit:
@@ -325,3 +331,18 @@ def _check_grid(encoder, dataset, weights, data, allow: bool) -> None:
     record = check_grid(encoder.metadata[IDENTITY]["training_grid"], have, model=str(weights),
                         data=f"data {data}", allow=allow)
     encoder.metadata[GRID] = {**record, "input_shape": have["shape"]}
+
+
+def _input_check(encoder, dataset, weights, out, strict: bool, run: bool):
+    """Check ``dataset``'s maps against the encoder's training-map fingerprint; record the result in the
+    encoder's metadata (so in the table's); with ``strict``, a flagged subject is an error."""
+    from anatlearn.inputcheck import reference_from_meta, run_check, strict_error, summary
+
+    if not run:
+        return None
+    ref = run_check(dataset, reference_from_meta(getattr(encoder.model, "checkpoint_meta", {}), str(weights)))
+    see = f"the input_check metadata of {out} or `anatlearn check`"
+    encoder.metadata["input_check"] = summary(ref, see)
+    if strict and ref.results is not None and not ref.results["ok"].all():
+        raise strict_error(ref, "the data")
+    return ref

@@ -53,6 +53,11 @@ RELEASED_SETTINGS = {"optimizer": "adam", "lr": 1e-4, "lr_step": 10, "lr_gamma":
                      "atlas": "desikan", "augment": [], "amp": True, "lambda": 1.0}
 
 
+# The released weights' inputs are checked against the approximate CAT12 VBM reference shipped with
+# anatlearn (anatlearn/inputcheck/released_vbm.json); their config.json names it rather than copying it.
+RELEASED_FINGERPRINT = "anatcl-released-vbm"
+
+
 def _released_variant(source: str) -> dict:
     """Variant and fold of a released checkpoint (:func:`anatlearn.data.lineage.released_variant`)."""
     from anatlearn.data.lineage import released_variant
@@ -110,7 +115,7 @@ def build_config(net, source: str) -> dict:
                 "augment", "seed")
         return {**base, "input": grid, "method": cfg.get("method", meta.get("method", "unknown")),
                 "method_settings": {k: cfg[k] for k in keys if k in cfg}, "training_data": data,
-                "released": None}
+                "released": None, "input_fingerprint": meta.get("input_fingerprint")}
     released = _released_variant(source or "")
     variant = released["variant"]
     if variant is None and not str(source).endswith(".pth"):  # neither anatlearn's nor a released checkpoint
@@ -124,7 +129,8 @@ def build_config(net, source: str) -> dict:
                               "note": "OpenBHB's training split, 3,227 healthy subjects from about 60 sites "
                                       "(the run name says trainall_False and fold k of 5 splits: each fold "
                                       "was trained on its share of them)"},
-            "released": {"package": "anatcl (https://github.com/carloalbertobarbano/AnatCL)", **released}}
+            "released": {"package": "anatcl (https://github.com/carloalbertobarbano/AnatCL)", **released},
+            "input_fingerprint": RELEASED_FINGERPRINT}
 
 
 def find_results(run_dir) -> list[tuple[str, list[dict]]]:

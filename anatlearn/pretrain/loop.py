@@ -23,6 +23,7 @@ from anatlearn import distributed as D
 from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_dataset
 from anatlearn.data.transforms import build_augmentations
 from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
+from anatlearn.inputcheck.fingerprint import build_fingerprint
 from anatlearn.io import atomic_write_text
 from anatlearn.data.lineage import dataset_grid  # the training grid, checked by embed/finetune/bids
 from anatlearn.losses import age_stats, fit_loss, method_spec
@@ -175,7 +176,9 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, run: RunDir, data, state: dict | 
                                  drop_last=True)
     meta = {"format": "anatlearn", "format_version": 1, "model_config": model.model_config, "config": cfg.to_dict(),
             "seed": cfg.seed, "normaliser": normaliser.state_dict() if normaliser else None,
-            "age_stats": age_stats(ages), "input": {**dataset_grid(dataset), "modality": cfg.modality}}
+            "age_stats": age_stats(ages), "input": {**dataset_grid(dataset), "modality": cfg.modality},
+            # what the inputs of this encoder look like, so that embed/check can flag users' maps unlike them
+            "input_fingerprint": (state or {}).get("input_fingerprint") or build_fingerprint(dataset, source=str(cfg.data))}
     metrics = None
     if info.is_main:
         atomic_write_text(run.path / "config.toml", cfg.to_toml())
