@@ -14,6 +14,7 @@ import sys
 
 import typer
 
+from anatlearn.cli.helpformat import HelpGroup, install
 from anatlearn.errors import AnatlearnError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
 
 def _print_version(value: bool) -> None:
@@ -53,6 +55,7 @@ def _register() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"anatlearn.cli.{name}":
                 raise
+    install(app)
 
 
 def _tune_malloc() -> None:

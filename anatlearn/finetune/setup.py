@@ -74,7 +74,7 @@ def _labels(participants, target: str, kind: str | None, tasks) -> Labels:
         return labels_from_column(participants, target, kind)
     task = load_tasks(tasks, select=[target])[0]
     if kind is not None and kind != task.kind:
-        raise ConfigError(f"task {target} is a {task.kind} task, but kind={kind!r} was asked for")
+        raise ConfigError(f"task {target} is a {task.kind} task, but `kind` {kind!r} was asked for")
     return labels_from_task(task, participants)
 
 
@@ -99,7 +99,7 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
         old = json.loads(path.read_text())
         diff = [k for k in record if old.get(k) != json.loads(json.dumps(record[k]))]
         if diff:
-            raise ConfigError(f"out {out} holds a fine-tuning run with other settings (differs in: "
+            raise ConfigError(f"`out` {out} holds a fine-tuning run with other settings (differs in: "
                               f"{', '.join(diff)}); give another directory to start a new run")
     else:
         atomic_write_text(path, json.dumps(record, indent=1))
