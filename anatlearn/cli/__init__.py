@@ -15,6 +15,7 @@ import warnings
 
 import typer
 
+from anatlearn.cli.helpformat import HelpGroup, install
 from anatlearn.errors import AnatlearnError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
 
 # What `anatlearn version` reports (anatlearn.provenance.versions), by distribution name: read from the installed
@@ -69,6 +71,7 @@ def _register() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"anatlearn.cli.{name}":
                 raise
+    install(app)
 
 
 def _tune_malloc() -> None:

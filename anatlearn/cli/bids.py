@@ -45,7 +45,7 @@ def bids_command(
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Intermediates (kept, so an interrupted run resumes); default a temporary directory."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo scans that are already done."),
     label: Optional[str] = typer.Option(None, "--model-label", help="The features' desc- label (default: the architecture, e.g. resnet18)."),
-    device: str = typer.Option("cpu", "--device", help="torch device of the encoder."),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU if one is visible, else the CPU), cpu or cuda (the encoder)."),
     target: str = TARGET_OPTION,
     jobs: int = JOBS_OPTION,
     threads: Optional[int] = THREADS_OPTION,

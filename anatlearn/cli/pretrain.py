@@ -59,6 +59,7 @@ def pretrain_command(
     augment: Optional[list[str]] = typer.Option(None, "--augment", help="crop, cutout, flip, blur, noise; repeatable.", show_default="none"),
     split: Optional[str] = typer.Option(None, help="Split to train on ('' for all subjects).", show_default=_default("split")),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (GPU: bf16 or fp16 autocast; CPU: fp32), fp32, bf16, fp16.", show_default="auto"),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU if one is visible, else the CPU), cpu or cuda (under torchrun: each process's own GPU)."),
     seed: Optional[int] = typer.Option(None, help="Random seed.", show_default=_default("seed")),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading worker processes.", show_default=str(DEFAULT_WORKERS)),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last_3d activations (faster CPU steps for narrow models, e.g. width 0.25).", show_default="off"),
@@ -91,6 +92,7 @@ def pretrain_command(
     stored = None
     if resume and config is None and out:  # --resume alone: the run's own options, any given here on top
         stored = config = stored_run_config(out)
+    _use_device(device)
     with flags_named(PARAMETER_FLAGS):
         cfg = resolve_config(str(config) if config else None, overrides)
     if stored is not None and data is None:
@@ -125,6 +127,23 @@ PARAMETER_FLAGS = {"batch_size": "--batch-size", "keep_last": "--keep-last", "ke
                    "overwrite=True": "--overwrite", "amp='fp16'": "--precision fp16", "amp='bf16'": "--precision bf16",
                    "amp='off'": "--precision fp32", "num_workers": "--workers", "encoder": "--model", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map",
                    "lambda_reg": "--lambda-reg"}
+
+
+def _use_device(device: str) -> None:
+    """Pretraining runs on the GPU when one is visible (anatlearn.distributed); ``cpu`` hides it before torch
+    looks, ``cuda`` fails early where there is none."""
+    import os
+
+    from anatlearn.errors import ConfigError
+
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    elif device not in ("auto", "cuda"):
+        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
+    elif device == "cuda":
+        from anatlearn.precision import resolve_device
+
+        resolve_device(device, "--device")
 
 
 def _epoch_list(text: str) -> list[int]:

@@ -122,12 +122,9 @@ class AnatEncoder:
         # convolutions, oneDNN layouts), once per input shape; its difference to eager: docs/evaluation.md.
         self.jit = jit
         self._traced: dict[tuple, Any] = {}
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ConfigError(f"unknown device {device!r}") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"`device` {device!r} requested but no CUDA GPU is available")
+        from anatlearn.precision import resolve_device
+
+        self.device = resolve_device(device, "`device`")  # auto: the GPU if one is visible
         if isinstance(weights, torch.nn.Module):
             self.model, self.source = weights, "<in-memory model>"
         else:

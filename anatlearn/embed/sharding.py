@@ -271,6 +271,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
     The work goes through :func:`embed_in_parts` (resumable chunks in ``parts_dir(out)``). With
+    ``device`` and ``precision`` may be ``auto`` (:mod:`anatlearn.precision`). With
     ``compare_fp32`` and a fast path on (``precision`` other than fp32, ``channels_last`` or ``jit``), the first ``batch_size``
     subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
     table is written, and the largest absolute difference goes into its metadata and the result.
@@ -289,8 +290,13 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
 
     check_output_path(out, "file", "`out`")
     check_output_path(parts_dir(out), "dir", "`out`")
+    from anatlearn.precision import resolve_device, resolve_name
+
+    device = str(resolve_device(device, "`device`"))  # auto: the GPU if one is visible
+    if precision == "auto":  # fp32 on a CPU (where the jit and channels_last paths apply), bf16/fp16 on a GPU
+        precision = resolve_name(precision, torch.device(device), "`precision`")
     if precision not in PRECISIONS:
-        raise ConfigError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"`precision` must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
     dataset = open_dataset(data, split=split, modality=modality, require_age=False, center_crop=center_crop)
     rank = setup_gloo()
     try:

@@ -75,7 +75,7 @@ def _labels(participants, target: str, kind: str | None, tasks) -> Labels:
         return labels_from_column(participants, target, kind)
     task = load_tasks(tasks, select=[target])[0]
     if kind is not None and kind != task.kind:
-        raise ConfigError(f"task {target} is a {task.kind} task, but kind={kind!r} was asked for")
+        raise ConfigError(f"task {target} is a {task.kind} task, but `kind` {kind!r} was asked for")
     return labels_from_task(task, participants)
 
 

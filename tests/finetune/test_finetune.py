@@ -74,11 +74,11 @@ def test_pretrained_encoder_fine_tuned_and_scored_from_its_own_predictions(cohor
 
 def test_random_init_cli_final_model_and_predict(cohort, tmp_path):
     run, preds = tmp_path / "run", tmp_path / "preds.csv"
-    args = ["finetune", "--weights", "random", "--data", str(cohort), "--target", "AD-like-vs-CN", "--tasks",
+    args = ["finetune", "--weights", "random", "--data", str(cohort), "--task", "AD-like-vs-CN", "--tasks",
             "synthetic", "--folds", "2", "--width", "0.125", "--epochs", "2", "--warmup-epochs", "1",
             "--lr-grid", "1e-3", "--out", str(run), "--final"]
     assert main(args) == 0
-    assert main(["predict", "--model", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
+    assert main(["predict", "--fitted", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
     new = pd.read_csv(preds, dtype={"participant_id": str}).set_index("participant_id")
     own = pd.read_csv(run / "final" / "predictions.csv", dtype={"participant_id": str}).set_index("participant_id")
     assert len(new) == 40 and len(own) == 40  # the labelled subjects are all 40 here
