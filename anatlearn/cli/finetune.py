@@ -102,7 +102,7 @@ def predict_command(
     from anatlearn.evaluate.saved_probes import is_probe
     from anatlearn.finetune import predict
     from anatlearn.finetune.predict import predict_with_probe
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
 
     probe = is_probe(model)
     if probe and features is None:

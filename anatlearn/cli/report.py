@@ -26,7 +26,7 @@ def report_command(
     per-task bars, OpenBHB figures, loss curves, embedding maps, tables."""
     from anatlearn.cli.evaluate import parse_feature_args
     from anatlearn.evaluate import read_participants
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
     from anatlearn.report import build_report
 
     refuse_existing(out, "file", overwrite, "--out")

@@ -26,7 +26,7 @@ def synth_command(
 ) -> None:
     """Generate a synthetic cohort (images, ROI tables, participants, ground truth); see docs/synthetic.md."""
     from anatlearn.synthetic import generate_cohort
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
 
     refuse_existing(out, "dir", overwrite, "OUT")
     path = generate_cohort(out, subjects, shape, seed, sites, held_out_sites, tuple(disease), noise_seed, nifti, overwrite,
