@@ -49,7 +49,7 @@ def export_command(
     --weights DIR, load_pretrained(DIR) or, once uploaded, --weights hf-hub:ORG/NAME."""
     from anatlearn.errors import ConfigError
     from anatlearn.models import export_safetensors, load_pretrained
-    from anatlearn.outputs import new_output, refuse_existing
+    from anatlearn.io import new_output, refuse_existing
 
     if (out is None) == (out_file is None):
         raise ConfigError("give exactly one output: --out DIR (a Hub-format folder) or --out FILE.safetensors")

@@ -23,7 +23,7 @@ def demo_command(
 
     from anatlearn.demo import run_demo
     from anatlearn.evaluate import format_table
-    from anatlearn.outputs import emptied_dir
+    from anatlearn.io import emptied_dir
 
     emptied_dir(out, overwrite, "--out")
     summary = run_demo(out, quick=quick, seed=seed, epochs=epochs)

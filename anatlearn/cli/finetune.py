@@ -129,7 +129,7 @@ def predict_command(
     from anatlearn.evaluate.saved_probes import is_probe
     from anatlearn.finetune import predict
     from anatlearn.finetune.predict import predict_with_probe
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
 
     from anatlearn.cli.vocabulary import split_named
 

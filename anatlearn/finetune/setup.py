@@ -122,7 +122,7 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
     """Start the run in ``out`` (empty, or replaced whole with ``overwrite``), or continue the one there when
     its config.json is ``record``; a run with other settings, or a folder holding something else, is refused
     naming what differs (both values) and ``overwrite``."""
-    from anatlearn.outputs import emptied_dir, holds_output
+    from anatlearn.io import emptied_dir, holds_output
 
     path = out / "config.json"
     if path.exists() and not overwrite:

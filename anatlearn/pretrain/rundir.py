@@ -101,9 +101,8 @@ class RunDir:
 
     def _replace_with_empty(self) -> None:
         """Overwrite: an empty directory, its lock taken, takes the old run's place in one rename
-        (anatlearn.outputs.replace_dir), so an interrupted overwrite leaves the old run or the new one."""
-        from anatlearn.io import make_temp_dir
-        from anatlearn.outputs import replace_dir
+        (anatlearn.io.replace_dir), so an interrupted overwrite leaves the old run or the new one."""
+        from anatlearn.io import make_temp_dir, replace_dir
 
         fresh = make_temp_dir(self.path)
         lock = FileLock(str(fresh / ".lock"))
