@@ -297,7 +297,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                               jit=jit)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
-        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch)
+        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch, center_crop)
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
         result = embed_in_parts(encoder, dataset, out, source, chunk_size=chunk_size, d=rank, write=write,
                                 stop_after_chunks=stop_after_chunks, keep_parts=keep_parts or compare_fp32,
@@ -316,12 +316,17 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     return result
 
 
-def _check_grid(encoder, dataset, weights, data, allow: bool) -> None:
+def _check_grid(encoder, dataset, weights, data, allow: bool, center_crop=None) -> None:
     """The grid rule (:func:`anatlearn.data.lineage.check_grid`) for ``embed``; its outcome and the input's grid go
-    into the table's metadata."""
+    into the table's metadata. A ``center_crop`` asked for on images of the training grid is the user's
+    documented choice (docs/getting-data.md), not a mismatch: then the uncropped grid is what is compared."""
     from anatlearn.data.lineage import GRID, IDENTITY, check_grid, dataset_grid
 
-    have = dataset_grid(dataset)
-    record = check_grid(encoder.metadata[IDENTITY]["training_grid"], have, model=str(weights),
-                        data=f"data {data}", allow=allow)
+    want, have = encoder.metadata[IDENTITY]["training_grid"], dataset_grid(dataset)
+    full = dataset_grid(dataset.dataset) if center_crop and hasattr(dataset, "full_shape") else None
+    if want is not None and full is not None and full["shape"] == want["shape"]:
+        record = check_grid(want, full, model=str(weights), data=f"data {data}", allow=allow)
+        record.update(input_grid="x".join(map(str, have["shape"])), center_crop_of=record["input_grid"])
+    else:
+        record = check_grid(want, have, model=str(weights), data=f"data {data}", allow=allow)
     encoder.metadata[GRID] = {**record, "input_shape": have["shape"]}
