@@ -261,6 +261,23 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     return summary
 
 
+def _explained_encoder(table: pd.DataFrame, features, weights) -> None:
+    """The probe of ``explain`` must be fitted on the explained encoder's own features: weight hashes are
+    compared (:mod:`anatlearn.data.lineage`); a table without an identity falls back to its checkpoint path."""
+    if identity_of(table) is not None:
+        from anatlearn.data.lineage import encoder_identity
+        from anatlearn.models import load_pretrained
+
+        expected = encoder_identity(load_pretrained(weights), str(weights))
+        check_same_encoder(expected, table, f"`weights` {weights} (the explained encoder)", _name(features))
+        return
+    made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
+    if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
+            and not os.path.samefile(made_by, str(weights)):
+        raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
+                        f"probe must be fitted on the explained encoder's own features")
+
+
 def run_explain(out, weights, data, task: str, tasks: str = "synthetic", participants=None, features=None,
                 atlas: str | None = "auto", grid: int = 4, explain: int = 48, n_steps: int = 32, batch_size: int = 8,
                 seed: int = 0, progress=None, device: str = "cpu") -> dict:
@@ -285,11 +302,7 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
     feats = None
     if features is not None:
         table = features if isinstance(features, pd.DataFrame) else read_features(features)
-        made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
-        if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
-                and not os.path.samefile(made_by, str(weights)):
-            raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
-                            f"probe must be fitted on the explained encoder's own features")
+        _explained_encoder(table, features, weights)
         missing = [pid for pid in y.index if pid not in table.index]
         if missing:
             raise DataError(f"`features` {features}: no features for {len(missing)} subject(s) of task {task} "
