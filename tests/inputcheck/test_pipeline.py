@@ -132,3 +132,19 @@ def test_bids_participant_records_the_check(run, tmp_path):
     assert checks["a"]["ok"] is True and checks["a"]["reasons"] == []
     assert checks["b"]["ok"] is False and "x the training maps'" in checks["b"]["reasons"][0]
     assert checks["c"]["ok"] is None and "skipped" in checks["c"]["skipped"]
+
+
+def test_finetune_and_predict_check_the_maps(run, mixed, tmp_path, capsys):
+    from anatlearn.finetune import FinetuneConfig, finetune, predict
+
+    cfg = FinetuneConfig(folds=2, inner_folds=2, epochs=1, warmup_epochs=0, patience=1, width=0.125, lr_grid=(1e-3,),
+                         batch_size=8)
+    out = tmp_path / "ft"
+    assert finetune(str(run / "checkpoints" / "last.pt"), mixed, out, config=cfg, final=True,
+                    target="AD-like-vs-CN", tasks="synthetic")
+    assert "3 of 40 subjects look unlike the training maps" in capsys.readouterr().err
+    table = pd.read_csv(out / "input_check.tsv", sep="\t", dtype={"participant_id": str, "ok": str})
+    assert sorted(table.loc[table["ok"] == "false", "participant_id"]) == sorted(BAD)
+    result = predict(out / "final" / "model.pt", mixed)
+    assert sorted(result.attrs["input_check"]["flagged"]) == sorted(BAD)
+    assert "3 of 40 subjects look unlike the training maps" in capsys.readouterr().err
