@@ -163,6 +163,7 @@ def _embed_and_write(scans: list[Scan], rows: dict[str, dict], prep_out: Path, o
     prepared = [s for s in scans if rows[s.prefix].get("status") in DONE]
     volumes = {s.prefix: np.load(subject_files(prep_out, s.prefix, config.target)["npy"])[0] for s in prepared}
     table = encoder.transform(volumes) if volumes else None
+    checks = _input_checks(volumes, encoder)
     for scan in scans:
         files, n = subject_files(prep_out, scan.prefix, config.target), names[scan.prefix]
         row = dict(rows[scan.prefix])
@@ -174,7 +175,8 @@ def _embed_and_write(scans: list[Scan], rows: dict[str, dict], prep_out: Path, o
             _copy(files["png"], out / n["figure"])
         if scan in prepared:
             _copy(files["nii"], out / n["map"])
-            _write_features(table, scan, n, out, encoder.metadata)
+            row["input_check"] = checks[scan.prefix]
+            _write_features(table, scan, n, out, {**encoder.metadata, "input_check": checks[scan.prefix]})
             row["features"] = str(n["features"])
         row["map"] = str(n["map"]) if scan in prepared else ""
         (out / n["qc"]).parent.mkdir(parents=True, exist_ok=True)
@@ -183,3 +185,13 @@ def _embed_and_write(scans: list[Scan], rows: dict[str, dict], prep_out: Path, o
         summary.status[scan.prefix] = row.get("status", "failed")
         if summary.status[scan.prefix] == "failed":
             summary.errors[scan.prefix] = row.get("error", "")
+
+
+def _input_checks(volumes: dict, encoder) -> dict[str, dict]:
+    """Each prepared map checked against the encoder's training maps (anatlearn.inputcheck): into its QC
+    JSON and its features' metadata."""
+    from anatlearn.inputcheck import check_maps, reference_from_meta
+
+    if not volumes:
+        return {}
+    return check_maps(volumes, reference_from_meta(getattr(encoder.model, "checkpoint_meta", {}), encoder.source))

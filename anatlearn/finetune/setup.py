@@ -36,6 +36,7 @@ class Problem:
     transform: object
     record: dict  # config.json: what the run is
     inputs: dict = field(default_factory=dict)  # where its data came from (provenance, not identity)
+    input_fingerprint: dict | None = None  # the encoder's training maps (anatlearn.inputcheck), kept by the final model
 
 
 def input_grid(dataset) -> dict:
