@@ -27,7 +27,7 @@ def inspect_command(
     """Load a checkpoint strictly and print its architecture, parameter count and stored metadata."""
     from anatlearn.models import load_pretrained
 
-    net = load_pretrained(checkpoint, model=model, width=width)
+    net = load_pretrained(checkpoint, default_model=model, default_width=width)
     meta = {k: v for k, v in net.checkpoint_meta.items() if k in ("format", "seed", "config", "provenance", "hub_config")}
     info = {"model_config": net.model_config, "parameters": sum(p.numel() for p in net.parameters()),
             "representation_size": net.encoder.out_features, **meta}
@@ -56,7 +56,7 @@ def export_command(
         if out_file.suffix != ".safetensors":
             raise ConfigError(f"export target {out_file} must end in .safetensors (or use --out DIR for a folder)")
         check_output_path(out_file, "file", "OUT")
-        net = load_pretrained(checkpoint, model=model, width=width)
+        net = load_pretrained(checkpoint, default_model=model, default_width=width)
         extra = {k: net.checkpoint_meta[k] for k in ("seed", "config") if k in net.checkpoint_meta}
         export_safetensors(net, out_file, extra)
         typer.echo(f"wrote {out_file}")
@@ -66,7 +66,7 @@ def export_command(
     check_output_path(out, "dir", "--out")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} exists and is not empty; choose a new folder")
-    net = load_pretrained(checkpoint, model=model, width=width)
+    net = load_pretrained(checkpoint, default_model=model, default_width=width)
     if run_dir is None and Path(checkpoint).parent.name == "checkpoints":  # RUN/checkpoints/last.pt
         run_dir = Path(checkpoint).parent.parent
     export_folder(net, out, source=checkpoint, run_dir=run_dir, license=license)

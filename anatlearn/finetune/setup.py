@@ -55,7 +55,7 @@ def initial_model(weights: str, cfg: FinetuneConfig, n_out: int) -> tuple[dict, 
     encoder_state = None
     arch, width, in_channels = cfg.model, cfg.width, 1
     if str(weights) != RANDOM:
-        net = load_pretrained(weights, model=cfg.model, width=cfg.width)
+        net = load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
         arch, width = net.model_config["encoder"], net.model_config.get("width", 1.0)
         in_channels = net.model_config.get("in_channels", 1)
         encoder_state = net.encoder.state_dict()

@@ -118,3 +118,8 @@ def test_pretrainer_trains_resumes_and_embeds(tiny_cohort, tmp_path):
     again = clone(trainer).fit(tiny_cohort)  # the run in `out` is complete: resumed, not retrained
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
     np.testing.assert_array_equal(again.transform(tiny_cohort), features)
+
+
+def test_a_model_that_contradicts_the_checkpoint_is_refused(nifti_cohort):
+    with pytest.raises(CheckpointError, match="holds a resnet18 encoder .* not the `model` 'densenet121'"):
+        Encoder(nifti_cohort["weights"], model="densenet121").fit()
