@@ -73,6 +73,7 @@ def check_examples(estimators: dict, tensors: dict, n_healthy: int, n_downstream
     assert estimators["down"].shape == (n_downstream, 64)
     table = estimators["results"].table
     assert {"AD-like-vs-CN", "SCZ-like-vs-CN"} <= set(table["task"]) and table["mean"].notna().all()
+    assert estimators["accuracy"].shape == (3,) and ((estimators["accuracy"] >= 0) & (estimators["accuracy"] <= 1)).all()
     assert tuple(tensors["z"].shape) == (2, 64)
 
 

@@ -143,12 +143,17 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
         summary["warning"] = (f"the reference's predictions follow age with slope a = {fitted.slope_:.2f}; the cole "
                               f"correction divides residuals by a, so corrected gaps are {1 / fitted.slope_:.1f}x wider "
                               f"(--correction beheshti does not rescale)")
-    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups))
+    heading = "UNINFORMATIVE age model (CV R^2 {:.2f}): ".format(verdict["r2_reference_cv"]) if "uninformative" in summary else ""
+    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups,
+                                                                                heading + "brain age"))
     if groups is not None:
         comp = pd.concat([compare_groups(table[c], groups, control, c) for c in ("corrected_gap", "gap")],
                          ignore_index=True)
+        if heading:  # the tests stay, read under the heading: they compare the model's errors between groups
+            comp.insert(0, "model", "uninformative")
         atomic_write_text(out / "group_comparison.tsv", comp.to_csv(sep="\t", index=False, float_format="%.6g"))
-        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups))
+        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups,
+                                                                          title=heading + "brain-age gap by group"))
         summary["group_column"], summary["control"] = group_column, control
         summary["group_comparison"] = comp.to_dict("records")
     summary["provenance"] = provenance(seed, {"correction": fitted.correction, "folds": fitted.folds,

@@ -57,7 +57,7 @@ def initial_model(weights: str, cfg: FinetuneConfig, n_out: int, net=None) -> tu
     encoder_state = None
     arch, width, in_channels = cfg.model, cfg.width, 1
     if str(weights) != RANDOM:
-        net = net if net is not None else load_pretrained(weights, model=cfg.model, width=cfg.width)
+        net = net if net is not None else load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
         arch, width = net.model_config["encoder"], net.model_config.get("width", 1.0)
         in_channels = net.model_config.get("in_channels", 1)
         encoder_state = net.encoder.state_dict()
@@ -88,7 +88,7 @@ def _starting_encoder(weights, cfg: FinetuneConfig, dataset, data, allow_grid_mi
 
     if str(weights) == RANDOM:
         return None, {}
-    net = load_pretrained(weights, model=cfg.model, width=cfg.width)
+    net = load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
     grid = check_grid(training_grid(net, str(weights)), dataset_grid(dataset), model=str(weights),
                       data=f"data {data}", allow=allow_grid_mismatch)
     return net, {"encoder_identity": encoder_identity(net, str(weights)), "grid_check": grid}
