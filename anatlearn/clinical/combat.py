@@ -36,7 +36,7 @@ import pandas as pd
 
 from anatlearn.clinical.brain_age import as_matrix
 from anatlearn.clinical.storage import load_model, save_model
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.provenance import provenance
 
 KIND = "combat"
@@ -87,7 +87,7 @@ class ComBatHarmonizer:
         missing = [c for c in [self.site_column, *self.covariates] if c not in covars.columns]
         if missing:
             raise DataError(f"{source}: column(s) {', '.join(missing)} not found "
-                            f"(columns: {', '.join(map(str, covars.columns[:12]))})")
+                            f"(columns: {listed(covars.columns)})")
         table = covars[[self.site_column, *self.covariates]]
         bad = table.isna().any(axis=1)
         if bad.any():
