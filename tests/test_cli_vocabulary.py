@@ -46,6 +46,7 @@ def test_old_meanings_move_by_value():
     argv = ["finetune", "--tasks", "synthetic", "--task", "AD-like-vs-CN"]
     assert rewrite(argv) == (argv, [])
     assert rewrite(["predict", "--model", "m.pt"])[0] == ["predict", "--fitted", "m.pt"]
+    assert rewrite(["prep", "--target", "vbm"])[0] == ["prep", "--modality", "vbm"]
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -169,8 +170,9 @@ def test_one_meaning_per_option_name_across_commands():
     for name, cmd in has("--task").items():
         assert "--tasks" in commands[name].params[0].opts or any("--tasks" in p.opts for p in cmd.params), name
         assert "classification" not in (_option(cmd, "--task").help or ""), name
-    # prep and bids still call their output space (vbm, quasiraw) --target: the one name left with two meanings
-    assert set(has("--target")) - {"prep", "bids"} == {"finetune"}
+    assert set(has("--target")) == {"finetune"}
+    for name in ("pretrain", "embed", "prep", "bids"):  # vbm or quasiraw: the same word in every command
+        assert "quasiraw" in _option(commands[name], "--modality").help, name
     assert "column" in _option(commands["finetune"], "--target").help
     assert "classification" in _option(commands["finetune"], "--problem").help
     # --features: [NAME=]PATH wherever features are read

@@ -81,7 +81,7 @@ class PrepConfig:
     def __post_init__(self):
         self.syn_iterations = tuple(int(i) for i in self.syn_iterations)
         if self.target not in ("vbm", "quasiraw"):
-            raise ConfigError(f"unknown --target {self.target!r}; choose vbm or quasiraw")
+            raise ConfigError(f"unknown `target` {self.target!r}; choose vbm or quasiraw")
         if self.registration != "auto" and self.registration not in REGISTRATIONS:
             raise ConfigError(f"unknown --registration {self.registration!r}; choose auto, {', '.join(REGISTRATIONS)}")
         if self.modulation not in MODULATIONS:
