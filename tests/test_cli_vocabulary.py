@@ -192,11 +192,21 @@ def test_one_meaning_per_option_name_across_commands():
         assert name in ("bids", "inspect", "export", "report") or not shown, (name, shown)
 
 
-def test_predict_reads_named_features(tmp_path):
-    """--features NAME=PATH works where features are read: predict as well as evaluate."""
-    from anatlearn.cli.vocabulary import split_named
+def test_finetune_takes_a_column_or_a_task_of_a_task_set(capfd):
+    """--target COLUMN, or --tasks SET --task NAME; the old --tasks SET --target NAME works with a warning."""
+    from anatlearn.cli.finetune import _label_source
+    from anatlearn.errors import ConfigError
 
-    assert split_named(f"anatcl={tmp_path}/f.parquet")[1] == f"{tmp_path}/f.parquet"
+    assert _label_source("diagnosis", None, None) == "diagnosis"
+    assert _label_source(None, "AD-like-vs-CN", "synthetic") == "AD-like-vs-CN"
+    assert capfd.readouterr().err == ""
+    assert _label_source("AD-like-vs-CN", None, "synthetic") == "AD-like-vs-CN"
+    assert "--target with --tasks is deprecated; use --task AD-like-vs-CN" in capfd.readouterr().err
+    for target, task, tasks, needle in [(None, "AD-like-vs-CN", None, "give --tasks"),
+                                        (None, None, None, "--target COLUMN"),
+                                        ("dx", "AD-like-vs-CN", "synthetic", "not --target")]:
+        with pytest.raises(ConfigError, match=needle):
+            _label_source(target, task, tasks)
 
 
 def test_auto_resolves_to_fp32_on_the_cpu():
