@@ -30,6 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, file_mode())
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())  # again: a writer may have replaced the file (safetensors makes 0600)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)

@@ -15,7 +15,7 @@ from anatlearn.clinical.brain_age import BrainAge, BrainAgeModel
 from anatlearn.clinical.combat import ComBat, ComBatHarmonizer
 from anatlearn.clinical.group_stats import compare_groups
 from anatlearn.data.tables import read_participants
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.features import match_ids, read_features, write_features
 from anatlearn.io import atomic_write_bytes, atomic_write_text
 from anatlearn.data.lineage import check_same_encoder, identity_of, table_identity
@@ -62,7 +62,7 @@ def _name(features) -> str:
 def _column(participants: pd.DataFrame, column: str, option: str) -> pd.Series:
     if column not in participants.columns:
         raise DataError(f"{option} {column!r}: no such column in {participants.attrs.get('source', 'the participants table')} "
-                        f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+                        f"(columns: {listed(participants.columns)})")
     return participants[column]
 
 
