@@ -130,7 +130,9 @@ def _level(res: Results, methods: list[str], task: str, metric: str) -> tuple[fl
     return None
 
 
-LEGEND = ("Chance or trivial level: what a method with no information scores. Balanced accuracy of a two-class "
+LEGEND = ("BAcc: balanced accuracy, the mean over classes of the share predicted right; MAE: mean absolute "
+          "error; R²: share of the variance predicted. Chance or trivial level: what a method with no information "
+          "scores. Balanced accuracy of a two-class "
           "task: 0.5; site balanced accuracy: 1 / the number of sites (lower is better there: less site "
           "information); R²: 0 when predicting the mean, below 0 worse than that; brain-age MAE: predicting every "
           "subject the training subjects' mean age; RankMe: its maximum, min(subjects, features), is reached by "

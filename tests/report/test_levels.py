@@ -104,7 +104,11 @@ def test_verdict_says_first_when_every_task_is_at_chance_and_names_the_baseline(
     table = pd.DataFrame(rows("anatcl", 0.52, 0.40, -0.2, -0.6) + rows(CEILING, 0.81, 0.70, 0.38, 0.21))
     lines = verdict(table)
     assert lines[0].startswith("Every downstream task is at chance: on all 2 (T, S)")
-    assert "reaches T BAcc 0.810, S R² 0.380" in lines[0]
+    assert "reaches T BAcc 0.810, S R² 0.380" in lines[0] and "ceiling is at chance too" not in lines[0]
+    flat = pd.DataFrame(rows("anatcl", 0.52, 0.40, -0.2, -0.6) + rows(CEILING, 0.81, 0.70, 0.10, -0.05))
+    assert verdict(flat)[0].endswith("reaches T BAcc 0.810: the information is in the anatomy, the features do not "
+                                     "carry it. The ceiling is at chance too on S: not learnable by a linear probe "
+                                     "from the anatomy at this n.")
     assert lines[-1].startswith("No baseline was given")
     table = pd.DataFrame(rows("anatcl", 0.70, 0.60, -0.2, -0.6) + rows("random-init", 0.5, 0.4, 0.0, -0.3))
     lines = verdict(table)
