@@ -25,6 +25,8 @@ from anatlearn.errors import DataError
 from anatlearn.io import atomic_path, atomic_write_text
 
 METADATA_KEY = b"anatlearn"
+# match_ids warns when fewer than this share of a feature table's subjects are in the participants table
+FEW_SHARED = 0.5
 
 
 def feature_columns(n: int) -> list[str]:
@@ -63,6 +65,8 @@ def validate_features(df: pd.DataFrame, source: str) -> pd.DataFrame:
                         f"(e.g. {', '.join(map(str, ids[:5]))})")
     out = pd.DataFrame(values, index=normalise_ids(df.index), columns=[str(c) for c in df.columns])
     out.attrs["metadata"] = dict(df.attrs.get("metadata", {}))
+    if df.attrs.get("source"):
+        out.attrs["source"] = df.attrs["source"]  # the file it was read from (results record it)
     return out
 
 
@@ -130,7 +134,7 @@ def read_features(path: str | os.PathLike) -> pd.DataFrame:
         df = df.set_index(ID)
     elif df.index.name != ID:
         raise DataError(f"feature table {path} has no {ID!r} column")
-    df.attrs["metadata"] = meta
+    df.attrs["metadata"], df.attrs["source"] = meta, str(path)
     return validate_features(df, str(path))
 
 
@@ -156,6 +160,18 @@ def match_ids(features: pd.DataFrame, participants: pd.DataFrame, features_name:
             return match_ids(features, participants, features_name)
         raise DataError(f"feature table {features_name} and {source} have no participant id in common "
                         f"(e.g. {', '.join(map(str, features.index[:3]))} vs {', '.join(map(str, participants.index[:3]))})")
+    if len(common) < FEW_SHARED * len(features):
+        import warnings
+
+        from anatlearn.data.lineage import LineageWarning
+
+        where = features.attrs.get("source") or features_name
+        warnings.warn(f"feature table {where} and {source} share only {len(common)} subjects: {len(features) - len(common)} "
+                      f"of the table's {len(features)} have no row in {source} (e.g. "
+                      f"{', '.join(map(str, features.index[~features.index.isin(common)][:3]))}) and are left out",
+                      LineageWarning, stacklevel=2)
     out = features.loc[common]
     out.attrs["metadata"] = dict(features.attrs.get("metadata", {}))
+    if features.attrs.get("source"):
+        out.attrs["source"] = features.attrs["source"]
     return out

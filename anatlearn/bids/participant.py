@@ -106,14 +106,24 @@ def _write_features(table: pd.DataFrame, scan: Scan, names: dict[str, Path], out
     atomic_write_text(out / names["features_json"], json.dumps(metadata, indent=1, default=str))
 
 
+def _check_grid(encoder, weights, config: PrepConfig, allow: bool) -> None:
+    from anatlearn.data.lineage import GRID, IDENTITY, check_grid
+
+    have = {"shape": list(config.grid.shape), "affine": [list(r) for r in config.grid.affine]}
+    encoder.metadata[GRID] = check_grid(encoder.metadata[IDENTITY]["training_grid"], have, model=str(weights),
+                                        data=f"the prep target grid ({config.target})", allow=allow)
+
+
 def run_participant(bids_dir, output_dir, weights, participant_labels: list[str] | None = None,
                     session_labels: list[str] | None = None, work_dir=None, overwrite: bool = False,
                     config: PrepConfig | None = None, label: str | None = None, device: str = "cpu",
                     command_line: str = "", show_progress: bool = False,
-                    echo: Callable[[str], None] = print) -> ParticipantSummary:
+                    echo: Callable[[str], None] = print, allow_grid_mismatch: bool = False) -> ParticipantSummary:
     """The participant level (module docstring): prep then embed every selected scan of ``bids_dir``
     with the encoder of ``weights`` (anything :func:`anatlearn.models.load_pretrained` reads); ``label``
-    names the features' ``desc-`` (default: the architecture)."""
+    names the features' ``desc-`` (default: the architecture). A prep target grid other than the one the
+    encoder was trained on is refused before any scan is prepared, unless ``allow_grid_mismatch``
+    (:func:`anatlearn.data.lineage.check_grid`; every features JSON records the outcome)."""
     from anatlearn.embed import AnatEncoder
 
     config = config or PrepConfig()
@@ -122,6 +132,7 @@ def run_participant(bids_dir, output_dir, weights, participant_labels: list[str]
     out = Path(output_dir)
     scans = discover(bids_dir, participant_labels, session_labels)
     encoder = AnatEncoder(weights, device=device, progress=False)  # bad weights fail before anything is written
+    _check_grid(encoder, weights, config, allow_grid_mismatch)
     desc = model_label(encoder, label)
     voxel_mm = config.grid.voxel_volume ** (1 / 3)
     names = {s.prefix: derivative_names(s, config.target, voxel_mm, desc) for s in scans}

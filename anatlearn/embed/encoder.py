@@ -122,12 +122,9 @@ class AnatEncoder:
         # convolutions, oneDNN layouts), once per input shape; its difference to eager: docs/evaluation.md.
         self.jit = jit
         self._traced: dict[tuple, Any] = {}
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ConfigError(f"unknown device {device!r}") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"`device` {device!r} requested but no CUDA GPU is available")
+        from anatlearn.precision import resolve_device
+
+        self.device = resolve_device(device, "`device`")  # auto: the GPU if one is visible
         if isinstance(weights, torch.nn.Module):
             self.model, self.source = weights, "<in-memory model>"
         else:
@@ -146,8 +143,13 @@ class AnatEncoder:
     def _metadata(self) -> dict:
         meta = dict(getattr(self.model, "checkpoint_meta", {}) or {})
         keep = {k: v for k, v in meta.items() if _numel(v) <= 100_000}  # provenance, config, normaliser stats
+        keep.pop("input_fingerprint", None)  # the training maps' mean image: the table records the check instead
+        if isinstance(keep.get("hub_config"), dict):
+            keep["hub_config"] = {k: v for k, v in keep["hub_config"].items() if k != "input_fingerprint"}
+        from anatlearn.data.lineage import IDENTITY, encoder_identity
+
         return {"checkpoint": self.source, "model_config": getattr(self.model, "model_config", {}),
-                "checkpoint_meta": keep,
+                "checkpoint_meta": keep, IDENTITY: encoder_identity(self.model, self.source),
                 "embedding": provenance(None, {"batch_size": self.batch_size, "channels_last": self.channels_last,
                                                "jit": self.jit,
                                                "dtype": str(self.dtype).removeprefix("torch."),

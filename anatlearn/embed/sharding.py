@@ -81,13 +81,10 @@ def shard(items: list, rank: int, world: int) -> list:
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict (sorted names, dtypes, shapes and raw bytes) of ``model``."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    """SHA-256 over the whole state dict of ``model`` (:func:`anatlearn.data.lineage.state_sha256`)."""
+    from anatlearn.data.lineage import state_sha256
+
+    return state_sha256(model.state_dict())
 
 
 def ids_sha256(ids: list[str]) -> str:
@@ -182,6 +179,7 @@ class PartsResult:
     n_chunks: int
     n_compared: int = 0  # subjects re-embedded in plain fp32 (embed_dataset's compare_fp32)
     max_abs_difference_vs_fp32: float | None = None
+    input_check: object = None  # the input check's anatlearn.inputcheck.Reference (results on rank 0)
 
 
 def embed_in_parts(encoder, dataset, out: str | os.PathLike, data: dict, chunk_size: int = DEFAULT_CHUNK,
@@ -267,14 +265,21 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                   device: str = "cpu", channels_last: bool = True, jit: bool = True, precision: str = "fp32",
                   compare_fp32: bool = False, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
                   keep_parts: bool = False, stop_after_chunks: int | None = None,
-                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None) -> PartsResult:
+                  progress: bool | None = None, center_crop: tuple[int, int, int] | None = None,
+                  allow_grid_mismatch: bool = False, strict: bool = False) -> PartsResult:
     """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
     The work goes through :func:`embed_in_parts` (resumable chunks in ``parts_dir(out)``). With
+    ``device`` and ``precision`` may be ``auto`` (:mod:`anatlearn.precision`). With
     ``compare_fp32`` and a fast path on (``precision`` other than fp32, ``channels_last`` or ``jit``), the first ``batch_size``
     subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
     table is written, and the largest absolute difference goes into its metadata and the result.
+    Images on another grid than the one the encoder was trained on are refused before any work, unless
+    ``allow_grid_mismatch`` (:func:`anatlearn.data.lineage.check_grid`; the table's metadata records the outcome).
+    Before any embedding, the maps are checked against the fingerprint of the training maps
+    (:mod:`anatlearn.inputcheck`): the flags go into the table's metadata (``input_check``) and
+    ``result.input_check``; with ``strict`` a flagged subject is a :class:`DataError` and nothing is written.
     Returns the result on every rank; only rank 0's holds the table.
     """
     from anatlearn.data import open_dataset
@@ -285,8 +290,13 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
 
     check_output_path(out, "file", "`out`")
     check_output_path(parts_dir(out), "dir", "`out`")
+    from anatlearn.precision import resolve_device, resolve_name
+
+    device = str(resolve_device(device, "`device`"))  # auto: the GPU if one is visible
+    if precision == "auto":  # fp32 on a CPU (where the jit and channels_last paths apply), bf16/fp16 on a GPU
+        precision = resolve_name(precision, torch.device(device), "`precision`")
     if precision not in PRECISIONS:
-        raise ConfigError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"`precision` must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
     dataset = open_dataset(data, split=split, modality=modality, require_age=False, center_crop=center_crop)
     rank = setup_gloo()
     try:
@@ -295,6 +305,8 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                               channels_last=channels_last, dtype=precision, num_workers=workers, progress=False,
                               jit=jit)
+        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch)
+        result_check = _input_check(encoder, dataset, weights, out, strict, rank.rank == 0 or strict)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
         write = (lambda table, path: None) if compare_fp32 else write_features  # written below, after the check
@@ -303,6 +315,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                                 progress=progress)
     finally:
         teardown()
+    result.input_check = result_check
     if result.table is None or not compare_fp32:  # ranks other than 0 write nothing
         return result
     if precision != "fp32" or channels_last or jit:
@@ -313,3 +326,29 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     if not keep_parts:
         shutil.rmtree(parts_dir(out), ignore_errors=True)
     return result
+
+
+def _check_grid(encoder, dataset, weights, data, allow: bool) -> None:
+    """The grid rule (:func:`anatlearn.data.lineage.check_grid`) for ``embed``; its outcome and the input's grid go
+    into the table's metadata."""
+    from anatlearn.data.lineage import GRID, IDENTITY, check_grid, dataset_grid
+
+    have = dataset_grid(dataset)
+    record = check_grid(encoder.metadata[IDENTITY]["training_grid"], have, model=str(weights),
+                        data=f"data {data}", allow=allow)
+    encoder.metadata[GRID] = {**record, "input_shape": have["shape"]}
+
+
+def _input_check(encoder, dataset, weights, out, strict: bool, run: bool):
+    """Check ``dataset``'s maps against the encoder's training-map fingerprint; record the result in the
+    encoder's metadata (so in the table's); with ``strict``, a flagged subject is an error."""
+    from anatlearn.inputcheck import reference_from_meta, run_check, strict_error, summary
+
+    if not run:
+        return None
+    ref = run_check(dataset, reference_from_meta(getattr(encoder.model, "checkpoint_meta", {}), str(weights)))
+    see = f"the input_check metadata of {out} or `anatlearn check`"
+    encoder.metadata["input_check"] = summary(ref, see)
+    if strict and ref.results is not None and not ref.results["ok"].all():
+        raise strict_error(ref, "the data")
+    return ref

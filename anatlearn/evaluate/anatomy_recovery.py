@@ -50,6 +50,7 @@ from anatlearn.data.tables import ID, normalise_ids
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.features import validate_features
+from anatlearn.data.lineage import tables_identity
 from anatlearn.provenance import provenance
 
 # Wider than the probes' 10^[-2..2]: features may have thousands of columns (pooled voxels) next to a few
@@ -298,7 +299,8 @@ def evaluate_anatomy(features: Mapping[str, pd.DataFrame], targets: Mapping[str,
               "n_features": {m: int(f.shape[1]) for m, f in tables.items()},  # RankMe's maximum: min(subjects, this)
               "cohort": next((str(t.attrs["source"]) for t in targets.values() if t.attrs.get("source")), None)}
     return Results(kind="anatomy", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
-                   extra={"per_target": per_target}, provenance=provenance(seed, config))
+                   extra={"per_target": per_target}, provenance=provenance(seed, config),
+                   inputs={"features": tables_identity(features), "targets": config["cohort"]})
 
 
 def _row(method: str, task: str, metric: str, value: float, n: int) -> dict:

@@ -22,6 +22,7 @@ from anatlearn.evaluate.probes import GRID, LOWER_IS_BETTER, cross_validate, mak
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.evaluate.stats import bounded_interval, corrected_interval, corrected_paired_ttest, repeat_interval, wilcoxon_repeats
 from anatlearn.evaluate.tasks import Task
+from anatlearn.data.lineage import tables_identity
 from anatlearn.provenance import provenance
 
 INTERVALS = ("corrected", "repeats")
@@ -138,4 +139,5 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
               "feature_metadata": {m: f.attrs.get("metadata", {}) for m, f in tables.items()},
               "ceiling": CEILING if ceiling is not None else None}
     return Results(kind="tasks", table=table, folds=folds, paired=paired_tests(folds),
-                   provenance=provenance(seed, config))
+                   provenance=provenance(seed, config),
+                   inputs={"features": tables_identity(features), "participants": participants.attrs.get("source")})

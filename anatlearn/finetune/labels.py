@@ -65,7 +65,7 @@ def labels_from_column(participants: pd.DataFrame, column: str, kind: str | None
         kind = "regression" if numeric.notna().sum() == values.notna().sum() and numeric.nunique() > 10 \
             else "classification"
     if kind not in KINDS:
-        raise ConfigError(f"task kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise ConfigError(f"`kind` must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "regression":
         bad = values.notna() & numeric.isna()
         if bad.any():

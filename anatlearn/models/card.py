@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -54,11 +53,16 @@ RELEASED_SETTINGS = {"optimizer": "adam", "lr": 1e-4, "lr_step": 10, "lr_gamma":
                      "atlas": "desikan", "augment": [], "amp": True, "lambda": 1.0}
 
 
+# The released weights' inputs are checked against the approximate CAT12 VBM reference shipped with
+# anatlearn (anatlearn/inputcheck/released_vbm.json); their config.json names it rather than copying it.
+RELEASED_FINGERPRINT = "anatcl-released-vbm"
+
+
 def _released_variant(source: str) -> dict:
-    """Variant and fold of a released checkpoint, from its file name or URL (the run name encodes both)."""
-    variant = next((v for v in ("global", "local") if f"_{v}_" in source or f"-{v[0]}3" in source), None)
-    fold = re.search(r"fold(\d)", source)
-    return {"variant": variant, "fold": int(fold.group(1)) if fold else None}
+    """Variant and fold of a released checkpoint (:func:`anatlearn.data.lineage.released_variant`)."""
+    from anatlearn.data.lineage import released_variant
+
+    return released_variant(source)
 
 
 def _training_data(meta: dict) -> dict:
@@ -85,8 +89,11 @@ def build_config(net, source: str) -> dict:
 
     meta = dict(getattr(net, "checkpoint_meta", {}) or {})
     model_config = dict(net.model_config)
+    from anatlearn.data.lineage import encoder_sha256
+
     base = {"format": HUB_FORMAT, "format_version": HUB_FORMAT_VERSION, "library_name": "anatlearn",
             "architecture": model_config["encoder"], "width": model_config.get("width", 1.0),
+            "encoder_sha256": encoder_sha256(net),  # the identity feature tables record (anatlearn.data.lineage)
             "representation_size": int(net.encoder.out_features), "model_config": model_config,
             "anatlearn_version": versions()["anatlearn"], "source": Path(source).name if source else None}
     if meta.get("format") == HUB_FORMAT:  # re-export of a Hub folder: its description carries over
@@ -95,15 +102,20 @@ def build_config(net, source: str) -> dict:
         cfg = meta.get("config") or {}
         data = _training_data(meta)
         grid = dict(QUASIRAW_INPUT if data["modality"] == "quasiraw" else VBM_INPUT)
+        recorded = meta.get("input") or (meta.get("finetune") or {}).get("input")  # the grid it was trained on
+        if isinstance(recorded, dict) and recorded.get("shape"):
+            data["shape"] = [int(s) for s in recorded["shape"]]
         if data["shape"] and data["shape"] != grid["shape"]:  # e.g. a synthetic cohort on a coarser grid
             grid = {"shape": data["shape"], "voxel_mm": None, "space": "as the training data",
                     "preprocessing": "as the training data", "center_crop": None}
+        if isinstance(recorded, dict) and recorded.get("shape"):
+            grid.update(affine=recorded.get("affine"), recorded=True)  # from the checkpoint (anatlearn.data.lineage)
         keys = ("epochs", "batch_size", "lr", "weight_decay", "lr_step", "lr_gamma", "temperature", "kernel",
                 "sigma", "lambda_age", "lambda_anat", "descriptors", "atlas", "normalise", "weight_map", "views",
                 "augment", "seed")
         return {**base, "input": grid, "method": cfg.get("method", meta.get("method", "unknown")),
                 "method_settings": {k: cfg[k] for k in keys if k in cfg}, "training_data": data,
-                "released": None}
+                "released": None, "input_fingerprint": meta.get("input_fingerprint")}
     released = _released_variant(source or "")
     variant = released["variant"]
     if variant is None and not str(source).endswith(".pth"):  # neither anatlearn's nor a released checkpoint
@@ -117,7 +129,8 @@ def build_config(net, source: str) -> dict:
                               "note": "OpenBHB's training split, 3,227 healthy subjects from about 60 sites "
                                       "(the run name says trainall_False and fold k of 5 splits: each fold "
                                       "was trained on its share of them)"},
-            "released": {"package": "anatcl (https://github.com/carloalbertobarbano/AnatCL)", **released}}
+            "released": {"package": "anatcl (https://github.com/carloalbertobarbano/AnatCL)", **released},
+            "input_fingerprint": RELEASED_FINGERPRINT}
 
 
 def find_results(run_dir) -> list[tuple[str, list[dict]]]:

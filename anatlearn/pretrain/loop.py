@@ -23,11 +23,13 @@ from anatlearn import distributed as D
 from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_dataset
 from anatlearn.data.transforms import build_augmentations
 from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
+from anatlearn.inputcheck.fingerprint import build_fingerprint
 from anatlearn.io import atomic_write_text
+from anatlearn.data.lineage import dataset_grid  # the training grid, checked by embed/finetune/bids
 from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.precision import autocast, optimizer_step, resolve as resolve_precision
-from anatlearn.pretrain.config import TrainConfig
+from anatlearn.pretrain.config import TrainConfig, absolute_paths
 from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state
 from anatlearn.progress import note, progress
 from anatlearn.provenance import provenance, seed_everything
@@ -36,7 +38,7 @@ from anatlearn.provenance import provenance, seed_everything
 def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, stop_after_steps: int | None = None) -> Path:
     """Train an encoder with ``cfg.method``; returns the run directory. ``stop_after_steps`` ends the run
     early (used to test interruption)."""
-    cfg.validate()
+    cfg = absolute_paths(cfg.validate())  # stored absolute: a resume works from any directory
     data = _load_data(cfg)  # validate the data before anything is written
     info = D.setup()
     run = RunDir(cfg.out)
@@ -174,7 +176,9 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, run: RunDir, data, state: dict | 
                                  drop_last=True)
     meta = {"format": "anatlearn", "format_version": 1, "model_config": model.model_config, "config": cfg.to_dict(),
             "seed": cfg.seed, "normaliser": normaliser.state_dict() if normaliser else None,
-            "age_stats": age_stats(ages)}
+            "age_stats": age_stats(ages), "input": {**dataset_grid(dataset), "modality": cfg.modality},
+            # what the inputs of this encoder look like, so that embed/check can flag users' maps unlike them
+            "input_fingerprint": (state or {}).get("input_fingerprint") or build_fingerprint(dataset, source=str(cfg.data))}
     metrics = None
     if info.is_main:
         atomic_write_text(run.path / "config.toml", cfg.to_toml())

@@ -83,14 +83,39 @@ class RunDir:
         if resume:
             if not self.last.exists():
                 raise ConfigError(f"resume=True: no checkpoint {self.last} to resume from")
-        elif has_run:
-            if not overwrite:
-                raise ConfigError(f"{self.path} already holds a run (config.toml); use resume=True to continue it "
-                                  f"or overwrite=True to replace it")
-            for child in self.path.iterdir():
-                if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif has_run and not overwrite:
+            raise ConfigError(f"`out` {self.path} already holds a run (config.toml); use resume=True to continue "
+                              f"it or overwrite=True to replace it")
+        elif self._leftovers() and not overwrite:
+            raise ConfigError(f"output directory {self.path} is not empty and holds no run (no config.toml); choose "
+                              f"another `out`, or overwrite=True to replace it whole")
+        elif overwrite and (has_run or self._leftovers()):
+            self._replace_with_empty()
         self.ckpt_dir.mkdir(exist_ok=True)
+
+    def _leftovers(self) -> list[Path]:
+        """What the directory holds besides this run's lock and an empty checkpoints/ (a run killed before
+        its config.toml leaves just those)."""
+        return [p for p in self.path.iterdir() if p.name != ".lock"
+                and not (p == self.ckpt_dir and p.is_dir() and not any(p.iterdir()))]
+
+    def _replace_with_empty(self) -> None:
+        """Overwrite: an empty directory, its lock taken, takes the old run's place in one rename
+        (anatlearn.outputs.replace_dir), so an interrupted overwrite leaves the old run or the new one."""
+        from anatlearn.io import make_temp_dir
+        from anatlearn.outputs import replace_dir
+
+        fresh = make_temp_dir(self.path)
+        lock = FileLock(str(fresh / ".lock"))
+        lock.acquire(timeout=0)
+        try:
+            replace_dir(fresh, self.path)  # the lock file (and our hold on it) moves with the directory
+        except BaseException:
+            lock.release()
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+        self._lock.release()
+        self._lock = lock
 
     def full_checkpoint(self, epoch: int) -> Path:
         """Full state (model + optimiser, ...) at the end of ``epoch``; names sort by epoch."""

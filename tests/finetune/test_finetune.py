@@ -74,11 +74,11 @@ def test_pretrained_encoder_fine_tuned_and_scored_from_its_own_predictions(cohor
 
 def test_random_init_cli_final_model_and_predict(cohort, tmp_path):
     run, preds = tmp_path / "run", tmp_path / "preds.csv"
-    args = ["finetune", "--weights", "random", "--data", str(cohort), "--target", "AD-like-vs-CN", "--tasks",
+    args = ["finetune", "--weights", "random", "--data", str(cohort), "--task", "AD-like-vs-CN", "--tasks",
             "synthetic", "--folds", "2", "--width", "0.125", "--epochs", "2", "--warmup-epochs", "1",
             "--lr-grid", "1e-3", "--out", str(run), "--final"]
     assert main(args) == 0
-    assert main(["predict", "--model", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
+    assert main(["predict", "--fitted", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
     new = pd.read_csv(preds, dtype={"participant_id": str}).set_index("participant_id")
     own = pd.read_csv(run / "final" / "predictions.csv", dtype={"participant_id": str}).set_index("participant_id")
     assert len(new) == 40 and len(own) == 40  # the labelled subjects are all 40 here
@@ -93,8 +93,11 @@ def test_predict_refuses_another_grid_and_unseen_labels(cohort, tmp_path):
     run = tmp_path / "run"
     assert finetune("random", cohort, run, config=FinetuneConfig(folds=2, **{**TINY, "epochs": 2}), final=True, **AD)
     other = generate_cohort(tmp_path / "other", 4, (32, 40, 32), seed=3, n_sites=2, diseases=("AD-like",))
-    with pytest.raises(DataError, match=r"\(32, 40, 32\).*trained on \(32, 32, 32\)"):
+    with pytest.raises(DataError, match=r"on grid 32x40x32 but the encoder of .*model\.pt was trained on 32x32x32"):
         predict(run / "final" / "model.pt", other)
+    # the explicit override proceeds (the same one rule as embed: anatlearn.data.lineage.check_grid)
+    with pytest.warns(UserWarning, match="proceeding as asked"):
+        assert len(predict(run / "final" / "model.pt", other, allow_grid_mismatch=True)) == 4
     table = pd.read_csv(cohort / "participants.tsv", sep="\t", dtype={"participant_id": str})
     table.loc[3, "diagnosis"] = "MCI"
     table.to_csv(tmp_path / "labels.tsv", sep="\t", index=False)

@@ -159,7 +159,7 @@ def test_cli_inspect_and_export(tmp_path, capsys):
     _, path = _released(tmp_path, use_head=False)
     assert main(["inspect", str(path)]) == 0
     assert '"parameters": 33488320' in capsys.readouterr().out  # encoder 33,160,000 + head 512*513 + 128*513
-    assert main(["export", str(path), str(tmp_path / "w.safetensors")]) == 0
+    assert main(["export", str(path), "--out", str(tmp_path / "w.safetensors")]) == 0
     assert torch.equal(load_pretrained(tmp_path / "w.safetensors").encoder.conv1.weight,
                        load_pretrained(path).encoder.conv1.weight)
     assert main(["inspect", str(tmp_path / "nope.pt")]) == 2
