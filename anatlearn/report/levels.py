@@ -156,13 +156,17 @@ def input_checks(results: Sequence[Results], features: dict | None = None) -> li
                 found[str(name)] = check
     out = []
     for name, check in found.items():
-        n, k = check.get("n_subjects"), check.get("n_flagged", len(check.get("flagged") or []))
-        ids = [str(i) for i in (check.get("flagged") or [])]
-        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
         ref = check.get("reference")
         if isinstance(ref, dict):  # a described reference: its name or path
             ref = ref.get("name") or ref.get("cohort") or ref.get("path") or ref.get("source")
-        ref = f" against {ref}" if ref else ""
+        ref = f" (reference: {ref})" if ref else ""
+        if check.get("skipped"):
+            out.append(f"Input check of {name}: not run ({check['skipped']}).")
+            continue
+        n, k = check.get("n_subjects"), check.get("n_flagged", len(check.get("flagged") or []))
+        ids = [str(i) for i in (check.get("flagged") or [])]
+        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
         of = f" of {n}" if n is not None else ""
-        out.append(f"Input check of {name}: {k}{of} subjects flagged{ref}" + (f" ({shown})." if ids else "."))
+        out.append(f"Input check of {name}{ref}: {k}{of} subjects flagged as unlike the training data"
+                   + (f" ({shown})." if ids else "."))
     return out

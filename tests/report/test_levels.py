@@ -70,7 +70,8 @@ def test_chance_levels_come_from_the_data(world, tmp_path):
     assert rows["AD-vs-CN BAcc"][1] == "0.5 (chance, 2 classes)" and rows["GMV R²"][1] == "0 (predicting the mean)"
     assert "<b>" not in text[text.index("<table class=headline>"):text.index("</table>")]  # one method: no best
     assert "No baseline was given" in text.split("<h2>Headline")[0]
-    assert "Input check of healthy: 2 of 100 subjects flagged against healthy cohort (s003, s007)." in text
+    assert ("Input check of healthy (reference: healthy cohort): 2 of 100 subjects flagged as unlike the training "
+            "data (s003, s007).") in text
 
 
 def test_report_of_the_same_results_twice_is_a_page(world, tmp_path):
@@ -142,6 +143,7 @@ def test_synthetic_cohort_gets_a_ceiling_row_computed_on_its_true_anatomy(tiny_d
 
 
 def test_brain_age_section_words_and_an_uninformative_model(world, tmp_path):
+    import html
     import json
 
     feats = world / "runA" / "healthy.parquet"
@@ -152,12 +154,19 @@ def test_brain_age_section_words_and_an_uninformative_model(world, tmp_path):
     text = build_report([out], tmp_path / "r.html").read_text()
     assert "<h3>Brain age: brain-age</h3>" in text and "<th>Hedges' g</th>" in text and "hedges_g" not in text
     assert "Uninformative model" not in text
-    summary = json.loads((out / "brain_age.json").read_text())
-    summary["reference"]["uninformative"] = "cross-validated MAE 15.1 y against 15.0 y predicting the mean age"
-    (out / "brain_age.json").write_text(json.dumps(summary))
-    text = build_report([out], tmp_path / "r2.html").read_text()
-    assert ("Brain age (brain-age): the model is uninformative (cross-validated MAE 15.1 y against 15.0 y "
-            "predicting the mean age)") in text.split("<h2>Brain age")[0]
+    assert "uninformative" not in json.loads((out / "brain_age.json").read_text())
+    # features that know little of age (r about 0.65): the tool marks its model uninformative (R^2 < 0.5)
+    age = pd.read_csv(world / "participants.tsv", sep="\t")["age"].to_numpy()
+    rng = np.random.default_rng(3)
+    weak = np.c_[age / 10 + rng.normal(0, 2, len(age)), rng.normal(size=len(age))]
+    write_features(make_feature_table(weak, read_features(feats).index), tmp_path / "noise.csv")
+    noise = tmp_path / "noise-age"
+    assert main(["brain-age", "--reference", str(tmp_path / "noise.csv"), "--reference-participants",
+                 str(world / "participants.tsv"), "--features", str(tmp_path / "noise.csv"), "--participants",
+                 str(world / "participants.tsv"), "--out", str(noise)]) == 0
+    why = json.loads((noise / "brain_age.json").read_text())["uninformative"]
+    text = build_report([noise], tmp_path / "r2.html").read_text()
+    assert f"<li>Brain age (noise-age): {html.escape(why)}.</li>" in text.split("<h2>Brain age")[0]
     assert "<b>Uninformative model:</b>" in text
 
 
