@@ -186,3 +186,21 @@ def test_a_headline_row_from_two_cohorts_says_which_number_comes_from_which(worl
         t = pd.read_csv(tmp_path / cohort / "tasks" / "results.csv")
         assert row[i] == f"{t.loc[t.metric == 'balanced_accuracy', 'mean'].iloc[0]:.3f}"
     assert "The method name healthy occurs in several tasks results" in text
+
+
+def test_input_checks_of_two_tables_under_one_name_and_clean_ones():
+    from anatlearn.report.levels import input_checks
+
+    def res(check):
+        return Results(kind="tasks", table=pd.DataFrame(columns=["method", "task", "metric"]),
+                       provenance={"config": {"feature_metadata": {"anatcl": {"input_check": check}}}})
+    healthy = {"n_subjects": 160, "n_flagged": 0, "flagged": [], "reference": "last.pt", "skipped": None}
+    down = {"n_subjects": 120, "n_flagged": 1, "flagged": ["sub-9"], "reference": "last.pt", "skipped": None}
+    lines = input_checks([("openbhb", res(healthy)), ("tasks", res(down)), ("again", res(healthy))])
+    assert lines == ["Input check of anatcl as used in tasks (reference: last.pt): 1 of 120 subjects flagged as "
+                     "unlike the training data (sub-9).",
+                     "Input check: no subject flagged as unlike the training data (anatcl as used in openbhb, 160 "
+                     "subjects (reference: last.pt))."]
+    skipped = {"n_subjects": None, "n_flagged": None, "flagged": [], "reference": "x", "skipped": "no fingerprint"}
+    assert input_checks([("t", res(skipped))]) == ["Input check of anatcl: not run (no fingerprint)."]
+    assert input_checks([("t", res(None))]) == []
