@@ -98,7 +98,8 @@ def verdict_lines(paths) -> list[str]:
     out = []
     for tool, d in (item for p in paths for item in _tool_dirs(Path(p))):
         if tool == "brain-age" and (why := uninformative(_load(d / "brain_age.json"))):
-            out.append(f"Brain age ({d.name}): the model is uninformative ({why}); its gaps measure no ageing.")
+            why = why if "uninformative" in why else f"the age model is uninformative: {why}"
+            out.append(f"Brain age ({d.name}): {why}.")
     return out
 
 
@@ -118,8 +119,7 @@ def _brain_age(d: Path) -> str:
              f"r(gap, age) {ref['r_gap_age_reference']:+.3f} &rarr; {ref['r_corrected_gap_age_reference']:+.3f}. "
              "</p>"]
     if why:
-        parts.insert(1, f"<p class=warn><b>Uninformative model:</b> {html.escape(why)}. The brain-age gaps below "
-                        "measure no ageing.</p>")
+        parts.insert(1, f"<p class=warn><b>Uninformative model:</b> {html.escape(why)}.</p>")
     if s.get("warning"):
         parts.append(f"<p class=note>Warning: {html.escape(s['warning'])}</p>")
     parts.append(_img(d / "brain_age_scatter.png", "predicted vs chronological age"))

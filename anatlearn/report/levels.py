@@ -130,37 +130,55 @@ def _level(res: Results, methods: list[str], task: str, metric: str) -> tuple[fl
     return None
 
 
-LEGEND = ("Chance or trivial level: what a method with no information scores. Balanced accuracy of a two-class "
+LEGEND = ("BAcc: balanced accuracy, the mean over classes of the share predicted right; MAE: mean absolute "
+          "error; R²: share of the variance predicted. Chance or trivial level: what a method with no information "
+          "scores. Balanced accuracy of a two-class "
           "task: 0.5; site balanced accuracy: 1 / the number of sites (lower is better there: less site "
           "information); R²: 0 when predicting the mean, below 0 worse than that; brain-age MAE: predicting every "
           "subject the training subjects' mean age; RankMe: its maximum, min(subjects, features), is reached by "
           "features spread evenly over all dimensions; ICC: 0 means no agreement between sessions.")
 
 
-def input_checks(results: Sequence[Results], features: dict | None = None) -> list[str]:
+def input_checks(loaded: Sequence[tuple[str, Results]], features: dict | None = None) -> list[str]:
     """One sentence per feature table whose metadata records an input check (``input_check``: n_subjects,
     n_flagged, flagged participant ids, reference), from the report's feature tables and the tables the
-    results directories record having used; none where no check was recorded."""
-    found: dict[str, dict] = {}
-    for name, table in (features or {}).items():
-        check = ((getattr(table, "attrs", {}) or {}).get("metadata") or {}).get("input_check")
+    results directories (``loaded``: (folder name, results)) record having used; none where no check was
+    recorded. Two different tables under one method name (the healthy and the downstream features) are
+    told apart by the results folder that used them."""
+    import json
+
+    seen: dict[str, list[tuple[str, dict]]] = {}
+    sources = [("--features", name, ((getattr(t, "attrs", {}) or {}).get("metadata") or {}).get("input_check"))
+               for name, t in (features or {}).items()]
+    sources += [(folder, name, (m or {}).get("input_check") if isinstance(m, dict) else None)
+                for folder, res in loaded
+                for name, m in ((res.provenance.get("config", {}) or {}).get("feature_metadata") or {}).items()]
+    for where, name, check in sources:
         if isinstance(check, dict):
-            found[str(name)] = check
-    for res in results:
-        meta = (res.provenance.get("config", {}) or {}).get("feature_metadata") or {}
-        for name, m in meta.items():
-            check = (m or {}).get("input_check") if isinstance(m, dict) else None
-            if isinstance(check, dict) and str(name) not in found:
-                found[str(name)] = check
-    out = []
+            same = [c for _, c in seen.get(str(name), []) if json.dumps(c, sort_keys=True, default=str)
+                    == json.dumps(check, sort_keys=True, default=str)]
+            if not same:
+                seen.setdefault(str(name), []).append((where, check))
+    found = {(name if len(checks) == 1 else f"{name} as used in {where}"): check
+             for name, checks in seen.items() for where, check in checks}
+    out, clean = [], []
     for name, check in found.items():
-        n, k = check.get("n_subjects"), check.get("n_flagged", len(check.get("flagged") or []))
-        ids = [str(i) for i in (check.get("flagged") or [])]
-        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
         ref = check.get("reference")
         if isinstance(ref, dict):  # a described reference: its name or path
             ref = ref.get("name") or ref.get("cohort") or ref.get("path") or ref.get("source")
-        ref = f" against {ref}" if ref else ""
+        ref = f" (reference: {ref})" if ref else ""
+        if check.get("skipped"):
+            out.append(f"Input check of {name}: not run ({check['skipped']}).")
+            continue
+        n, k = check.get("n_subjects"), check.get("n_flagged", len(check.get("flagged") or []))
+        ids = [str(i) for i in (check.get("flagged") or [])]
+        if not k:
+            clean.append(f"{name}, {n} subjects{ref}" if n is not None else f"{name}{ref}")
+            continue
+        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
         of = f" of {n}" if n is not None else ""
-        out.append(f"Input check of {name}: {k}{of} subjects flagged{ref}" + (f" ({shown})." if ids else "."))
+        out.append(f"Input check of {name}{ref}: {k}{of} subjects flagged as unlike the training data"
+                   + (f" ({shown})." if ids else "."))
+    if clean:
+        out.append(f"Input check: no subject flagged as unlike the training data ({'; '.join(clean)}).")
     return out

@@ -322,7 +322,7 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
         for path, res in zip(tuned if why else [Path("fine-tuning")], shown):
             res.extra.update(note=why, runs=[str(p) for p in ([path] if why else tuned)])
             loaded.append((path, res))
-    checks = levels.input_checks([r for _, r in loaded], features) + report_clinical.verdict_lines(clinical)
+    checks = levels.input_checks([(_name(p), r) for p, r in loaded], features) + report_clinical.verdict_lines(clinical)
     body.append(_summary_section(loaded, note, notes, checks))
     for kind, (heading, section) in SECTIONS.items():
         of_kind = [(p, r) for p, r in loaded if r.kind == kind]

@@ -38,7 +38,7 @@ _FIXED = {("effective rank", "rankme"): "RankMe", ("brain_age", "mae_external"):
 def key_metric_label(task: str, metric: str) -> str | None:
     """The headline column of a (task, metric) row, or None when it is not a key metric."""
     if task == "anatomy recovery" and metric.startswith("r2_"):
-        return f"{metric[3:]} R²"
+        return f"{'latent factors' if metric == 'r2_latents' else metric[3:]} R²"
     if (task, metric) in _FIXED:
         return _FIXED[(task, metric)]
     if task in ("anatomy recovery", "effective rank", "brain_age", "site", "challenge", "test-retest"):
@@ -284,8 +284,11 @@ def _ceiling_text(table: pd.DataFrame, tasks: list[str]) -> str:
     name = str(t["method"].iloc[0])
     if not above:
         return f" The {name} is at chance too: these tasks are not learnable from the anatomy at this n."
+    flat = [str(r.task) for r in t.itertuples() if _reaches(r._asdict(), _TASK_CHANCE[r.metric])]
     return (f" On the same folds the same probe on the {name.removeprefix(CEILING_PREFIX)} (the ceiling) reaches "
-            f"{', '.join(above)}: the information is in the anatomy, the features do not carry it.")
+            f"{', '.join(above)}: the information is in the anatomy, the features do not carry it."
+            + (f" The ceiling is at chance too on {', '.join(flat)}: not learnable by a linear probe from the anatomy "
+               "at this n." if flat else ""))
 
 
 def _chance_lines(table: pd.DataFrame) -> list[str]:

@@ -70,7 +70,8 @@ def test_chance_levels_come_from_the_data(world, tmp_path):
     assert rows["AD-vs-CN BAcc"][1] == "0.5 (chance, 2 classes)" and rows["GMV R²"][1] == "0 (predicting the mean)"
     assert "<b>" not in text[text.index("<table class=headline>"):text.index("</table>")]  # one method: no best
     assert "No baseline was given" in text.split("<h2>Headline")[0]
-    assert "Input check of healthy: 2 of 100 subjects flagged against healthy cohort (s003, s007)." in text
+    assert ("Input check of healthy (reference: healthy cohort): 2 of 100 subjects flagged as unlike the training "
+            "data (s003, s007).") in text
 
 
 def test_report_of_the_same_results_twice_is_a_page(world, tmp_path):
@@ -104,7 +105,11 @@ def test_verdict_says_first_when_every_task_is_at_chance_and_names_the_baseline(
     table = pd.DataFrame(rows("anatcl", 0.52, 0.40, -0.2, -0.6) + rows(CEILING, 0.81, 0.70, 0.38, 0.21))
     lines = verdict(table)
     assert lines[0].startswith("Every downstream task is at chance: on all 2 (T, S)")
-    assert "reaches T BAcc 0.810, S R² 0.380" in lines[0]
+    assert "reaches T BAcc 0.810, S R² 0.380" in lines[0] and "ceiling is at chance too" not in lines[0]
+    flat = pd.DataFrame(rows("anatcl", 0.52, 0.40, -0.2, -0.6) + rows(CEILING, 0.81, 0.70, 0.10, -0.05))
+    assert verdict(flat)[0].endswith("reaches T BAcc 0.810: the information is in the anatomy, the features do not "
+                                     "carry it. The ceiling is at chance too on S: not learnable by a linear probe "
+                                     "from the anatomy at this n.")
     assert lines[-1].startswith("No baseline was given")
     table = pd.DataFrame(rows("anatcl", 0.70, 0.60, -0.2, -0.6) + rows("random-init", 0.5, 0.4, 0.0, -0.3))
     lines = verdict(table)
@@ -138,6 +143,7 @@ def test_synthetic_cohort_gets_a_ceiling_row_computed_on_its_true_anatomy(tiny_d
 
 
 def test_brain_age_section_words_and_an_uninformative_model(world, tmp_path):
+    import html
     import json
 
     feats = world / "runA" / "healthy.parquet"
@@ -148,12 +154,19 @@ def test_brain_age_section_words_and_an_uninformative_model(world, tmp_path):
     text = build_report([out], tmp_path / "r.html").read_text()
     assert "<h3>Brain age: brain-age</h3>" in text and "<th>Hedges' g</th>" in text and "hedges_g" not in text
     assert "Uninformative model" not in text
-    summary = json.loads((out / "brain_age.json").read_text())
-    summary["reference"]["uninformative"] = "cross-validated MAE 15.1 y against 15.0 y predicting the mean age"
-    (out / "brain_age.json").write_text(json.dumps(summary))
-    text = build_report([out], tmp_path / "r2.html").read_text()
-    assert ("Brain age (brain-age): the model is uninformative (cross-validated MAE 15.1 y against 15.0 y "
-            "predicting the mean age)") in text.split("<h2>Brain age")[0]
+    assert "uninformative" not in json.loads((out / "brain_age.json").read_text())
+    # features that know little of age (r about 0.65): the tool marks its model uninformative (R^2 < 0.5)
+    age = pd.read_csv(world / "participants.tsv", sep="\t")["age"].to_numpy()
+    rng = np.random.default_rng(3)
+    weak = np.c_[age / 10 + rng.normal(0, 2, len(age)), rng.normal(size=len(age))]
+    write_features(make_feature_table(weak, read_features(feats).index), tmp_path / "noise.csv")
+    noise = tmp_path / "noise-age"
+    assert main(["brain-age", "--reference", str(tmp_path / "noise.csv"), "--reference-participants",
+                 str(world / "participants.tsv"), "--features", str(tmp_path / "noise.csv"), "--participants",
+                 str(world / "participants.tsv"), "--out", str(noise)]) == 0
+    why = json.loads((noise / "brain_age.json").read_text())["uninformative"]
+    text = build_report([noise], tmp_path / "r2.html").read_text()
+    assert f"<li>Brain age (noise-age): {html.escape(why)}.</li>" in text.split("<h2>Brain age")[0]
     assert "<b>Uninformative model:</b>" in text
 
 
@@ -173,3 +186,21 @@ def test_a_headline_row_from_two_cohorts_says_which_number_comes_from_which(worl
         t = pd.read_csv(tmp_path / cohort / "tasks" / "results.csv")
         assert row[i] == f"{t.loc[t.metric == 'balanced_accuracy', 'mean'].iloc[0]:.3f}"
     assert "The method name healthy occurs in several tasks results" in text
+
+
+def test_input_checks_of_two_tables_under_one_name_and_clean_ones():
+    from anatlearn.report.levels import input_checks
+
+    def res(check):
+        return Results(kind="tasks", table=pd.DataFrame(columns=["method", "task", "metric"]),
+                       provenance={"config": {"feature_metadata": {"anatcl": {"input_check": check}}}})
+    healthy = {"n_subjects": 160, "n_flagged": 0, "flagged": [], "reference": "last.pt", "skipped": None}
+    down = {"n_subjects": 120, "n_flagged": 1, "flagged": ["sub-9"], "reference": "last.pt", "skipped": None}
+    lines = input_checks([("openbhb", res(healthy)), ("tasks", res(down)), ("again", res(healthy))])
+    assert lines == ["Input check of anatcl as used in tasks (reference: last.pt): 1 of 120 subjects flagged as "
+                     "unlike the training data (sub-9).",
+                     "Input check: no subject flagged as unlike the training data (anatcl as used in openbhb, 160 "
+                     "subjects (reference: last.pt))."]
+    skipped = {"n_subjects": None, "n_flagged": None, "flagged": [], "reference": "x", "skipped": "no fingerprint"}
+    assert input_checks([("t", res(skipped))]) == ["Input check of anatcl: not run (no fingerprint)."]
+    assert input_checks([("t", res(None))]) == []
