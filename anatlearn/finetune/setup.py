@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +92,8 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
     labels, rows = align(_labels(table, target, kind, tasks), list(dataset.participants["participant_id"]), str(data))
     n_out = len(labels.classes) if labels.kind == "classification" else 1
     model_config, state = initial_model(weights, cfg, n_out)
-    record = {"config": cfg.to_dict(), "weights": str(weights), "target": target, "tasks": None if tasks is None
-              else str(tasks), "kind": labels.kind, "classes": labels.classes, "label_spec": labels.spec,
+    record = {"config": cfg.to_dict(), "weights": _absolute(weights), "target": target, "tasks": None if tasks is None
+              else _absolute(tasks), "kind": labels.kind, "classes": labels.classes, "label_spec": labels.spec,
               "subjects": labels.ids, "targets": labels.y.tolist(), "input": input_grid(dataset), "model_config": model_config}
     transform = build_augmentations(list(cfg.augment), dataset.shape)
     outer_splits(labels, cfg.folds, cfg.seed)  # too few subjects per class for the folds: refused before writing
@@ -110,6 +111,7 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
     path = out / "config.json"
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
+        old.update({k: _absolute(old[k]) for k in ("weights", "tasks") if old.get(k)})  # older runs: as typed
         diff = _differences(old, json.loads(json.dumps(record)))
         if diff:
             raise ConfigError(f"out {out} holds a fine-tuning run with other settings ({'; '.join(diff[:4])}); "
@@ -120,6 +122,12 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
                           f"`out`, or `overwrite` to replace it whole")
     emptied_dir(out, overwrite, "out")
     atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def _absolute(name) -> str:
+    """A local file as its absolute path (a re-run from another directory is the same run); a name such as
+    ``random``, a preset, a URL or ``hf-hub:ORG/NAME`` as given."""
+    return os.path.abspath(name) if Path(name).exists() else str(name)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
