@@ -25,8 +25,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# the demo's own folder: each `make demo` replaces it whole (--overwrite)
 demo: $(STAMP)
-	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT)
+	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT) --overwrite
 
 # The pre-registered study (docs/study.md); resumable: re-run to continue. e.g. STUDY_ARGS="--device cuda --workers 8"
 study: $(STAMP)
