@@ -226,3 +226,25 @@ def test_replace_dir_swaps_whole_trees(tmp_path):
     (tmp_path / "empty").mkdir()
     replace_dir(old, tmp_path / "empty")  # onto an empty folder: a plain rename
     assert snapshot(tmp_path / "empty") == {"sub/a.csv": b"new"} and not old.exists()
+
+
+@pytest.mark.parametrize("kind", ["dir", "file"])
+def test_an_interrupted_overwrite_leaves_the_old_output(kind, tmp_path):
+    from anatlearn.io import new_output
+
+    out = tmp_path / "out"
+    if kind == "dir":
+        out.mkdir()
+        (out / "a.csv").write_text("old")
+    else:
+        out.write_text("old")
+    before = snapshot(out)
+    with pytest.raises(KeyboardInterrupt):
+        with new_output(out, kind, overwrite=True) as tmp:
+            (tmp / "b.csv" if kind == "dir" else tmp).write_text("new, half written")
+            raise KeyboardInterrupt
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with new_output(out, kind, overwrite=True) as tmp:
+        (tmp / "b.csv" if kind == "dir" else tmp).write_text("new")
+    assert snapshot(out) == ({"b.csv": b"new"} if kind == "dir" else {"out": b"new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
