@@ -32,8 +32,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_XDIST) -m "not slow" tests
 
+# the demo's own folder: each `make demo` replaces it whole (--overwrite)
 demo: $(STAMP)
-	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT)
+	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT) --overwrite
 
 # The pre-registered study (docs/study.md); resumable: re-run to continue. e.g. STUDY_ARGS="--device cuda --workers 8"
 study: $(STAMP)

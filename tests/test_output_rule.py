@@ -149,17 +149,30 @@ def test_second_run_is_refused_and_overwrite_replaces_whole(command, tiny_cohort
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-def test_finetune_continues_same_settings_and_refuses_others(tiny_downstream, tmp_path, capfd, one_thread):
+def test_finetune_continues_same_settings_and_refuses_others(tiny_downstream, checkpoint, tmp_path, capfd,
+                                                            one_thread, monkeypatch):
+    import os
+
     out = tmp_path / "ft"
-    args = ["finetune", "--weights", "random", "--data", tiny_downstream, "--target", "AD-like-vs-CN", "--tasks",
-            "synthetic", "--folds", "2", "--width", "0.125", "--epochs", "2", "--warmup-epochs", "1",
-            "--lr-grid", "1e-3", "--batch-size", "8", "--out", out, *WIDE]
-    code, err = run(capfd, args)
+    common = ["--target", "AD-like-vs-CN", "--tasks", "synthetic", "--folds", "2", "--width", "0.125", "--epochs",
+              "2", "--warmup-epochs", "1", "--lr-grid", "1e-3", "--batch-size", "8", *WIDE]
+
+    def relative(where):  # the same run named by paths relative to ``where``
+        return ["finetune", "--weights", os.path.relpath(checkpoint, where), "--data",
+                os.path.relpath(tiny_downstream, where), *common, "--out", os.path.relpath(out, where)]
+
+    monkeypatch.chdir(tmp_path)
+    code, err = run(capfd, relative(tmp_path))
     assert code == 0, err
     first = snapshot(out)
-    code, err = run(capfd, args)  # the same settings: every fold is reused, the summary written again
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    args = relative(elsewhere)
+    code, err = run(capfd, args)  # the same run from another directory: every fold reused, the summary rewritten
     assert code == 0 and "folds 0-1 of 2 already done" in err, err
     again = snapshot(out)
+    assert not any(elsewhere.iterdir())
     stamped = {"provenance.json", "results.json"}  # they record the time they were written
     assert sorted(again) == sorted(first)
     assert {k: v for k, v in again.items() if k not in stamped} == {k: v for k, v in first.items() if k not in stamped}
@@ -169,7 +182,7 @@ def test_finetune_continues_same_settings_and_refuses_others(tiny_downstream, tm
     lines = [ln for ln in err.splitlines() if ln.startswith("anatlearn: error:")]
     assert code == 2 and len(lines) == 1, err
     assert "epochs: 2 in the run, 3 now" in lines[0] and "seed: 0 in the run, 1 now" in lines[0], lines[0]
-    assert "--overwrite" in lines[0] and str(out) in lines[0]
+    assert "--overwrite" in lines[0] and os.path.relpath(out, elsewhere) in lines[0]
     assert snapshot(out) == first
 
     (out / "left-from-before.csv").write_text("old")
@@ -213,3 +226,25 @@ def test_replace_dir_swaps_whole_trees(tmp_path):
     (tmp_path / "empty").mkdir()
     replace_dir(old, tmp_path / "empty")  # onto an empty folder: a plain rename
     assert snapshot(tmp_path / "empty") == {"sub/a.csv": b"new"} and not old.exists()
+
+
+@pytest.mark.parametrize("kind", ["dir", "file"])
+def test_an_interrupted_overwrite_leaves_the_old_output(kind, tmp_path):
+    from anatlearn.io import new_output
+
+    out = tmp_path / "out"
+    if kind == "dir":
+        out.mkdir()
+        (out / "a.csv").write_text("old")
+    else:
+        out.write_text("old")
+    before = snapshot(out)
+    with pytest.raises(KeyboardInterrupt):
+        with new_output(out, kind, overwrite=True) as tmp:
+            (tmp / "b.csv" if kind == "dir" else tmp).write_text("new, half written")
+            raise KeyboardInterrupt
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with new_output(out, kind, overwrite=True) as tmp:
+        (tmp / "b.csv" if kind == "dir" else tmp).write_text("new")
+    assert snapshot(out) == ({"b.csv": b"new"} if kind == "dir" else {"out": b"new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

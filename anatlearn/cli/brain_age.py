@@ -29,9 +29,8 @@ def brain_age_command(
 ) -> None:
     """Fit a ridge brain-age model on a healthy reference (or load one) and score a cohort; see docs/clinical.md."""
     from anatlearn.clinical.run import run_brain_age
-    from anatlearn.io import new_output, refuse_existing
+    from anatlearn.io import new_output
 
-    refuse_existing(out, "dir", overwrite, "--out")
     with new_output(out, "dir", overwrite, "--out") as folder:
         summary = run_brain_age(folder, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, reference_where,
                                 age_column, group_column, control, correction, folds, seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,8 +109,8 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
     n_out = len(labels.classes) if labels.kind == "classification" else 1
     net, lineage = _starting_encoder(weights, cfg, dataset, data, allow_grid_mismatch)
     model_config, state = initial_model(weights, cfg, n_out, net=net)
-    record = {"config": cfg.to_dict(), "weights": str(weights), "target": target, "tasks": None if tasks is None
-              else str(tasks), "kind": labels.kind, "classes": labels.classes, "label_spec": labels.spec,
+    record = {"config": cfg.to_dict(), "weights": _absolute(weights), "target": target, "tasks": None if tasks is None
+              else _absolute(tasks), "kind": labels.kind, "classes": labels.classes, "label_spec": labels.spec,
               "subjects": labels.ids, "targets": labels.y.tolist(), "input": input_grid(dataset), "model_config": model_config,
               "encoder_sha256": (lineage.get("encoder_identity") or {}).get("sha256")}
     transform = build_augmentations(list(cfg.augment), dataset.shape)
@@ -128,6 +129,7 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
     path = out / "config.json"
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
+        old.update({k: _absolute(old[k]) for k in ("weights", "tasks") if old.get(k)})  # older runs: as typed
         new = json.loads(json.dumps(record))
         if "encoder_sha256" not in old:  # a run written before encoder hashes were recorded resumes
             new.pop("encoder_sha256", None)
@@ -141,6 +143,12 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
                           f"`out`, or `overwrite` to replace it whole")
     emptied_dir(out, overwrite, "out")
     atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def _absolute(name) -> str:
+    """A local file as its absolute path (a re-run from another directory is the same run); a name such as
+    ``random``, a preset, a URL or ``hf-hub:ORG/NAME`` as given."""
+    return os.path.abspath(name) if Path(name).exists() else str(name)
 
 
 def _differences(old: dict, new: dict) -> list[str]:

@@ -118,6 +118,10 @@ def test_rerun_with_other_weights_or_options_is_refused(tiny_cohort, weights, re
     assert main([*map(str, base), "--weights", str(weights[0]), "--split", "internal_test", "--keep-parts"]) == 0
     first = read_features(out)
     capfd.readouterr()
+    # the table is there: a re-run is refused unless --overwrite, which still may not mix in the parts
+    assert main([*map(str, base), "--weights", str(weights[0]), "--split", "internal_test"]) == 2
+    assert "--overwrite" in capfd.readouterr().err
+    base.append("--overwrite")
     cases = [(["--weights", weights[1], "--split", "internal_test"], "weights_sha256"),
              (["--weights", weights[0], "--split", "internal_test", "--precision", "bf16"], "options.dtype: 'float32' -> 'bfloat16'"),
              (["--weights", weights[0], "--split", "internal_test", "--no-jit"], "options.jit"),
