@@ -90,10 +90,13 @@ def test_embed_refuses_another_grid_names_both_and_the_override_is_recorded(pret
 
 
 def test_the_grid_rule():
+    """Shapes, and affines where both sides have one; an allowed mismatch is recorded as such."""
     want = {"shape": [32, 40, 32], "affine": np.diag([2.0, 2, 2, 1]).tolist()}
     assert check_grid(want, {"shape": [32, 40, 32], "affine": None}, model="m", data="d")["status"] == "same grid"
     assert check_grid(None, {"shape": [8, 8, 8]}, model="m", data="d")["status"] == "training grid not recorded"
-    with pytest.raises(Exception, match=r"d is on grid 32x40x32 in another space .* m was trained on 32x40x32"):
+    from anatlearn.errors import DataError
+
+    with pytest.raises(DataError, match=r"d is on grid 32x40x32 in another space .* m was trained on 32x40x32"):
         check_grid(want, {"shape": [32, 40, 32], "affine": np.diag([1.0, 1, 1, 1]).tolist()}, model="m", data="d")
     with pytest.warns(LineageWarning):
         rec = check_grid(want, {"shape": [30, 40, 32]}, model="m", data="d", allow=True)
