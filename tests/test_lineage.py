@@ -90,10 +90,13 @@ def test_embed_refuses_another_grid_names_both_and_the_override_is_recorded(pret
 
 
 def test_the_grid_rule():
+    """Shapes, and affines where both sides have one; an allowed mismatch is recorded as such."""
     want = {"shape": [32, 40, 32], "affine": np.diag([2.0, 2, 2, 1]).tolist()}
     assert check_grid(want, {"shape": [32, 40, 32], "affine": None}, model="m", data="d")["status"] == "same grid"
     assert check_grid(None, {"shape": [8, 8, 8]}, model="m", data="d")["status"] == "training grid not recorded"
-    with pytest.raises(Exception, match=r"d is on grid 32x40x32 in another space .* m was trained on 32x40x32"):
+    from anatlearn.errors import DataError
+
+    with pytest.raises(DataError, match=r"d is on grid 32x40x32 in another space .* m was trained on 32x40x32"):
         check_grid(want, {"shape": [32, 40, 32], "affine": np.diag([1.0, 1, 1, 1]).tolist()}, model="m", data="d")
     with pytest.warns(LineageWarning):
         rec = check_grid(want, {"shape": [30, 40, 32]}, model="m", data="d", allow=True)
@@ -248,3 +251,18 @@ def test_a_centre_crop_of_the_training_grid_is_a_choice_not_a_mismatch(pretraine
                  "--center-crop", "32", "40", "32"]) == 0  # cropped to exactly the training grid: same shape
     assert main(["embed", "--weights", str(pretrained), "--data", str(other), "--out", str(tmp_path / "y.csv"),
                  "--center-crop", "32", "36", "32"]) == 2
+
+
+def test_the_library_transform_records_and_warns_about_another_grid(pretrained):
+    from anatlearn.embed import AnatEncoder
+
+    encoder = AnatEncoder(pretrained, batch_size=2)
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LineageWarning)
+        same = encoder.transform([rng.random((32, 40, 32), dtype=np.float32) for _ in range(2)])
+    assert same.attrs["metadata"]["grid_check"]["status"] == "same grid"
+    with pytest.warns(LineageWarning, match="32x32x32 .* trained on 32x40x32"):
+        other = encoder.transform([rng.random((32, 32, 32), dtype=np.float32) for _ in range(2)])
+    assert other.attrs["metadata"]["grid_check"]["status"].startswith("mismatch")
+    assert other.attrs["metadata"][IDENTITY] == same.attrs["metadata"][IDENTITY]

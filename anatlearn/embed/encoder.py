@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from anatlearn.data.lineage import GRID, IDENTITY, LineageWarning, encoder_identity, grid_text
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.features import make_feature_table
 from anatlearn.progress import progress
@@ -146,14 +147,28 @@ class AnatEncoder:
         keep.pop("input_fingerprint", None)  # the training maps' mean image: the table records the check instead
         if isinstance(keep.get("hub_config"), dict):
             keep["hub_config"] = {k: v for k, v in keep["hub_config"].items() if k != "input_fingerprint"}
-        from anatlearn.data.lineage import IDENTITY, encoder_identity
-
         return {"checkpoint": self.source, "model_config": getattr(self.model, "model_config", {}),
                 "checkpoint_meta": keep, IDENTITY: encoder_identity(self.model, self.source),
                 "embedding": provenance(None, {"batch_size": self.batch_size, "channels_last": self.channels_last,
                                                "jit": self.jit,
                                                "dtype": str(self.dtype).removeprefix("torch."),
                                                "device": str(self.device)})}
+
+    def _grid_note(self, volumes: "_Volumes") -> dict:
+        """The grid record of a library call (``embed`` checks before it starts and refuses a mismatch:
+        :func:`anatlearn.data.lineage.check_grid`): here a mismatch is recorded and warned about."""
+        want = self.metadata[IDENTITY]["training_grid"]
+        if want is None:  # nothing to compare with: no volume is read for it
+            return {"training_grid": "unknown", "allowed_mismatch": False, "status": "training grid not recorded"}
+        shape = [int(s) for s in (getattr(volumes.source, "shape", None) or volumes[0].shape[1:])]
+        record = {"training_grid": grid_text(want), "input_grid": grid_text({"shape": shape}), "allowed_mismatch": False,
+                  "status": "same grid"}
+        if shape != list(want["shape"]):
+            record["status"] = "mismatch (library call: warned, not refused)"
+            warnings.warn(f"volumes on grid {record['input_grid']} embedded with the encoder {self.source}, trained on "
+                          f"{record['training_grid']}: features on another grid are meaningless", LineageWarning,
+                          stacklevel=3)
+        return record
 
     def fit(self, X=None, y=None) -> "AnatEncoder":
         """No-op (the encoder is pretrained and frozen); for scikit-learn pipelines."""
@@ -200,6 +215,7 @@ class AnatEncoder:
         if not ids:
             raise DataError("nothing to embed: the dataset is empty")
         volumes = _Volumes(source, ids)
+        metadata = self.metadata if GRID in self.metadata else {**self.metadata, GRID: self._grid_note(volumes)}
         loader = DataLoader(volumes, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                             collate_fn=_collate, pin_memory=self.device.type == "cuda")
         out = np.empty((len(ids), self.n_features), dtype=np.float32)
@@ -210,7 +226,7 @@ class AnatEncoder:
                 out[row:row + len(feats)] = feats
                 row += len(feats)
                 bar.advance(len(feats))
-        return make_feature_table(out, ids, metadata=self.metadata)
+        return make_feature_table(out, ids, metadata=metadata)
 
     def fit_transform(self, data, y=None) -> pd.DataFrame:
         return self.transform(data)

@@ -28,6 +28,7 @@ def save_finetuned(path: Path, model, problem, target_stats: dict, winner: dict)
     record = {"kind": problem.labels.kind, "target": problem.record["target"], "task": problem.labels.name,
               "classes": problem.labels.classes, "label_spec": problem.labels.spec, "target_stats": target_stats,
               "input": problem.record["input"], "weights": problem.record["weights"],
+              "starting_encoder_sha256": problem.record.get("encoder_sha256"),
               "settings": problem.cfg.to_dict(), "lr": winner["lr"], "epoch": winner["epoch"],
               "preprocessing": "none beyond the dataset's own (volumes are read as stored, as for pretraining)"}
     save_checkpoint(path, {"format": "anatlearn", "format_version": 1,
