@@ -107,8 +107,7 @@ def volume_stats(vol: np.ndarray, ref: MeanImage) -> dict[str, float]:
            "tissue_ml": float(v.sum()) * ref.voxel_mm**3 / 1000.0}
     c = coarse(v, ref.factor).ravel()
     m = ref.coarse_mean.ravel()
-    sd = float(c.std())
-    out["corr"] = float(np.corrcoef(c, m)[0, 1]) if sd > 0 else float("nan")
+    out["corr"] = float(np.corrcoef(c, m)[0, 1]) if c.std() > 0 and m.std() > 0 else float("nan")
     if total > 0:
         com = np.array(ndimage.center_of_mass(pos))
         out["offset_mm"] = float(np.linalg.norm(com - ref.com_vox)) * ref.voxel_mm
