@@ -146,6 +146,9 @@ def build_fingerprint(dataset, source: str = "", max_subjects: int = MAX_SUBJECT
     rows = _subset(len(dataset), max_subjects)
     first = dataset.volume(rows[0])
     shape = tuple(int(s) for s in first.shape)
+    affine = getattr(dataset, "affine", None)  # NIfTI data know their voxel size; .npy data are on an anatlearn grid
+    if voxel_mm is None and affine is not None:
+        voxel_mm = abs(float(np.linalg.det(np.asarray(affine, float)[:3, :3]))) ** (1 / 3)
     voxel_mm = float(voxel_mm or grid_voxel_mm(shape))
     factor = max(1, int(round(COARSE_MM / voxel_mm)))
     total = np.zeros(shape, np.float64)
