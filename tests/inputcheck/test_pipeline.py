@@ -96,6 +96,8 @@ def test_check_command_writes_one_row_per_subject(run, mixed, tmp_path):
     assert sorted(table.loc[table["ok"] == "false", "participant_id"]) == sorted(BAD)
     assert set(table["ok"]) == {"true", "false"}
     assert (table.loc[table["ok"] == "true", "reasons"] == "").all()
+    meta = json.loads(out.with_name("check.tsv.meta.json").read_text())
+    assert meta["config"]["weights"].endswith("last.pt") and meta["versions"]["anatlearn"]
     assert _cli(args)[0] == 2  # an existing table is kept without --overwrite
     code, _, err = _cli([*args, "--strict", "--overwrite"])
     assert code == 2 and "input check (strict)" in err
