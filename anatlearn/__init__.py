@@ -12,4 +12,16 @@ from anatlearn.errors import AnatlearnError
 DEFAULT_WORKERS = 2  # DataLoader worker processes (--workers)
 PRECISIONS = ("fp32", "bf16", "fp16")  # numeric precision of a forward pass (--precision)
 
-__all__ = ["DEFAULT_WORKERS", "PRECISIONS", "AnatlearnError", "__version__"]
+# scikit-learn-style estimators (anatlearn.estimators), imported on first use: `import anatlearn` stays light
+ESTIMATORS = ("BrainAge", "ComBat", "Encoder", "LinearProbe", "Pretrainer")
+
+
+def __getattr__(name: str):
+    if name in ESTIMATORS:
+        import anatlearn.estimators
+
+        return getattr(anatlearn.estimators, name)
+    raise AttributeError(f"module 'anatlearn' has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_WORKERS", "PRECISIONS", "AnatlearnError", "__version__", *ESTIMATORS]

@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.data.tables import ID, normalise_ids
-from anatlearn.errors import DataError
+from anatlearn.errors import DataError, listed
 from anatlearn.io import atomic_path, atomic_write_text
 
 METADATA_KEY = b"anatlearn"
+# match_ids warns when fewer than this share of a feature table's subjects are in the participants table
+FEW_SHARED = 0.5
 
 
 def feature_columns(n: int) -> list[str]:
@@ -51,10 +53,10 @@ def validate_features(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataError(f"feature table {source} is empty ({df.shape[0]} subjects x {df.shape[1]} features)")
     dup = df.index[df.index.duplicated()]
     if len(dup):
-        raise DataError(f"feature table {source} has duplicate participant ids: {', '.join(map(str, dup[:5]))}")
+        raise DataError(f"feature table {source} has duplicate participant ids: {listed(dup, 5)}")
     non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
-        raise DataError(f"feature table {source} has non-numeric columns: {', '.join(map(str, non_numeric[:5]))}")
+        raise DataError(f"feature table {source} has non-numeric columns: {listed(non_numeric, 5)}")
     values = df.to_numpy(dtype=np.float64)
     bad_rows = ~np.isfinite(values).all(axis=1)
     if bad_rows.any():
@@ -63,6 +65,8 @@ def validate_features(df: pd.DataFrame, source: str) -> pd.DataFrame:
                         f"(e.g. {', '.join(map(str, ids[:5]))})")
     out = pd.DataFrame(values, index=normalise_ids(df.index), columns=[str(c) for c in df.columns])
     out.attrs["metadata"] = dict(df.attrs.get("metadata", {}))
+    if df.attrs.get("source"):
+        out.attrs["source"] = df.attrs["source"]  # the file it was read from (results record it)
     return out
 
 
@@ -130,7 +134,7 @@ def read_features(path: str | os.PathLike) -> pd.DataFrame:
         df = df.set_index(ID)
     elif df.index.name != ID:
         raise DataError(f"feature table {path} has no {ID!r} column")
-    df.attrs["metadata"] = meta
+    df.attrs["metadata"], df.attrs["source"] = meta, str(path)
     return validate_features(df, str(path))
 
 
@@ -156,6 +160,18 @@ def match_ids(features: pd.DataFrame, participants: pd.DataFrame, features_name:
             return match_ids(features, participants, features_name)
         raise DataError(f"feature table {features_name} and {source} have no participant id in common "
                         f"(e.g. {', '.join(map(str, features.index[:3]))} vs {', '.join(map(str, participants.index[:3]))})")
+    if len(common) < FEW_SHARED * len(features):
+        import warnings
+
+        from anatlearn.data.lineage import LineageWarning
+
+        where = features.attrs.get("source") or features_name
+        warnings.warn(f"feature table {where} and {source} share only {len(common)} subjects: {len(features) - len(common)} "
+                      f"of the table's {len(features)} have no row in {source} (e.g. "
+                      f"{', '.join(map(str, features.index[~features.index.isin(common)][:3]))}) and are left out",
+                      LineageWarning, stacklevel=2)
     out = features.loc[common]
     out.attrs["metadata"] = dict(features.attrs.get("metadata", {}))
+    if features.attrs.get("source"):
+        out.attrs["source"] = features.attrs["source"]
     return out

@@ -32,6 +32,26 @@ def resolve(precision: str, device: torch.device, name: str = "precision", fp32:
     return DTYPES[precision], precision == "fp16"
 
 
+def resolve_device(device: str, name: str = "device") -> torch.device:
+    """The torch device of ``device``: ``auto`` is the GPU when one is visible, else the CPU (the default
+    of every command that runs a model). A GPU asked for where none is visible is a ConfigError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown {name} {device!r}; choose auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{name} {device!r} requested but no CUDA GPU is available")
+    return dev
+
+
+def resolve_name(precision: str, device: torch.device, name: str = "precision") -> str:
+    """``precision`` with ``auto`` made concrete by :func:`resolve`: fp32 on a CPU, bf16 or fp16 on a GPU."""
+    dtype, _ = resolve(precision, device, name)
+    return {v: k for k, v in DTYPES.items()}[dtype]
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """``torch.autocast`` to ``dtype`` on ``device``; no context (fp32) when ``dtype`` is None."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()

@@ -303,7 +303,7 @@ def test_features_and_labels_without_common_ids(tiny_cohort, tmp_path, capfd):
 
 
 def test_synth_bad_shape(tmp_path, capfd):
-    run_cli(capfd, ["synth", tmp_path / "s", "--shape", "8", "8", "8"], "--shape", absent=tmp_path / "s")
+    run_cli(capfd, ["synth", "--out", tmp_path / "s", "--shape", "8", "8", "8"], "--shape", absent=tmp_path / "s")
 
 
 def test_console_script_prints_no_traceback(tmp_path):

@@ -14,7 +14,7 @@ from anatlearn.io import check_output_path
 
 # command -> (arguments with OUT standing for the output path, option named in the error, "file" or "dir")
 COMMANDS = {
-    "synth": (["synth", "OUT", "-n", "4"], "OUT", "dir"),
+    "synth": (["synth", "--out", "OUT", "-n", "4"], "--out", "dir"),
     "pretrain": (["pretrain", "--data", "missing-data", "--out", "OUT", "--method", "simclr"], "--out", "dir"),
     "embed": (["embed", "--weights", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
     "evaluate openbhb": (["evaluate", "openbhb", "--features", "missing.parquet", "--participants", "missing.tsv",
@@ -28,7 +28,7 @@ COMMANDS = {
     "prep": (["prep", "--bids", "missing-bids", "--out", "OUT"], "--out", "dir"),
     "bids": (["bids", "missing-bids", "OUT", "participant", "--weights", "missing.pt"], "OUTPUT_DIR", "dir"),
     "demo": (["demo", "--quick", "--out", "OUT"], "--out", "dir"),
-    "export": (["export", "missing.pt", "OUT"], "OUT", "file"),
+    "export": (["export", "missing.pt", "--out", "OUT"], "--out", "file"),
     "study": (["study", "--out", "OUT"], "--out", "dir"),
     "brain-age": (["brain-age", "--features", "missing.parquet", "--participants", "missing.tsv", "--out", "OUT"],
                   "--out", "dir"),
@@ -40,7 +40,7 @@ COMMANDS = {
     "finetune": (["finetune", "--weights", "random", "--data", "missing-data", "--target", "dx", "--out", "OUT"],
                  "--out", "dir"),
     "check": (["check", "--weights", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
-    "predict": (["predict", "--model", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
+    "predict": (["predict", "--fitted", "missing.pt", "--data", "missing-data", "--out", "OUT"], "--out", "file"),
 }
 NO_OUTPUT = {"version", "inspect"}
 

@@ -11,9 +11,11 @@ import os
 import platform
 import signal
 import sys
+import warnings
 
 import typer
 
+from anatlearn.cli.helpformat import HelpGroup, install
 from anatlearn.errors import AnatlearnError
 
 app = typer.Typer(
@@ -22,13 +24,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
+
+# What `anatlearn version` reports (anatlearn.provenance.versions), by distribution name: read from the installed
+# packages' metadata, so that --version answers without importing torch (issue 37).
+_VERSION_DISTRIBUTIONS = {"torch": "torch", "numpy": "numpy", "sklearn": "scikit-learn", "nibabel": "nibabel",
+                          "nilearn": "nilearn", "pandas": "pandas", "scipy": "scipy"}
+
 
 def _print_version(value: bool) -> None:
     if value:
+        from importlib import metadata
+
         from anatlearn import __version__
 
+        found = {"python": platform.python_version()}
+        for name, dist in _VERSION_DISTRIBUTIONS.items():
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                found[name] = metadata.version(dist)
         typer.echo(f"anatlearn {__version__}")
+        typer.echo(", ".join(f"{k} {v}" for k, v in found.items()))
+        typer.echo("(as imported, in JSON: anatlearn version)")
         raise typer.Exit()
 
 
@@ -44,6 +61,7 @@ _COMMAND_MODULES = ("synth", "pretrain", "embed", "evaluate", "report", "prep", 
                     "brain_age", "harmonize", "explain", "weights", "finetune", "bids", "check")
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
 
 
 def _register() -> None:
@@ -53,6 +71,7 @@ def _register() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"anatlearn.cli.{name}":
                 raise
+    install(app)
 
 
 def _tune_malloc() -> None:
@@ -77,6 +96,14 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
+    """anatlearn's own warnings (what it could not check) as one ``anatlearn: warning:`` line; others as usual."""
+    if getattr(category, "__module__", "").startswith("anatlearn"):
+        typer.echo(f"anatlearn: warning: {message}", err=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def _usage_error(exc) -> int:
     """A click usage error as one line, with the help command of the sub-command it came from."""
     ctx = getattr(exc, "ctx", None)
@@ -95,10 +122,32 @@ def _plain_message(exc: AnatlearnError) -> str:
     return text
 
 
+def _internal_error(exc: BaseException, argv: list[str]) -> str:
+    """The one line for an unexpected exception. Its traceback goes to a file in the temporary directory
+    (named in the line), or to stderr with ``ANATLEARN_DEBUG=1``."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = " ".join(str(exc).split()) or "(no message)"
+    line = f"anatlearn: internal error: {type(exc).__name__}: {message}"
+    if os.environ.get("ANATLEARN_DEBUG", "") not in ("", "0"):
+        sys.stderr.write(text)
+        return line
+    try:
+        fd, path = tempfile.mkstemp(prefix="anatlearn-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"anatlearn {' '.join(argv)}\n{text}")
+    except OSError:
+        return f"{line} (run again with ANATLEARN_DEBUG=1 to see the traceback)"
+    return f"{line} (traceback written to {path}; ANATLEARN_DEBUG=1 prints it)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``anatlearn`` script. A usage error (unknown option, bad value) and an
     :class:`AnatlearnError` from any command are printed as one ``anatlearn: error:`` line with exit status 2;
-    Ctrl-C or SIGTERM as one line with exit status 130 (commands that can resume say how)."""
+    Ctrl-C or SIGTERM as one line with exit status 130 (commands that can resume say how); any other
+    exception as one ``anatlearn: internal error:`` line with exit status 1 (:func:`_internal_error`)."""
     from anatlearn.cli.flags import with_option_names
     from anatlearn.cli.vocabulary import click_exceptions, rewrite_deprecated
 
@@ -109,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv))
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate)
+    warnings.showwarning = _show_warning
     try:
         rv = app(args=argv, prog_name="anatlearn", standalone_mode=False)
     except click.NoArgsIsHelpError:  # `anatlearn evaluate` alone: typer has printed its help
@@ -131,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("anatlearn: interrupted", err=True)
         return 130
+    except Exception as exc:  # a bug, not the user's input: one line, the traceback kept for the report
+        typer.echo(_internal_error(exc, argv), err=True)
+        return EXIT_INTERNAL_ERROR
     return rv if isinstance(rv, int) else 0
 
 

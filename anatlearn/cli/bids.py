@@ -45,7 +45,7 @@ def bids_command(
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Intermediates (kept, so an interrupted run resumes); default a temporary directory."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo scans that are already done."),
     label: Optional[str] = typer.Option(None, "--model-label", help="The features' desc- label (default: the architecture, e.g. resnet18)."),
-    device: str = typer.Option("cpu", "--device", help="torch device of the encoder."),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU if one is visible, else the CPU), cpu or cuda (the encoder)."),
     target: str = TARGET_OPTION,
     jobs: int = JOBS_OPTION,
     threads: Optional[int] = THREADS_OPTION,
@@ -53,6 +53,8 @@ def bids_command(
     template_resolution: float = TEMPLATE_RESOLUTION_OPTION,
     target_voxel_mm: Optional[float] = TARGET_VOXEL_MM_OPTION,
     syn_iterations: str = SYN_ITERATIONS_OPTION,
+    allow_grid_mismatch: bool = typer.Option(False, "--allow-grid-mismatch", help="Embed on a prep target grid other "
+                                             "than the encoder was trained on (refused by default); recorded."),
     seed: int = SEED_OPTION,
 ) -> None:
     """Run anatlearn as a BIDS App: one job per participant, then one group job (docs/bids.md)."""
@@ -65,7 +67,10 @@ def bids_command(
     if analysis_level == "group":
         from anatlearn.bids.group import run_group
 
-        typer.echo(run_group(output_dir, participant_label, session_label).line())
+        summary = run_group(output_dir, participant_label, session_label, bids_dir=bids_dir)
+        typer.echo(summary.line())
+        if summary.missing:
+            typer.echo(f"note: {summary.missing_note()}", err=True)
         return
     from anatlearn.bids.participant import run_participant
     from anatlearn.prep import require_ants
@@ -79,7 +84,8 @@ def bids_command(
     require_ants(config.skull_strip)
     summary = run_participant(bids_dir, output_dir, weights, participant_label, session_label, work_dir, overwrite,
                               config, label, device, command_line=_command_line(ctx),
-                              show_progress=sys.stderr.isatty(), echo=lambda s: typer.echo(s, err=True))
+                              show_progress=sys.stderr.isatty(), echo=lambda s: typer.echo(s, err=True),
+                              allow_grid_mismatch=allow_grid_mismatch)
     typer.echo(summary.line())
     if summary.failed:  # BIDS Apps: a non-zero exit unless every selected scan succeeded
         raise typer.Exit(1)

@@ -25,15 +25,19 @@ def brain_age_command(
     correction: str = typer.Option("cole", "--correction", help="Bias correction: cole ((pred - b) / a; de Lange & Cole 2020) or beheshti (gap residual on age; Beheshti et al. 2019)."),
     folds: int = typer.Option(5, "--folds", help="Folds of the reference's cross-validated predictions."),
     seed: int = typer.Option(0, help="Seed of the folds."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
     """Fit a ridge brain-age model on a healthy reference (or load one) and score a cohort; see docs/clinical.md."""
     from anatlearn.clinical.run import run_brain_age
-    from anatlearn.io import check_output_path
+    from anatlearn.io import new_output, refuse_existing
 
-    check_output_path(out, "dir", "--out")
-    summary = run_brain_age(out, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, reference_where,
-                            age_column, group_column, control, correction, folds, seed)
+    refuse_existing(out, "dir", overwrite, "--out")
+    with new_output(out, "dir", overwrite, "--out") as folder:
+        summary = run_brain_age(folder, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, reference_where,
+                                age_column, group_column, control, correction, folds, seed)
     ref = summary["reference"]
+    if summary.get("uninformative"):  # first line: group tests below are read under this heading
+        typer.echo(f"UNINFORMATIVE MODEL: {summary['uninformative']}")
     typer.echo(f"reference: {ref['n_reference']} subjects, CV MAE {ref['mae_reference_cv']:.2f} y, r(gap, age) "
                f"{ref['r_gap_age_reference']:+.3f} -> corrected {ref['r_corrected_gap_age_reference']:+.3f} ({ref['correction']})")
     if "warning" in summary:

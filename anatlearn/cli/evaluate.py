@@ -42,19 +42,29 @@ def parse_feature_args(specs: list[str]) -> dict:
     return tables
 
 
-def check_out(out: Path | None, kind: str = "dir") -> None:
-    """Fail before any work if ``--out`` cannot be written (see anatlearn.io.check_output_path)."""
-    from anatlearn.io import check_output_path
+OVERWRITE_HELP = "Replace an existing --out whole (default: an existing output is refused)."
+
+
+def check_out(out: Path | None, kind: str = "dir", overwrite: bool = False) -> None:
+    """Fail before any work if ``--out`` cannot be written or already holds results and ``overwrite`` is off
+    (anatlearn.io.refuse_existing)."""
+    from anatlearn.io import refuse_existing
 
     if out is not None:
-        check_output_path(out, kind, "--out")
+        refuse_existing(out, kind, overwrite, "--out")
 
 
-def _finish(results, out: Path | None) -> None:
+def _finish(results, out: Path | None, overwrite: bool = False, also=None) -> None:
+    """Print the table; write the results (and ``also(folder)``) into a fresh --out that replaces any old one whole."""
+    from anatlearn.io import new_output
+
     typer.echo(results.format_table())
     if out is not None:
-        path = results.write(out)
-        typer.echo(f"wrote {path.parent}/results.csv and results.json")
+        with new_output(out, "dir", overwrite, "--out") as folder:
+            results.write(folder)
+            if also is not None:
+                also(folder)
+        typer.echo(f"wrote {out}/results.csv and results.json")
 
 
 @evaluate_app.command("openbhb")
@@ -66,14 +76,15 @@ def openbhb_command(
     folds: int = typer.Option(5, "--folds", help="Folds of the inner CV choosing alpha / C on train."),
     site_column: str = typer.Option("site", "--site-column", help="Site column (OpenBHB also has siteXacq)."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the 95 % intervals."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Brain age (Ridge: MAE internal/external), site (logistic: balanced accuracy), challenge score."""
     from anatlearn.evaluate import evaluate_openbhb, read_participants
 
-    check_out(out)
+    check_out(out, overwrite=overwrite)
     results = evaluate_openbhb(parse_feature_args(features), read_participants(participants), seed=seed, cv=folds,
                                site_column=site_column, n_boot=n_boot)
-    _finish(results, out)
+    _finish(results, out, overwrite)
 
 
 @evaluate_app.command("tasks")
@@ -91,13 +102,18 @@ def tasks_command(
     out: Path = typer.Option(None, "--out", help="Results directory (results.csv, folds.csv, paired.csv, results.json)."),
     save_probes: bool = typer.Option(False, "--save-probes", help="Also refit each probe on every subject of its "
                                      "task: OUT/probes/METHOD/TASK.json, for `anatlearn predict --features`."),
+    ceiling: bool = typer.Option(True, "--ceiling/--no-ceiling", help="On a synthetic cohort (from `anatlearn "
+                                 "synth`), also probe its true anatomy on the same folds: the row 'ceiling: true "
+                                 "anatomy'."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Linear probes of every feature table on every task, with intervals and paired tests."""
     from anatlearn.evaluate import evaluate_tasks, load_tasks, read_participants
+    from anatlearn.evaluate.downstream import truth_features
 
     if save_probes and out is None:
         raise ConfigError("--save-probes needs --out (the probes go to OUT/probes/)")
-    check_out(out)
+    check_out(out, overwrite=overwrite)
     mapping = {}
     for item in column or []:
         canonical, sep, actual = item.partition("=")
@@ -107,17 +123,21 @@ def tasks_command(
     task_list = load_tasks(tasks, columns=mapping or None, select=task or None)
     tables = parse_feature_args(features)
     labels = read_participants(participants)
+    truth = truth_features(labels) if ceiling else None
     # a bar on a terminal (one step per task and feature table), nothing in a log
-    with progress("probing", total=len(task_list) * len(tables)) as bar:
+    with progress("probing", total=len(task_list) * (len(tables) + (truth is not None))) as bar:
         results = evaluate_tasks(tables, labels, task_list, n_splits=folds,
                                  n_repeats=repeats, seed=seed, site_column=stratify_site, interval=interval,
-                                 progress=lambda msg: bar.advance(1, description=f"probing {msg}"))
-    _finish(results, out)
+                                 progress=lambda msg: bar.advance(1, description=f"probing {msg}"), ceiling=truth)
+    saved = []
     if save_probes:
         from anatlearn.evaluate.saved_probes import save_probes as save
 
-        paths = save(tables, labels, task_list, out / "probes", seed=seed)
-        typer.echo(f"wrote {len(paths)} probe(s) fitted on every subject of their task to {out / 'probes'}")
+        def also(folder):
+            saved.extend(save(tables, labels, task_list, folder / "probes", seed=seed))
+    _finish(results, out, overwrite, also if save_probes else None)
+    if save_probes:
+        typer.echo(f"wrote {len(saved)} probe(s) fitted on every subject of their task to {out / 'probes'}")
     if results.paired is not None and len(results.paired):
         typer.echo("\npaired tests (corrected resampled t-test, Nadeau & Bengio 2003):")
         typer.echo(results.paired.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -131,12 +151,13 @@ def icc_command(
                                      "[NAME=]PATH with the same names as --features."),
     kind: str = typer.Option("agreement", help="ICC(2,1) 'agreement' or ICC(3,1) 'consistency'."),
     out: Path = typer.Option(None, "--out", help="Results directory (results.csv, results.json with every feature's ICC)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Test-retest intraclass correlation of every feature: median and quartiles per method."""
     from anatlearn.evaluate import read_features
     from anatlearn.evaluate.icc import evaluate_icc
 
-    check_out(out)
+    check_out(out, overwrite=overwrite)
     test_tables = parse_feature_args(features)
     retest_tables = named_tables(retest, read_features, "--retest: method name {!r} given twice")
     results = evaluate_icc(test_tables, retest_tables, kind)
@@ -145,7 +166,7 @@ def icc_command(
             shown = ", ".join(info["unscored"][:5]) + (", ..." if len(info["unscored"]) > 5 else "")
             typer.echo(f"{name}: {len(info['unscored'])} of {info['n_features']} features are constant in both "
                        f"sessions and have no ICC ({shown}; all listed in results.json)", err=True)
-    _finish(results, out)
+    _finish(results, out, overwrite)
 
 
 @evaluate_app.command("anatomy")
@@ -158,14 +179,15 @@ def anatomy_command(
     folds: int = typer.Option(5, help="Folds of the cross-validation over subjects."),
     seed: int = typer.Option(0, help="Seed of the folds."),
     out: Path = typer.Option(None, "--out", help="Results directory (results.csv, results.json)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """Anatomy recovery: cross-validated ridge R^2 from the features to regional anatomy; RankMe effective rank."""
     from anatlearn.evaluate import read_targets, truth_targets
     from anatlearn.evaluate.anatomy_recovery import evaluate_anatomy
 
-    check_out(out)
+    check_out(out, overwrite=overwrite)
     if truth is None and not targets:
         raise ConfigError("give --truth COHORT (a synthetic cohort with truth/) or --targets TABLE")
     families = dict(truth_targets(truth)) if truth is not None else {}
     families = named_tables(targets or [], read_targets, "--targets: name {!r} given twice; use NAME=PATH", families)
-    _finish(evaluate_anatomy(parse_feature_args(features), families, n_splits=folds, seed=seed), out)
+    _finish(evaluate_anatomy(parse_feature_args(features), families, n_splits=folds, seed=seed), out, overwrite)

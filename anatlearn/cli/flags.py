@@ -46,6 +46,8 @@ LIBRARY_PARAMETER_FLAGS = {
     "evaluate anatomy": {"n_splits": "--folds"},
     "harmonize": {"covariates": "--covariate", "model": "--fitted"},
     "brain-age": {"model": "--fitted"},
+    "finetune": {"kind": "--problem"},
+    "pretrain": {"encoder": "--model", "num_workers": "--workers", "amp": "--precision"},
 }
 _PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 

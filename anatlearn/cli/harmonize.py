@@ -23,12 +23,13 @@ def harmonize_command(
     site_column: str = typer.Option("site", "--site-column", help="The site (scanner/batch) column."),
     eb: bool = typer.Option(True, "--eb/--no-eb", help="Empirical-Bayes shrinkage of the site effects (ComBat's default)."),
     seed: int = typer.Option(0, help="Seed of the site-probe check's folds."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
     """Fit ComBat on a reference (or load it) and harmonise a cohort of known sites; see docs/clinical.md."""
     from anatlearn.clinical.run import run_harmonize
-    from anatlearn.io import check_output_path
+    from anatlearn.io import new_output, refuse_existing
 
-    check_output_path(out, "dir", "--out")
+    refuse_existing(out, "dir", overwrite, "--out")
     covariates = list(covariate or [])
     cat = None
     if categorical:
@@ -38,8 +39,9 @@ def harmonize_command(
 
             raise ConfigError(f"--categorical {unknown[0]!r} is not one of the --covariate columns")
         cat = list(categorical)
-    summary = run_harmonize(out, Path(split_named(features)[1]), participants, reference, reference_participants, fitted, covariates,
-                            cat, site_column, eb, seed=seed)
+    with new_output(out, "dir", overwrite, "--out") as folder:
+        summary = run_harmonize(folder, Path(split_named(features)[1]), participants, reference, reference_participants,
+                                fitted, covariates, cat, site_column, eb, seed=seed)
     typer.echo(f"harmonised {summary['n_subjects']} subjects over sites {', '.join(summary['sites'])} "
                f"(preserving: {', '.join(summary['covariates']) or 'nothing'})")
     check = summary.get("site_check")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -55,8 +57,9 @@ def pretrain_command(
     anat_bandwidth: Optional[float] = typer.Option(None, help="h of --weight-map kernel (0: the study's rule, mean anatomical weight = mean age-kernel weight).", show_default=_default("anat_bandwidth")),
     views: Optional[int] = typer.Option(None, help="Views per subject.", show_default=_default("views")),
     augment: Optional[list[str]] = typer.Option(None, "--augment", help="crop, cutout, flip, blur, noise; repeatable.", show_default="none"),
-    split: Optional[str] = typer.Option(None, help="Split to train on ('' for all subjects).", show_default=_default("split")),
+    split: Optional[str] = typer.Option(None, help="Split to train on where the participants table has a split column ('' for all subjects; a table without one is trained on whole).", show_default=_default("split")),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (GPU: bf16 or fp16 autocast; CPU: fp32), fp32, bf16, fp16.", show_default="auto"),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU if one is visible, else the CPU), cpu or cuda (under torchrun: each process's own GPU)."),
     seed: Optional[int] = typer.Option(None, help="Random seed.", show_default=_default("seed")),
     workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading worker processes.", show_default=str(DEFAULT_WORKERS)),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last_3d activations (faster CPU steps for narrow models, e.g. width 0.25).", show_default="off"),
@@ -75,6 +78,7 @@ def pretrain_command(
     from anatlearn.errors import ConfigError
     from anatlearn.io import check_output_path
     from anatlearn.pretrain import pretrain, resolve_config
+    from anatlearn.pretrain.config import stored_data, stored_run_config
 
     # option -> TrainConfig field; None: not given (the --config file or the default decides)
     overrides = dict(
@@ -85,10 +89,14 @@ def pretrain_command(
         augment=augment or None, split=split, amp=_AMP.get(precision, precision), seed=seed, num_workers=workers,
         channels_last=channels_last, checkpoint_every=checkpoint_every, keep_last=keep_last, keep_every=keep_every,
         save_epochs=None if save_epochs is None else _epoch_list(save_epochs))
-    if resume and config is None and out and (Path(out) / "config.toml").is_file():
-        config = Path(out) / "config.toml"  # --resume alone: the run's own options, any given here on top
+    stored = None
+    if resume and config is None and out:  # --resume alone: the run's own options, any given here on top
+        stored = config = stored_run_config(out)
+    _use_device(device)
     with flags_named(PARAMETER_FLAGS):
         cfg = resolve_config(str(config) if config else None, overrides)
+    if stored is not None and data is None:
+        cfg.data = stored_data(cfg.data, stored)
     if not cfg.data or not cfg.out:
         raise ConfigError("--data and --out are required (on the command line or in --config)")
     check_output_path(cfg.out, "dir", "--out")
@@ -107,7 +115,8 @@ def pretrain_command(
                        f"{cfg.out}: run the same command with --overwrite to start again", err=True)
         else:
             typer.echo(f"anatlearn: pretraining interrupted; safe on disk: {describe_resume_point(cfg.out)}; "
-                       f"continue with: anatlearn pretrain --out {cfg.out} --resume", err=True)
+                       f"continue with: anatlearn pretrain --out {shlex.quote(os.path.abspath(cfg.out))} --resume",
+                       err=True)
         raise typer.Exit(130) from None
     typer.echo(f"run directory: {path}")
 
@@ -118,6 +127,23 @@ PARAMETER_FLAGS = {"batch_size": "--batch-size", "keep_last": "--keep-last", "ke
                    "overwrite=True": "--overwrite", "amp='fp16'": "--precision fp16", "amp='bf16'": "--precision bf16",
                    "amp='off'": "--precision fp32", "num_workers": "--workers", "encoder": "--model", "anat_bandwidth": "--anat-bandwidth", "weight_map": "--weight-map",
                    "lambda_reg": "--lambda-reg"}
+
+
+def _use_device(device: str) -> None:
+    """Pretraining runs on the GPU when one is visible (anatlearn.distributed); ``cpu`` hides it before torch
+    looks, ``cuda`` fails early where there is none."""
+    import os
+
+    from anatlearn.errors import ConfigError
+
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    elif device not in ("auto", "cuda"):
+        raise ConfigError(f"--device {device!r}: choose auto, cpu or cuda")
+    elif device == "cuda":
+        from anatlearn.precision import resolve_device
+
+        resolve_device(device, "--device")
 
 
 def _epoch_list(text: str) -> list[int]:

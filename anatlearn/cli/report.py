@@ -20,16 +20,17 @@ def report_command(
     title: str = typer.Option("anatlearn report", help="Page title."),
     seed: int = typer.Option(0, help="Seed of t-SNE/UMAP and of the subject subsample of large maps."),
     note: str = typer.Option("", help="A sentence appended to the verdict (e.g. how many seeds are behind it)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
     """Write a single HTML page: verdict, headline table and key comparisons first, then anatomy recovery,
     per-task bars, OpenBHB figures, loss curves, embedding maps, tables."""
-    from anatlearn.cli.evaluate import parse_feature_args
     from anatlearn.evaluate import read_participants
-    from anatlearn.io import check_output_path
+    from anatlearn.io import refuse_existing
     from anatlearn.report import build_report
+    from anatlearn.report.names import read_feature_args
 
-    check_output_path(out, "file", "--out")
-    tables = parse_feature_args(features) if features else None
+    refuse_existing(out, "file", overwrite, "--out")
+    tables = read_feature_args(features) if features else None
     labels = read_participants(participants) if participants else None
     path = build_report(inputs or [], out, features=tables, participants=labels, title=title, seed=seed,
                         note=note)

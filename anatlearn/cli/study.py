@@ -19,7 +19,7 @@ def study_command(
                              "views, AnatCL, y-Aware and the two regression objectives on seeds 6-8; Part 6), "
                              "run3-select (run 3's lambda_reg selection, seed 9) "
                              "or quick (toy size, about a minute: checks the path)."),
-    device: str = typer.Option("cpu", help="cpu or cuda (AMP on cuda, the training default)."),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU if one is visible, else the CPU), cpu or cuda (AMP on cuda, the training default)."),
     workers: int = typer.Option(1, help="Cells run in parallel processes (CPU threads are shared out among them; "
                                 "on a GPU several small runs share the device)."),
     max_cells: int = typer.Option(None, help="Stop after this many cells in this invocation (resume later)."),
@@ -47,6 +47,9 @@ def study_command(
         typer.echo(f"summary: {aggregate_study(out)}")
         return
     check_output_path(out, "dir", "--out")
+    from anatlearn.precision import resolve_device
+
+    device = resolve_device(device, "--device").type
     if device == "cpu":  # pretraining picks a visible GPU by itself: hide it before torch looks
         import os
 

@@ -21,7 +21,16 @@ DEPRECATED: dict[str, dict[str, tuple[str, dict | None, str | None]]] = {
     "evaluate icc": {"--test": ("--features", None, None)},
     "brain-age": {"--model": ("--fitted", None, None)},
     "harmonize": {"--model": ("--fitted", None, None)},
+    "predict": {"--model": ("--fitted", None, None)},
+    "prep": {"--target": ("--modality", None, None)},  # --target is a column of the participants table
+    "bids": {"--target": ("--modality", None, None)},
     _ANY: {},
+}
+
+# Old meanings of a name that stays, told apart by the value: command -> {option: (old values, new option)}.
+# (`finetune --task classification` was the problem type; --task now names a task of --tasks.)
+BY_VALUE: dict[str, dict[str, tuple[set, str]]] = {
+    "finetune": {"--task": ({"classification", "regression"}, "--problem")},
 }
 
 _GROUPS = {"evaluate"}  # commands with sub-commands
@@ -43,6 +52,7 @@ def rewrite_deprecated(argv: list[str], warn=None) -> list[str]:
     warn = warn or (lambda msg: print(f"anatlearn: warning: {msg}", file=sys.stderr))
     command, start = _command_path(argv)
     table = {**DEPRECATED[_ANY], **DEPRECATED.get(command, {})}
+    by_value = BY_VALUE.get(command, {})
     out, warned, i = list(argv[:start]), set(), start
     while i < len(argv):
         arg = argv[i]
@@ -50,6 +60,16 @@ def rewrite_deprecated(argv: list[str], warn=None) -> list[str]:
             out.extend(argv[i:])
             break
         name, eq, inline = arg.partition("=")
+        value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+        if name in by_value and value in by_value[name][0]:
+            new = by_value[name][1]
+            if name not in warned:
+                warn(f"{name} {value} is deprecated; use {new} {value} ({name} now names a task of --tasks; "
+                     f"it will be removed in the next release)")
+                warned.add(name)
+            out += [new, value]
+            i += 1 if eq else 2
+            continue
         if name in table and arg.startswith("--"):
             new, values, flag_value = table[name]
             if name not in warned:

@@ -22,18 +22,19 @@ def weights_command(
     batches: int = typer.Option(200, help="Random batches averaged over."),
     seed: int = typer.Option(0, help="Seed of the random batches."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the table here (TSV)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out whole (default: an existing output is refused)."),
 ) -> None:
     """Own-view share and perplexity (effective number of positives) of each weighting's InfoNCE target,
     and how well it ranks subject pairs by age and (synthetic cohorts) by true anatomy; see
     anatlearn.losses.target_check and docs/losses.md."""
     from anatlearn.errors import ConfigError
-    from anatlearn.io import atomic_write_text, check_output_path
+    from anatlearn.io import atomic_write_text, refuse_existing
     from anatlearn.losses.target_check import NEAR_UNIFORM, check_weights
 
     if batches < 1:
         raise ConfigError(f"--batches must be at least 1, got {batches}")
     if out is not None:
-        check_output_path(out, "file", "--out")
+        refuse_existing(out, "file", overwrite, "--out")
     with flags_named({"batch_size": "--batch-size"}):
         df = check_weights(data, split, batch_size, sigma, kernel, atlas, batches, seed)
     typer.echo(df.drop(columns="near_uniform").to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -30,16 +30,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from anatlearn.clinical.storage import load_model, save_model
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.evaluate.probes import GRID, make_probe, make_splits
+from anatlearn.data.lineage import identity_of
 from anatlearn.provenance import provenance
 
 CORRECTIONS = ("cole", "beheshti")
 KIND = "brain-age"
 MIN_SLOPE = 0.05  # below this the predictions hardly follow age and (pred - b) / a explodes
+# An age model is "uninformative" when its cross-validated predictions on the reference explain less than half of
+# the age variance (R^2 < 0.5) or miss by more than half the reference's age SD on average: its gaps then mostly
+# measure the model's error, and group differences in them say little about brains (docs/clinical.md).
+MIN_R2, MAX_MAE_SD = 0.5, 0.5
 OUTPUT_COLUMNS = ["age", "predicted_age", "gap", "corrected_predicted_age", "corrected_gap"]
 
 
@@ -101,11 +108,13 @@ class BrainAgeModel:
         self.correction, self.folds, self.grid, self.seed = correction, folds, tuple(grid), seed
 
     # -- fitting ---------------------------------------------------------------------------------------
-    def fit(self, X, age, ids=None) -> "BrainAgeModel":
+    def fit(self, X, age, ids=None, require_slope: bool = True) -> "BrainAgeModel":
         """Fit the age model on the reference, its cross-validated predictions and the bias correction.
         ``ids`` (default: the feature table's index) let :meth:`gaps` give reference subjects their
-        cross-validated prediction later."""
+        cross-validated prediction later. ``require_slope=False`` keeps a model whose predictions do not
+        follow age (slope < MIN_SLOPE; :meth:`correct` then refuses) instead of raising."""
         Xv, self.feature_names_ = as_matrix(X, source="reference features")
+        self.encoder_identity_ = identity_of(X) if isinstance(X, pd.DataFrame) else None  # checked on re-use
         y = as_ages(age, len(Xv), "reference age")
         if len(y) < 2 * self.folds:
             raise DataError(f"the reference has {len(y)} subjects, too few for {self.folds}-fold cross-validation")
@@ -123,7 +132,7 @@ class BrainAgeModel:
         self.mean_, self.scale_ = scaler.mean_.copy(), scaler.scale_.copy()
         self.coef_, self.intercept_, self.alpha_ = ridge.coef_.copy(), float(ridge.intercept_), float(ridge.alpha_)
         slope, intercept = fit_bias(y, cv_pred)
-        if slope < MIN_SLOPE:
+        if slope < MIN_SLOPE and require_slope:
             raise DataError(f"the age model's cross-validated predictions do not follow age (slope {slope:.3f} of "
                             f"predicted on chronological age); the bias correction is undefined for these features")
         self.slope_, self.offset_ = float(slope), float(intercept)
@@ -147,6 +156,9 @@ class BrainAgeModel:
     def correct(self, predicted, age) -> np.ndarray:
         """Bias-corrected predicted age: (pred - b) / a (cole) or age + (pred - a age - b) (beheshti)."""
         self._check_fitted()
+        if self.slope_ < MIN_SLOPE:
+            raise DataError(f"the age model's cross-validated predictions do not follow age (slope {self.slope_:.3f} "
+                            f"of predicted on chronological age); the bias correction is undefined for these features")
         return correct_predictions(predicted, age, self.slope_, self.offset_, self.correction)
 
     def gaps(self, X, age, ids=None) -> pd.DataFrame:
@@ -182,10 +194,33 @@ class BrainAgeModel:
                              "corrected_gap": corrected - age, "cross_validated": True},
                             index=pd.Index(self.reference_ids_, name="participant_id"))
 
+    def informativeness(self) -> dict:
+        """Cross-validated R^2 and MAE of the reference, its age SD, and the verdict: ``informative`` is False
+        when R^2 < 0.5 or MAE > 0.5 SD(age), with ``reason`` saying which and what it does to corrected gaps."""
+        self._check_fitted()
+        age, pred = self.reference_age_, self.reference_cv_pred_
+        r2 = float(1 - np.sum((pred - age) ** 2) / np.sum((age - age.mean()) ** 2))
+        mae, sd = float(np.mean(np.abs(pred - age))), float(np.std(age, ddof=1))
+        out = {"r2_reference_cv": r2, "mae_reference_cv": mae, "age_sd_reference": sd,
+               "informative": bool(r2 >= MIN_R2 and mae <= MAX_MAE_SD * sd)}
+        if not out["informative"]:
+            corrected = self.correct(pred, age) - age if self.slope_ >= MIN_SLOPE else np.zeros(1)
+            out["reason"] = (
+                f"the age model is uninformative: cross-validated R^2 {r2:.2f} (needs >= {MIN_R2}) and MAE {mae:.1f} y "
+                f"(needs <= {MAX_MAE_SD} x the reference's age SD {sd:.1f} y = {MAX_MAE_SD * sd:.1f} y) on the reference; "
+                f"its gaps mostly measure the model's error" + (
+                    f", and the cole correction divides residuals by the slope a = {self.slope_:.2f}, so corrected gaps "
+                    f"span {corrected.min():+.0f} to {corrected.max():+.0f} y on the reference itself"
+                    if self.correction == "cole" and self.slope_ >= MIN_SLOPE else ""))
+        return out
+
     def summary(self) -> dict:
-        """Reference fit: MAE, r(gap, age) before and after correction, slope/offset, alpha, age range."""
+        """Reference fit: MAE, r(gap, age) before and after correction, slope/offset, alpha, age range, and
+        whether the model is informative (:meth:`informativeness`)."""
         ref = self.reference_table()
-        return {"n_reference": len(ref), "mae_reference_cv": float(np.mean(np.abs(ref["gap"]))),
+        verdict = self.informativeness()
+        return {"informative": verdict["informative"], "r2_reference_cv": verdict["r2_reference_cv"],
+                "age_sd_reference": verdict["age_sd_reference"], "n_reference": len(ref), "mae_reference_cv": float(np.mean(np.abs(ref["gap"]))),
                 "mae_reference_cv_corrected": float(np.mean(np.abs(ref["corrected_gap"]))),
                 "r_gap_age_reference": float(np.corrcoef(ref["gap"], ref["age"])[0, 1]),
                 "r_corrected_gap_age_reference": float(np.corrcoef(ref["corrected_gap"], ref["age"])[0, 1]),
@@ -202,7 +237,8 @@ class BrainAgeModel:
                   "reference_row_sums": self.reference_row_sums_}
         meta = {"intercept": self.intercept_, "alpha": self.alpha_, "slope": self.slope_, "offset": self.offset_,
                 "correction": self.correction, "folds": self.folds, "grid": list(self.grid), "seed": self.seed,
-                "summary": self.summary(), "provenance": provenance(self.seed)}
+                "summary": self.summary(), "provenance": provenance(self.seed),
+                "encoder_identity": getattr(self, "encoder_identity_", None)}
         return save_model(path, KIND, arrays, meta)
 
     @classmethod
@@ -217,6 +253,44 @@ class BrainAgeModel:
             model.reference_row_sums_ = arrays["reference_row_sums"]
             model.intercept_, model.alpha_ = float(meta["intercept"]), float(meta["alpha"])
             model.slope_, model.offset_ = float(meta["slope"]), float(meta["offset"])
+            model.encoder_identity_ = meta.get("encoder_identity")  # absent in models of older versions
         except KeyError as exc:
             raise DataError(f"brain-age model file {path} lacks {exc}") from None
         return model
+
+
+class BrainAge(RegressorMixin, BaseEstimator):
+    """Brain age as a scikit-learn regressor: :class:`BrainAgeModel` (what ``anatlearn brain-age`` fits).
+
+    ``fit(X, ages)`` fits the ridge age model and the bias correction on the training rows only (the
+    correction on their cross-validated predictions); ``predict(X)`` returns predicted ages and
+    ``gap(X, ages)`` the bias-corrected gaps (corrected predicted age minus ``ages``). Fitted attributes:
+    ``model_`` (the :class:`BrainAgeModel`), ``slope_``, ``offset_``, ``r2_cv_``, ``mae_cv_`` and
+    ``informative_`` (False when R^2 < 0.5 or MAE > half the training ages' SD).
+    """
+
+    def __init__(self, correction: str = "cole", folds: int = 5, grid=GRID, seed: int = 0):
+        self.correction, self.folds, self.grid, self.seed = correction, folds, grid, seed
+
+    def fit(self, X, y) -> "BrainAge":
+        original = X
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, ensure_min_samples=2 * int(self.folds))
+        model = BrainAgeModel(self.correction, self.folds, self.grid, self.seed)
+        self.model_ = model.fit(original if isinstance(original, pd.DataFrame) else X, y, require_slope=False)
+        verdict = model.informativeness()
+        self.slope_, self.offset_ = model.slope_, model.offset_
+        self.r2_cv_, self.mae_cv_, self.informative_ = (verdict["r2_reference_cv"], verdict["mae_reference_cv"],
+                                                        verdict["informative"])
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted (uncorrected) age of every row."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.model_.predict(X)
+
+    def gap(self, X, ages) -> np.ndarray:
+        """Bias-corrected brain-age gap of every row: corrected predicted age - ``ages``."""
+        predicted = self.predict(X)
+        ages = as_ages(ages, len(predicted), "ages")
+        return self.model_.correct(predicted, ages) - ages

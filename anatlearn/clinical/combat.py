@@ -33,10 +33,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from anatlearn.clinical.brain_age import as_matrix
 from anatlearn.clinical.storage import load_model, save_model
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
+from anatlearn.data.lineage import identity_of
 from anatlearn.provenance import provenance
 
 KIND = "combat"
@@ -87,7 +90,7 @@ class ComBatHarmonizer:
         missing = [c for c in [self.site_column, *self.covariates] if c not in covars.columns]
         if missing:
             raise DataError(f"{source}: column(s) {', '.join(missing)} not found "
-                            f"(columns: {', '.join(map(str, covars.columns[:12]))})")
+                            f"(columns: {listed(covars.columns)})")
         table = covars[[self.site_column, *self.covariates]]
         bad = table.isna().any(axis=1)
         if bad.any():
@@ -117,6 +120,7 @@ class ComBatHarmonizer:
     def fit(self, X, covars: pd.DataFrame, source: str = "reference") -> "ComBatHarmonizer":
         """Estimate alpha, B_cov, sigma and the per-site gamma*, delta* on the reference."""
         Y, self.feature_names_ = as_matrix(X, source=f"{source} features")
+        self.encoder_identity_ = identity_of(X) if isinstance(X, pd.DataFrame) else None  # checked on re-use
         table = self._covariate_table(covars, len(Y), source)
         categorical = self.categorical if self.categorical is not None else [
             c for c in self.covariates if not pd.api.types.is_numeric_dtype(table[c])]
@@ -211,7 +215,8 @@ class ComBatHarmonizer:
                   "delta": self.delta_, "sites": self.sites_.astype(str), "site_counts": self.site_counts_,
                   "feature_names": np.asarray(self.feature_names_)}
         meta = {"covariates": self.covariates, "site_column": self.site_column, "levels": self.levels_,
-                "eb": self.eb, "provenance": provenance(None)}
+                "eb": self.eb, "provenance": provenance(None),
+                "encoder_identity": getattr(self, "encoder_identity_", None)}
         return save_model(path, KIND, arrays, meta)
 
     @classmethod
@@ -224,6 +229,94 @@ class ComBatHarmonizer:
             h.gamma_, h.delta_ = arrays["gamma"], arrays["delta"]
             h.sites_, h.site_counts_ = arrays["sites"].astype(str), arrays["site_counts"]
             h.feature_names_ = [str(c) for c in arrays["feature_names"]]
+            h.encoder_identity_ = meta.get("encoder_identity")  # absent in models of older versions
         except KeyError as exc:
             raise DataError(f"harmoniser model file {path} lacks {exc}") from None
         return h
+
+
+def _covariate_frame(covariates, n: int) -> pd.DataFrame:
+    """The routed ``covariates`` (DataFrame, Series, dict of columns or 2-D array) as a DataFrame of n rows."""
+    if covariates is None:
+        return pd.DataFrame(index=range(n))
+    if isinstance(covariates, pd.Series):
+        covariates = covariates.to_frame(covariates.name if covariates.name is not None else "covariate0")
+    if not isinstance(covariates, pd.DataFrame):
+        values = covariates if isinstance(covariates, dict) else np.asarray(covariates)
+        if not isinstance(values, dict):
+            values = values.reshape(len(values), -1)
+            values = {f"covariate{i}": values[:, i] for i in range(values.shape[1])}
+        covariates = pd.DataFrame(values)
+    if len(covariates) != n:
+        raise DataError(f"`covariates`: {len(covariates)} rows for {n} subjects")
+    return covariates.rename(columns=str)
+
+
+class ComBat(TransformerMixin, BaseEstimator):
+    """ComBat as a scikit-learn transformer: :class:`ComBatHarmonizer` (the implementation ``anatlearn
+    harmonize`` runs) with the sites and covariates passed as metadata.
+
+    ``sites`` (one label per row) and ``covariates`` (the columns whose effects are preserved: a DataFrame,
+    or a 2-D array) are requested by ``fit`` and ``transform`` by default, so with
+    ``sklearn.set_config(enable_metadata_routing=True)``, ``cross_val_score(make_pipeline(..., ComBat(),
+    RidgeCV()), X, y, params={"sites": sites})`` fits ComBat on each training fold only and harmonises the
+    test fold with the sites of its subjects (routed to ``transform`` through the pipeline's ``score``; a
+    ``scoring=`` string scores through ``predict``, which receives no metadata, and is refused with an error
+    saying so). ``categorical``: numeric covariate columns to treat as categorical; ``eb``: empirical-Bayes
+    shrinkage (Johnson et al. 2007).
+    """
+
+    __metadata_request__fit = {"sites": True, "covariates": True}
+    __metadata_request__transform = {"sites": True, "covariates": True}
+
+    def __init__(self, categorical=None, eb: bool = True):
+        self.categorical = categorical
+        self.eb = eb
+
+    def _table(self, X, sites, covariates, what: str):
+        if sites is None:
+            raise DataError(f"ComBat.{what} needs `sites` (one site label per row): pass sites=..., or in a pipeline "
+                            f"enable metadata routing (sklearn.set_config(enable_metadata_routing=True)) and give "
+                            f"params={{'sites': sites}}; scoring strings call predict, which receives no sites, so "
+                            f"score with the pipeline's own score (scoring=None)")
+        site_col = getattr(sites, "name", None) or "site"
+        labels = np.asarray(sites).astype(str).ravel()
+        if len(labels) != X.shape[0]:
+            raise DataError(f"`sites`: {len(labels)} labels for {X.shape[0]} rows of X")
+        table = _covariate_frame(covariates, X.shape[0])
+        if site_col in table.columns:
+            raise DataError(f"`covariates` has a column {site_col!r}, the name of `sites`")
+        table.insert(0, site_col, labels)
+        return table, site_col
+
+    def fit(self, X, y=None, *, sites=None, covariates=None) -> "ComBat":
+        """Estimate ComBat on ``X`` (rows = subjects) with their ``sites`` and ``covariates``."""
+        return self._fit(X, sites, covariates, "X")
+
+    def _fit(self, X, sites, covariates, source: str) -> "ComBat":
+        """:meth:`fit`, with errors naming ``source`` (``anatlearn harmonize`` names the reference file)."""
+        values = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        table, site_col = self._table(values, sites, covariates, "fit")
+        names = [c for c in table.columns if c != site_col]
+        if self.categorical is not None and not set(self.categorical) <= set(names):
+            raise ConfigError(f"`categorical` {sorted(set(self.categorical) - set(names))} are not covariate columns")
+        if isinstance(X, pd.DataFrame):  # the harmoniser records (and saves) the feature columns by name
+            values = pd.DataFrame(values, index=X.index, columns=X.columns)
+        self.harmonizer_ = ComBatHarmonizer(names, site_col, self.categorical, self.eb).fit(values, table, source=source)
+        self.sites_ = self.harmonizer_.sites_
+        return self
+
+    def transform(self, X, *, sites=None, covariates=None):
+        """Harmonised ``X``; every row's site must be one of :attr:`sites_`."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        table, _ = self._table(X, sites, covariates, "transform")
+        table = table.rename(columns={table.columns[0]: self.harmonizer_.site_column})
+        return self.harmonizer_.transform(X, table, source="X")
+
+    def fit_transform(self, X, y=None, *, sites=None, covariates=None):
+        return self.fit(X, y, sites=sites, covariates=covariates).transform(X, sites=sites, covariates=covariates)
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        return _check_feature_names_in(self, input_features)

@@ -11,13 +11,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from anatlearn.clinical.brain_age import BrainAgeModel
-from anatlearn.clinical.combat import ComBatHarmonizer
+from anatlearn.clinical.brain_age import BrainAge, BrainAgeModel
+from anatlearn.clinical.combat import ComBat, ComBatHarmonizer
 from anatlearn.clinical.group_stats import compare_groups
 from anatlearn.data.tables import read_participants
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.features import match_ids, read_features, write_features
 from anatlearn.io import atomic_write_bytes, atomic_write_text
+from anatlearn.data.lineage import check_same_encoder, identity_of, table_identity
 from anatlearn.provenance import provenance
 
 
@@ -47,16 +48,21 @@ def select_rows(participants: pd.DataFrame, where: dict[str, list[str]], option:
 
 
 def _load_pair(features, participants, name: str):
+    """(the table's rows with labels, the labels, the whole table's identity for the results)."""
     table = features if isinstance(features, pd.DataFrame) else read_features(features)
     labels = participants if isinstance(participants, pd.DataFrame) else read_participants(participants)
     source = str(features) if not isinstance(features, pd.DataFrame) else name
-    return match_ids(table, labels, source), labels
+    return match_ids(table, labels, source), labels, table_identity(table, name)
+
+
+def _name(features) -> str:
+    return str(features) if not isinstance(features, pd.DataFrame) else "features"
 
 
 def _column(participants: pd.DataFrame, column: str, option: str) -> pd.Series:
     if column not in participants.columns:
         raise DataError(f"{option} {column!r}: no such column in {participants.attrs.get('source', 'the participants table')} "
-                        f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+                        f"(columns: {listed(participants.columns)})")
     return participants[column]
 
 
@@ -89,28 +95,34 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
     if (reference is None) == (model is None):
         raise ConfigError("give either `reference` (with `reference_participants`) to fit a model or `model` to "
                           "re-apply a saved one")
-    X, labels = _load_pair(features, participants, "features")
+    X, labels, inputs = _load_pair(features, participants, "features")
+    inputs = {"features": inputs, "participants": labels.attrs.get("source")}
     age = pd.to_numeric(_column(labels, age_column, "`age_column`").loc[X.index], errors="coerce")
     if age.isna().any():
         raise DataError(f"`age_column` {age_column!r}: missing or non-numeric age for {int(age.isna().sum())} "
                         f"subject(s) (e.g. {age.index[age.isna()][0]})")
     groups = _column(labels, group_column, "`group_column`").loc[X.index] if group_column else None
-    out.mkdir(parents=True, exist_ok=True)
     if model is None:
         if reference_participants is None:
             raise ConfigError("`reference` needs `reference_participants` (its ages)")
         ref_labels = read_participants(reference_participants) if not isinstance(reference_participants, pd.DataFrame) \
             else reference_participants
         ref_labels = select_rows(ref_labels, parse_where(reference_where), "`reference_where`")
-        R, _ = _load_pair(reference, ref_labels, "reference")
+        R, _, inputs["reference"] = _load_pair(reference, ref_labels, "reference")
+        check_same_encoder(identity_of(R), X, f"the reference {_name(reference)}", _name(features), warn=False)
         ref_age = pd.to_numeric(_column(ref_labels, age_column, "`age_column`").loc[R.index], errors="coerce")
         if ref_age.isna().any():
             raise DataError(f"reference: missing or non-numeric {age_column!r} for subject {ref_age.index[ref_age.isna()][0]}")
-        fitted = BrainAgeModel(correction, folds, seed=seed).fit(R, ref_age.to_numpy())
+        fitted = BrainAge(correction, folds, seed=seed).fit(R, ref_age.to_numpy()).model_
+        fitted.encoder_identity_ = identity_of(R)  # checked when the saved model is re-applied
+        ref_table = fitted.reference_table()  # refuses a model whose predictions do not follow age
+        out.mkdir(parents=True, exist_ok=True)
         fitted.save(out / "brain_age_model.npz")
     else:
         fitted = BrainAgeModel.load(model)
-    ref_table = fitted.reference_table()
+        check_same_encoder(fitted.encoder_identity_, X, f"brain-age model {model}", _name(features))
+        out.mkdir(parents=True, exist_ok=True)
+        ref_table = fitted.reference_table()
     atomic_write_text(out / "reference_brain_age.tsv", ref_table.to_csv(sep="\t", float_format="%.6g"))
     table = fitted.gaps(X, age.to_numpy())
     if groups is not None:
@@ -122,17 +134,26 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
                "cohort_mae": float(table["gap"].abs().mean()),
                "cohort_r_corrected_gap_age": float(np.corrcoef(table["corrected_gap"], table["age"])[0, 1])
                if len(table) > 2 and table["age"].std() > 0 else None,
-               "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or out / "brain_age_model.npz")}
+               "n_cross_validated": int(table["cross_validated"].sum()), "model": str(model or "brain_age_model.npz"),
+               "inputs": inputs}
+    verdict = fitted.informativeness()
+    if not verdict["informative"]:
+        summary["uninformative"] = verdict["reason"]  # the CLI's first line; the report's heading
     if fitted.correction == "cole" and fitted.slope_ < 0.5:
         summary["warning"] = (f"the reference's predictions follow age with slope a = {fitted.slope_:.2f}; the cole "
                               f"correction divides residuals by a, so corrected gaps are {1 / fitted.slope_:.1f}x wider "
                               f"(--correction beheshti does not rescale)")
-    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups))
+    heading = "UNINFORMATIVE age model (CV R^2 {:.2f}): ".format(verdict["r2_reference_cv"]) if "uninformative" in summary else ""
+    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups,
+                                                                                heading + "brain age"))
     if groups is not None:
         comp = pd.concat([compare_groups(table[c], groups, control, c) for c in ("corrected_gap", "gap")],
                          ignore_index=True)
+        if heading:  # the tests stay, read under the heading: they compare the model's errors between groups
+            comp.insert(0, "model", "uninformative")
         atomic_write_text(out / "group_comparison.tsv", comp.to_csv(sep="\t", index=False, float_format="%.6g"))
-        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups))
+        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups,
+                                                                          title=heading + "brain-age gap by group"))
         summary["group_column"], summary["control"] = group_column, control
         summary["group_comparison"] = comp.to_dict("records")
     summary["provenance"] = provenance(seed, {"correction": fitted.correction, "folds": fitted.folds,
@@ -191,25 +212,35 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     if (reference is None) == (model is None):
         raise ConfigError("give either `reference` (with `reference_participants`) to fit ComBat or `model` to "
                           "re-apply a saved one")
-    X, labels = _load_pair(features, participants, "features")
-    out.mkdir(parents=True, exist_ok=True)
+    X, labels, inputs = _load_pair(features, participants, "features")
+    inputs = {"features": inputs, "participants": labels.attrs.get("source")}
     if model is None:
         if reference_participants is None:
             raise ConfigError("`reference` needs `reference_participants` (its sites and covariates)")
-        R, ref_labels = _load_pair(reference, reference_participants, "reference")
-        harmoniser = ComBatHarmonizer(covariates, site_column, categorical, eb).fit(
-            R, ref_labels.loc[R.index], source=f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip())
+        R, ref_labels, inputs["reference"] = _load_pair(reference, reference_participants, "reference")
+        check_same_encoder(identity_of(R), X, f"the reference {_name(reference)}", _name(features), warn=False)
+        ref_rows, ref_source = ref_labels.loc[R.index], f"reference {reference if not isinstance(reference, pd.DataFrame) else ''}".strip()
+        missing = [c for c in [site_column, *covariates] if c not in ref_rows.columns]
+        if missing:
+            raise DataError(f"{ref_source}: column(s) {', '.join(missing)} not found "
+                            f"(columns: {', '.join(map(str, ref_rows.columns[:12]))})")
+        harmoniser = ComBat(categorical, eb)._fit(R, ref_rows[site_column], ref_rows[list(covariates)] if covariates else None,
+                                                  ref_source).harmonizer_
+        harmoniser.encoder_identity_ = identity_of(R)  # checked when the saved model is re-applied
+        out.mkdir(parents=True, exist_ok=True)
         harmoniser.save(out / "combat_model.npz")
         ref_check = _site_check(R, harmoniser.transform(R, ref_labels.loc[R.index]),
                                 ref_labels.loc[R.index, site_column], check_folds, seed, "the reference itself")
     else:
         harmoniser = ComBatHarmonizer.load(model)
+        check_same_encoder(harmoniser.encoder_identity_, X, f"ComBat model {model}", _name(features))
+        out.mkdir(parents=True, exist_ok=True)
     source = str(features) if not isinstance(features, pd.DataFrame) else "features"
     H = harmoniser.transform(X, labels.loc[X.index], source=source)
     write_features(H, out / "features.parquet")
     summary = {**harmoniser.describe(), "n_subjects": len(H), "encoder": _encoder_of(X),
-               "features": str(out / "features.parquet"),
-               "model": str(model or out / "combat_model.npz")}
+               "features": "features.parquet",  # beside this file (the folder may be renamed into place)
+               "model": str(model or "combat_model.npz"), "inputs": inputs}
     check = _site_check(X, H, labels.loc[X.index, harmoniser.site_column], check_folds, seed, "this cohort")
     if check:
         summary["site_check"] = check
@@ -233,6 +264,23 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     summary["provenance"] = provenance(seed, {"covariates": list(covariates), "site_column": site_column, "eb": eb})
     _write_json(out / "harmonize.json", summary)
     return summary
+
+
+def _explained_encoder(table: pd.DataFrame, features, weights) -> None:
+    """The probe of ``explain`` must be fitted on the explained encoder's own features: weight hashes are
+    compared (:mod:`anatlearn.data.lineage`); a table without an identity falls back to its checkpoint path."""
+    if identity_of(table) is not None:
+        from anatlearn.data.lineage import encoder_identity
+        from anatlearn.models import load_pretrained
+
+        expected = encoder_identity(load_pretrained(weights), str(weights))
+        check_same_encoder(expected, table, f"`weights` {weights} (the explained encoder)", _name(features))
+        return
+    made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
+    if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
+            and not os.path.samefile(made_by, str(weights)):
+        raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
+                        f"probe must be fitted on the explained encoder's own features")
 
 
 def run_explain(out, weights, data, task: str, tasks: str = "synthetic", participants=None, features=None,
@@ -259,11 +307,7 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
     feats = None
     if features is not None:
         table = features if isinstance(features, pd.DataFrame) else read_features(features)
-        made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
-        if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
-                and not os.path.samefile(made_by, str(weights)):
-            raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
-                            f"probe must be fitted on the explained encoder's own features")
+        _explained_encoder(table, features, weights)
         missing = [pid for pid in y.index if pid not in table.index]
         if missing:
             raise DataError(f"`features` {features}: no features for {len(missing)} subject(s) of task {task} "

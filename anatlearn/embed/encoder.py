@@ -122,18 +122,15 @@ class AnatEncoder:
         # convolutions, oneDNN layouts), once per input shape; its difference to eager: docs/evaluation.md.
         self.jit = jit
         self._traced: dict[tuple, Any] = {}
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ConfigError(f"unknown device {device!r}") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"`device` {device!r} requested but no CUDA GPU is available")
+        from anatlearn.precision import resolve_device
+
+        self.device = resolve_device(device, "`device`")  # auto: the GPU if one is visible
         if isinstance(weights, torch.nn.Module):
             self.model, self.source = weights, "<in-memory model>"
         else:
             from anatlearn.models import load_pretrained
 
-            self.model, self.source = load_pretrained(weights, model=model, width=width), str(weights)
+            self.model, self.source = load_pretrained(weights, default_model=model, default_width=width), str(weights)
         self.model = self.model.eval().to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
@@ -149,8 +146,10 @@ class AnatEncoder:
         keep.pop("input_fingerprint", None)  # the training maps' mean image: the table records the check instead
         if isinstance(keep.get("hub_config"), dict):
             keep["hub_config"] = {k: v for k, v in keep["hub_config"].items() if k != "input_fingerprint"}
+        from anatlearn.data.lineage import IDENTITY, encoder_identity
+
         return {"checkpoint": self.source, "model_config": getattr(self.model, "model_config", {}),
-                "checkpoint_meta": keep,
+                "checkpoint_meta": keep, IDENTITY: encoder_identity(self.model, self.source),
                 "embedding": provenance(None, {"batch_size": self.batch_size, "channels_last": self.channels_last,
                                                "jit": self.jit,
                                                "dtype": str(self.dtype).removeprefix("torch."),

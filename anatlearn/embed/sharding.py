@@ -81,13 +81,10 @@ def shard(items: list, rank: int, world: int) -> list:
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict (sorted names, dtypes, shapes and raw bytes) of ``model``."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    """SHA-256 over the whole state dict of ``model`` (:func:`anatlearn.data.lineage.state_sha256`)."""
+    from anatlearn.data.lineage import state_sha256
+
+    return state_sha256(model.state_dict())
 
 
 def ids_sha256(ids: list[str]) -> str:
@@ -269,14 +266,17 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
                   compare_fp32: bool = False, workers: int = DEFAULT_WORKERS, chunk_size: int = DEFAULT_CHUNK,
                   keep_parts: bool = False, stop_after_chunks: int | None = None,
                   progress: bool | None = None, center_crop: tuple[int, int, int] | None = None,
-                  strict: bool = False) -> PartsResult:
+                  allow_grid_mismatch: bool = False, strict: bool = False) -> PartsResult:
     """Embed every subject of the dataset directory ``data`` with the frozen encoder of ``weights`` into the
     feature table ``out`` (``anatlearn embed``), in one process or as one rank of a torchrun job.
 
     The work goes through :func:`embed_in_parts` (resumable chunks in ``parts_dir(out)``). With
+    ``device`` and ``precision`` may be ``auto`` (:mod:`anatlearn.precision`). With
     ``compare_fp32`` and a fast path on (``precision`` other than fp32, ``channels_last`` or ``jit``), the first ``batch_size``
     subjects are re-embedded in plain fp32 (:func:`~anatlearn.embed.encoder.compare_to_fp32`) before the
     table is written, and the largest absolute difference goes into its metadata and the result.
+    Images on another grid than the one the encoder was trained on are refused before any work, unless
+    ``allow_grid_mismatch`` (:func:`anatlearn.data.lineage.check_grid`; the table's metadata records the outcome).
     Before any embedding, the maps are checked against the fingerprint of the training maps
     (:mod:`anatlearn.inputcheck`): the flags go into the table's metadata (``input_check``) and
     ``result.input_check``; with ``strict`` a flagged subject is a :class:`DataError` and nothing is written.
@@ -290,8 +290,13 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
 
     check_output_path(out, "file", "`out`")
     check_output_path(parts_dir(out), "dir", "`out`")
+    from anatlearn.precision import resolve_device, resolve_name
+
+    device = str(resolve_device(device, "`device`"))  # auto: the GPU if one is visible
+    if precision == "auto":  # fp32 on a CPU (where the jit and channels_last paths apply), bf16/fp16 on a GPU
+        precision = resolve_name(precision, torch.device(device), "`precision`")
     if precision not in PRECISIONS:
-        raise ConfigError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"`precision` must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
     dataset = open_dataset(data, split=split, modality=modality, require_age=False, center_crop=center_crop)
     rank = setup_gloo()
     try:
@@ -300,6 +305,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                               channels_last=channels_last, dtype=precision, num_workers=workers, progress=False,
                               jit=jit)
+        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch, center_crop)
         result_check = _input_check(encoder, dataset, weights, out, strict, rank.rank == 0 or strict)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
@@ -320,6 +326,22 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     if not keep_parts:
         shutil.rmtree(parts_dir(out), ignore_errors=True)
     return result
+
+
+def _check_grid(encoder, dataset, weights, data, allow: bool, center_crop=None) -> None:
+    """The grid rule (:func:`anatlearn.data.lineage.check_grid`) for ``embed``; its outcome and the input's grid go
+    into the table's metadata. A ``center_crop`` asked for on images of the training grid is the user's
+    documented choice (docs/getting-data.md), not a mismatch: then the uncropped grid is what is compared."""
+    from anatlearn.data.lineage import GRID, IDENTITY, check_grid, dataset_grid
+
+    want, have = encoder.metadata[IDENTITY]["training_grid"], dataset_grid(dataset)
+    full = dataset_grid(dataset.dataset) if center_crop and hasattr(dataset, "full_shape") else None
+    if want is not None and full is not None and full["shape"] == want["shape"]:
+        record = check_grid(want, full, model=str(weights), data=f"data {data}", allow=allow)
+        record.update(input_grid="x".join(map(str, have["shape"])), center_crop_of=record["input_grid"])
+    else:
+        record = check_grid(want, have, model=str(weights), data=f"data {data}", allow=allow)
+    encoder.metadata[GRID] = {**record, "input_shape": have["shape"]}
 
 
 def _input_check(encoder, dataset, weights, out, strict: bool, run: bool):

@@ -47,9 +47,10 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from anatlearn.data.tables import ID, normalise_ids
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.features import validate_features
+from anatlearn.data.lineage import tables_identity
 from anatlearn.provenance import provenance
 
 # Wider than the probes' 10^[-2..2]: features may have thousands of columns (pooled voxels) next to a few
@@ -68,7 +69,7 @@ def _as_matrix(x, name: str) -> tuple[np.ndarray, pd.Index | None, list[str]]:
     if isinstance(x, pd.DataFrame):
         non_numeric = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
         if non_numeric:
-            raise DataError(f"{name} has non-numeric columns: {', '.join(map(str, non_numeric[:5]))}")
+            raise DataError(f"{name} has non-numeric columns: {listed(non_numeric, 5)}")
         return x.to_numpy(dtype=np.float64), normalise_ids(x.index), [str(c) for c in x.columns]
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 1:
@@ -247,7 +248,7 @@ def read_targets(path: str | os.PathLike) -> pd.DataFrame:
     table = read_participants(path)
     bad = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
-        raise DataError(f"anatomy targets {path}: non-numeric columns {', '.join(map(str, bad[:5]))}")
+        raise DataError(f"anatomy targets {path}: non-numeric columns {listed(bad, 5)}")
     if table.shape[1] == 0:
         raise DataError(f"anatomy targets {path} has no target columns besides {ID}")
     return table.astype(np.float64)
@@ -295,9 +296,11 @@ def evaluate_anatomy(features: Mapping[str, pd.DataFrame], targets: Mapping[str,
         rows.append(_row(method, RANK_TASK, "rankme_centred", effective_rank(x, center=True), len(ids)))
     config = {"n_splits": n_splits, "alphas": list(map(float, DEFAULT_ALPHAS if alphas is None else alphas)),
               "targets": {fam: list(map(str, y.columns)) for fam, y in fams.items()}, "n_subjects": len(ids),
+              "n_features": {m: int(f.shape[1]) for m, f in tables.items()},  # RankMe's maximum: min(subjects, this)
               "cohort": next((str(t.attrs["source"]) for t in targets.values() if t.attrs.get("source")), None)}
     return Results(kind="anatomy", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
-                   extra={"per_target": per_target}, provenance=provenance(seed, config))
+                   extra={"per_target": per_target}, provenance=provenance(seed, config),
+                   inputs={"features": tables_identity(features), "targets": config["cohort"]})
 
 
 def _row(method: str, task: str, metric: str, value: float, n: int) -> dict:

@@ -22,9 +22,32 @@ from anatlearn.evaluate.probes import GRID, LOWER_IS_BETTER, cross_validate, mak
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.evaluate.stats import bounded_interval, corrected_interval, corrected_paired_ttest, repeat_interval, wilcoxon_repeats
 from anatlearn.evaluate.tasks import Task
+from anatlearn.data.lineage import tables_identity
 from anatlearn.provenance import provenance
 
 INTERVALS = ("corrected", "repeats")
+CEILING = "ceiling: true anatomy"
+
+
+def truth_features(participants: pd.DataFrame) -> pd.DataFrame | None:
+    """The true anatomy of a synthetic cohort as a feature table (natural log of every region's true GMV, CT
+    and SA, :func:`anatlearn.evaluate.anatomy_recovery.truth_targets`), when the participants table was read
+    from a cohort of ``anatlearn synth`` (its folder holds ``truth/``); None for any other table. Probed like
+    any method, it is the ceiling of a task: what a probe reaches when the features hold the anatomy exactly."""
+    from pathlib import Path
+
+    from anatlearn.evaluate.anatomy_recovery import truth_targets
+
+    source = participants.attrs.get("source")
+    root = Path(str(source)).parent if source else None
+    if root is None or not (root / "truth" / "anatomy.npy").is_file():
+        return None
+    families = truth_targets(root)
+    table = pd.concat([families[f].add_prefix(f"{f}_") for f in ("GMV", "CT", "SA")], axis=1)
+    table.columns = [f"f{i:04d}" for i in range(table.shape[1])]  # the feature-table convention
+    table.attrs["metadata"] = {"ceiling": "true anatomy of the synthetic cohort (log GMV, CT, SA per region)",
+                               "cohort": str(root)}
+    return table
 
 
 def _summarise(folds: pd.DataFrame, interval: str) -> list[dict]:
@@ -67,12 +90,13 @@ def paired_tests(folds: pd.DataFrame) -> pd.DataFrame:
 def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFrame, tasks: Sequence[Task],
                    n_splits: int = 5, n_repeats: int = 5, seed: int = 0, site_column: str | None = None,
                    interval: str = "corrected", grid=GRID, class_weight: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> Results:
+                   progress: Callable[[str], None] | None = None, ceiling: pd.DataFrame | None = None) -> Results:
     """Score linear probes of every feature table on every task.
 
     ``features``: method name -> feature table (index participant_id). ``participants``: label table
     indexed by participant_id (see :func:`anatlearn.data.tables.read_participants`). ``site_column``:
-    stratify the outer folds by site as well. Returns :class:`Results` with the tidy table, per-fold scores
+    stratify the outer folds by site as well. ``ceiling``: a feature table probed on the same folds as the
+    method :data:`CEILING` (e.g. :func:`truth_features`), ignored when choosing the subjects. Returns :class:`Results` with the tidy table, per-fold scores
     and paired tests.
     """
     if not features:
@@ -82,6 +106,9 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
     if site_column is not None and site_column not in participants.columns:
         raise DataError(f"site column {site_column!r} not found in {participants.attrs.get('source', 'the participants table')}")
     tables = {m: match_ids(validate_features(f, m), participants, m) for m, f in features.items()}
+    probed = dict(tables)
+    if ceiling is not None:
+        probed[CEILING] = match_ids(validate_features(ceiling, CEILING), participants, CEILING)
     fold_rows = []
     for task in tasks:
         y = task.select(participants)
@@ -95,7 +122,9 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
         sites = participants.loc[ids, site_column].to_numpy() if site_column else None
         names = dict(enumerate(task.classes())) or None
         splits = make_splits(yv, task.kind, n_splits, n_repeats, seed, sites, task.name, names)
-        for m, f in tables.items():
+        for m, f in probed.items():
+            if m == CEILING and not ids.isin(f.index).all():
+                continue  # a truth that misses subjects of the task is no ceiling of it
             if progress:
                 progress(f"{task.name} / {m}")
             for rec in cross_validate(f.loc[ids].to_numpy(), yv, task.kind, splits, grid, seed, class_weight):
@@ -107,6 +136,8 @@ def evaluate_tasks(features: Mapping[str, pd.DataFrame], participants: pd.DataFr
               "task_set": " + ".join(dict.fromkeys(t.task_set for t in tasks if t.task_set)) or None,
               "participants": participants.attrs.get("source"),
               "tasks": [t.__dict__ | {"positive": list(t.positive), "negative": list(t.negative)} for t in tasks],
-              "feature_metadata": {m: f.attrs.get("metadata", {}) for m, f in tables.items()}}
+              "feature_metadata": {m: f.attrs.get("metadata", {}) for m, f in tables.items()},
+              "ceiling": CEILING if ceiling is not None else None}
     return Results(kind="tasks", table=table, folds=folds, paired=paired_tests(folds),
-                   provenance=provenance(seed, config))
+                   provenance=provenance(seed, config),
+                   inputs={"features": tables_identity(features), "participants": participants.attrs.get("source")})

@@ -79,6 +79,7 @@ def evaluate_icc(test: dict[str, pd.DataFrame], retest: dict[str, pd.DataFrame],
     not scored, and ``extra["methods"][name]["unscored"]`` names it. ``extra["per_feature"]`` holds every ICC.
     """
     from anatlearn.evaluate.results import Results
+    from anatlearn.data.lineage import tables_identity
     from anatlearn.provenance import provenance
 
     missing = sorted(set(test) ^ set(retest))
@@ -95,4 +96,5 @@ def evaluate_icc(test: dict[str, pd.DataFrame], retest: dict[str, pd.DataFrame],
         per_feature += [{"method": name, "feature": str(f), "icc": float(v)} for f, v in values.items()]
     return Results(kind="icc", table=pd.DataFrame(rows),
                    extra={"icc_kind": kind, "methods": methods, "per_feature": per_feature},
-                   provenance=provenance(None, {"kind": kind}))
+                   provenance=provenance(None, {"kind": kind}),
+                   inputs={"features": tables_identity(test), "retest": tables_identity(retest)})

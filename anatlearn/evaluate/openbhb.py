@@ -30,6 +30,7 @@ from anatlearn.features import match_ids, validate_features
 from anatlearn.evaluate.probes import GRID
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.evaluate.stats import bootstrap_interval
+from anatlearn.data.lineage import tables_identity
 from anatlearn.provenance import provenance
 
 SPLITS = ("train", "internal_test", "external_test")
@@ -153,4 +154,5 @@ def evaluate_openbhb(features: Mapping[str, pd.DataFrame] | pd.DataFrame, partic
               "participants": participants.attrs.get("source"),
               "feature_metadata": {m: f.attrs.get("metadata", {}) for m, f in features.items()}}
     return Results(kind="openbhb", table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
-                   predictions=pd.concat(preds, ignore_index=True), extra=extra, provenance=provenance(seed, config))
+                   predictions=pd.concat(preds, ignore_index=True), extra=extra, provenance=provenance(seed, config),
+                   inputs={"features": tables_identity(features), "participants": participants.attrs.get("source")})

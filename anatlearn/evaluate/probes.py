@@ -18,11 +18,15 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 from sklearn.metrics import balanced_accuracy_score, mean_absolute_error, r2_score, roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from anatlearn.errors import ConfigError, DataError
@@ -140,18 +144,132 @@ def cross_validate(X: np.ndarray, y: np.ndarray, kind: str, splits: list[Split],
 
 def fit_probe(X: np.ndarray, y: np.ndarray, kind: str, grid=GRID, seed: int = 0,
               class_weight: str | None = None) -> Pipeline:
-    """The probe of ``evaluate tasks`` fitted on ``X, y``: :func:`make_probe` with the penalty chosen by an
-    inner CV (stratified, as many folds as the smaller class allows, up to 3) or, for regression, leave-one-out."""
-    probe = make_probe(kind, grid, inner_cv=_inner_folds(y, kind) if kind == "classification" else None,
-                       seed=seed, class_weight=class_weight)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # tiny inner folds
-        probe.fit(X, y)
-    return probe
+    """The fitted pipeline (StandardScaler + LogisticRegressionCV / RidgeCV) of :class:`LinearProbe`."""
+    return LinearProbe(kind, grid, seed, class_weight).fit(X, y).pipeline_
+
+
+class LinearProbe(BaseEstimator):
+    """The probe of ``evaluate tasks`` as a scikit-learn estimator: standardisation, then L2 logistic
+    regression with C chosen by an inner stratified CV on balanced accuracy (as many folds as the smaller
+    class allows, up to 3), or ridge with alpha chosen by efficient leave-one-out; both over ``grid``.
+
+    ``task``: ``"classification"``, ``"regression"`` or ``"auto"`` (classification for binary or multiclass
+    targets, regression for continuous ones, by :func:`sklearn.utils.multiclass.type_of_target`). Fitted:
+    ``kind_``, ``pipeline_``, ``mean_``, ``scale_``, ``coef_``, ``intercept_``, ``penalty_`` and ``classes_``
+    (classification). ``score`` is accuracy or R^2, as scikit-learn's classifiers and regressors.
+    A probe saved by ``evaluate tasks --save-probes`` loads as a fitted LinearProbe
+    (:func:`anatlearn.evaluate.saved_probes.load_linear_probe`).
+    """
+
+    def __init__(self, task: str = "auto", grid=GRID, seed: int = 0, class_weight: str | None = None):
+        self.task, self.grid, self.seed, self.class_weight = task, grid, seed, class_weight
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = {"classification": "classifier", "regression": "regressor"}.get(self.task)
+        if self.task == "classification":
+            from sklearn.utils import ClassifierTags
+
+            tags.classifier_tags = ClassifierTags()
+        elif self.task == "regression":
+            from sklearn.utils import RegressorTags
+
+            tags.regressor_tags = RegressorTags()
+        return tags
+
+    def _kind(self, y) -> str:
+        if self.task in KINDS:
+            return self.task
+        if self.task != "auto":
+            raise ConfigError(f"`task` must be auto, {' or '.join(KINDS)}, got {self.task!r}")
+        target = type_of_target(y, input_name="y")
+        if target in ("binary", "multiclass"):
+            return "classification"
+        if target == "continuous":
+            return "regression"
+        raise DataError(f"Unknown label type: task='auto' cannot tell a probe for a {target} target; give task='classification' or "
+                        f"'regression'")
+
+    def fit(self, X, y) -> "LinearProbe":
+        kind = self._kind(y)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=kind == "regression")
+        if kind == "classification" and len(np.unique(y)) < 2:
+            raise DataError(f"a classification probe needs at least 2 classes; y has 1 class ({np.unique(y)[0]})")
+        probe = make_probe(kind, self.grid, inner_cv=_inner_folds(y, kind) if kind == "classification" else None,
+                           seed=self.seed, class_weight=self.class_weight)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # tiny inner folds
+            probe.fit(X, y)
+        scaler, model = probe[0], probe[-1]
+        self.kind_, self.pipeline_ = kind, probe
+        self.mean_, self.scale_ = scaler.mean_, scaler.scale_
+        self.coef_, self.intercept_ = model.coef_, model.intercept_
+        if kind == "classification":
+            self.classes_, self.penalty_ = model.classes_, {"C": float(np.ravel(model.C_)[0])}
+        else:
+            self.penalty_ = {"alpha": float(model.alpha_)}
+        return self
+
+    @classmethod
+    def from_record(cls, record: dict) -> "LinearProbe":
+        """A fitted (binary or regression) probe from a saved probe's record (``saved_probes``' JSON)."""
+        probe = cls(record["kind"], seed=record.get("provenance", {}).get("seed") or 0)
+        probe.kind_ = record["kind"]
+        probe.mean_, probe.scale_ = np.asarray(record["mean"], float), np.asarray(record["scale"], float)
+        probe.coef_, probe.intercept_ = np.asarray(record["coef"], float), float(record["intercept"])
+        probe.n_features_in_, probe.penalty_ = len(probe.mean_), dict(record["penalty"])
+        probe.feature_names_in_ = np.asarray(record["features"], dtype=object)
+        if probe.kind_ == "classification":
+            probe.coef_ = probe.coef_.reshape(1, -1)
+            probe.classes_ = np.array([0, 1])
+        return probe
+
+    def _is_classifier(self):
+        return getattr(self, "kind_", self.task) == "classification"
+
+    def _linear(self, X) -> np.ndarray:
+        """z = w . (x - mean) / scale + b of a probe loaded from its record."""
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return ((X - self.mean_) / self.scale_ @ np.atleast_2d(self.coef_).T + self.intercept_).ravel()
+
+    @available_if(_is_classifier)
+    def decision_function(self, X) -> np.ndarray:
+        """Log-odds of the positive class (binary) or per-class scores."""
+        check_is_fitted(self)
+        if hasattr(self, "pipeline_"):
+            X = validate_data(self, X, dtype=np.float64, reset=False)
+            return self.pipeline_.decision_function(X)
+        return self._linear(X)
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        if hasattr(self, "pipeline_"):
+            X = validate_data(self, X, dtype=np.float64, reset=False)
+            return self.pipeline_.predict(X)
+        z = self._linear(X)
+        return self.classes_[(z > 0).astype(int)] if self.kind_ == "classification" else z
+
+    @available_if(_is_classifier)
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        if hasattr(self, "pipeline_"):
+            X = validate_data(self, X, dtype=np.float64, reset=False)
+            return self.pipeline_.predict_proba(X)
+        p = 1.0 / (1.0 + np.exp(-self._linear(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (classification) or R^2 (regression)."""
+        from sklearn.metrics import accuracy_score
+
+        pred = self.predict(X)
+        if self.kind_ == "classification":
+            return float(accuracy_score(y, pred, sample_weight=sample_weight))
+        return float(r2_score(y, pred, sample_weight=sample_weight))
 
 
 def _fit_and_score(X, y, kind: str, s: Split, grid, seed: int, class_weight) -> list[dict]:
-    probe = fit_probe(X[s.train], y[s.train], kind, grid, seed + s.repeat, class_weight)
+    probe = LinearProbe(kind, grid, seed + s.repeat, class_weight).fit(X[s.train], y[s.train])
     pred = probe.predict(X[s.test])
     y_score = probe.predict_proba(X[s.test])[:, 1] if kind == "classification" else None
     return [{"repeat": s.repeat, "fold": s.fold, "metric": metric, "score": float(value),

@@ -7,7 +7,9 @@ A results directory holds:
 - ``folds.csv``: per-fold scores (``method, task, metric, repeat, fold, score, n_train, n_test``), if any;
 - ``paired.csv``: paired tests between methods, if any;
 - ``predictions.csv``: per-subject predictions (OpenBHB: age and site), if any;
-- ``results.json``: all of the above plus ``extra`` (e.g. site confusion matrices) and provenance.
+- ``results.json``: all of the above plus ``extra`` (e.g. site confusion matrices), provenance and ``inputs``:
+  the identity of every feature table used (file, content hash, encoder weight hash:
+  :func:`anatlearn.data.lineage.tables_identity`) and the participants table.
 All files are written atomically; ``results.json`` last, so its presence means the directory is complete.
 """
 
@@ -44,6 +46,7 @@ class Results:
     predictions: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # the feature tables (and labels) used: anatlearn.data.lineage
 
     def write(self, out: str | os.PathLike) -> Path:
         """Write the results directory ``out`` (see module docstring); returns the path of results.json."""
@@ -55,7 +58,7 @@ class Results:
             if df is not None:
                 atomic_write_text(out / f"{name}.csv", df.to_csv(index=False))
         doc = {"kind": self.kind, "table": _records(self.table), **{n: _records(getattr(self, n)) for n in _PARTS},
-               "extra": self.extra, "provenance": self.provenance}
+               "extra": self.extra, "provenance": self.provenance, "inputs": self.inputs}
         atomic_write_text(out / "results.json", json.dumps(doc, indent=1, allow_nan=True))
         return out / "results.json"
 
@@ -70,7 +73,8 @@ class Results:
         try:
             doc = json.loads(path.read_text())
             frames = {n: (pd.DataFrame(doc[n]) if doc.get(n) is not None else None) for n in ("table", *_PARTS)}
-            return cls(kind=doc["kind"], extra=doc.get("extra", {}), provenance=doc.get("provenance", {}), **frames)
+            return cls(kind=doc["kind"], extra=doc.get("extra", {}), provenance=doc.get("provenance", {}),
+                       inputs=doc.get("inputs", {}), **frames)
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"results file {path} is malformed ({type(exc).__name__}: {exc})") from None
 

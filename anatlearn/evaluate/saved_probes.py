@@ -1,12 +1,13 @@
 """Linear probes saved by ``evaluate tasks --save-probes`` and applied to new subjects' features
 (``anatlearn predict --model PROBE.json --features NEW``).
 
-A saved probe is the probe of ``evaluate tasks`` (:func:`anatlearn.evaluate.probes.fit_probe`: standardise,
+A saved probe is the probe of ``evaluate tasks`` (:class:`anatlearn.evaluate.probes.LinearProbe`: standardise,
 then logistic regression or ridge with the penalty chosen by inner CV on the same grid) refitted on every
 subject of the task. It is stored as plain JSON, not a pickle: the standardisation (mean, scale), the
 linear weights ``w`` and intercept ``b``, the chosen penalty, the class names and which table values make
 each class (the record a fine-tuned model carries), the feature columns and the encoder the features came
-from. Prediction is the linear map itself, z = w . (x - mean) / scale + b: p(positive) = 1 / (1 + e^-z)
+from (its identity, :mod:`anatlearn.data.lineage`: features of another encoder are refused by weight hash).
+Prediction is the linear map itself, z = w . (x - mean) / scale + b: p(positive) = 1 / (1 + e^-z)
 for a classification task (Cox 1958), the predicted value z for a regression task.
 """
 
@@ -20,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.errors import DataError
-from anatlearn.evaluate.probes import GRID, fit_probe
+from anatlearn.evaluate.probes import GRID, LinearProbe
 from anatlearn.evaluate.tasks import Task
 from anatlearn.io import atomic_write_text
+from anatlearn.data.lineage import identity_of, table_identity
 from anatlearn.provenance import provenance
 
 FORMAT = "anatlearn-linear-probe"
@@ -35,13 +37,14 @@ def probe_record(features: pd.DataFrame, participants: pd.DataFrame, task: Task,
     ids = y.index[y.index.isin(features.index)]
     if len(ids) == 0:
         raise DataError(f"task {task.name}: no subject of the task has features ({method})")
-    probe = fit_probe(features.loc[ids].to_numpy(float), y.loc[ids].to_numpy(), task.kind, grid, seed, class_weight)
-    scaler, model = probe[0], probe[-1]
+    probe = LinearProbe(task.kind, grid, seed, class_weight).fit(features.loc[ids].to_numpy(float), y.loc[ids].to_numpy())
+    scaler, model = probe.pipeline_[0], probe.pipeline_[-1]
     classification = task.kind == "classification"
     meta = features.attrs.get("metadata", {}) or {}
     return {"format": FORMAT, "format_version": 1, "method": method, "task": task.name, "kind": task.kind,
             "classes": task.classes(), "target": task.column, "label_spec": task.label_spec(),
             "features": list(map(str, features.columns)), "encoder": meta.get("checkpoint"),
+            "encoder_identity": identity_of(features), "fitted_on": table_identity(features, method),
             "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(), "coef": model.coef_.ravel().tolist(),
             "intercept": float(np.ravel(model.intercept_)[0]),
             "penalty": {"C": float(np.ravel(model.C_)[0])} if classification else {"alpha": float(model.alpha_)},
@@ -82,6 +85,12 @@ def load_probe(path) -> dict:
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DataError(f"{path}: not a saved linear probe (write one with `evaluate tasks --save-probes`)")
     return record
+
+
+def load_linear_probe(path) -> LinearProbe:
+    """A saved probe as a fitted :class:`~anatlearn.evaluate.probes.LinearProbe` (``predict``,
+    ``predict_proba`` on feature tables with the probe's columns, in its order)."""
+    return LinearProbe.from_record(load_probe(path))
 
 
 def apply_probe(record: dict, features: pd.DataFrame, source: str) -> np.ndarray:

@@ -55,16 +55,16 @@ class FinetuneConfig:
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise ConfigError(f"`{name}` must be an integer >= {low}, got {value!r}")
         if self.warmup_epochs >= self.epochs:
-            raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be below epochs ({self.epochs})")
+            raise ConfigError(f"`warmup_epochs` ({self.warmup_epochs}) must be below `epochs` ({self.epochs})")
         if not self.lr_grid or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
                                        for v in self.lr_grid):
-            raise ConfigError(f"lr_grid must hold positive learning rates, got {self.lr_grid!r}")
+            raise ConfigError(f"`lr_grid` must hold positive learning rates, got {self.lr_grid!r}")
         if not 0 < self.layer_decay <= 1:
-            raise ConfigError(f"layer_decay must be in (0, 1], got {self.layer_decay!r}")
+            raise ConfigError(f"`layer_decay` must be in (0, 1], got {self.layer_decay!r}")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise ConfigError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.evaluate import Task, make_splits
 
 from anatlearn.finetune.config import KINDS
@@ -58,14 +58,14 @@ def labels_from_column(participants: pd.DataFrame, column: str, kind: str | None
     source = participants.attrs.get("source", "the participants table")
     if column not in participants.columns:
         raise DataError(f"target column {column!r} not found in {source} "
-                        f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+                        f"(columns: {listed(participants.columns)})")
     values = participants[column]
     numeric = pd.to_numeric(values, errors="coerce")
     if kind is None:
         kind = "regression" if numeric.notna().sum() == values.notna().sum() and numeric.nunique() > 10 \
             else "classification"
     if kind not in KINDS:
-        raise ConfigError(f"task kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise ConfigError(f"`kind` must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "regression":
         bad = values.notna() & numeric.isna()
         if bad.any():

@@ -49,20 +49,15 @@ def load_finetuned(path):
     return model, record
 
 
-def check_grid(dataset, record: dict, model_path, data) -> None:
-    """Refuse images on another grid than the model's (shape; the affine, where both have one)."""
-    from anatlearn.finetune.setup import input_grid
+def check_grid(dataset, record: dict, model_path, data, allow: bool = False) -> dict:
+    """Refuse images on another grid than the model's (shape; the affine, where both have one): the one rule
+    of :func:`anatlearn.data.lineage.check_grid`, unless ``allow``. Returns the check's record."""
+    from anatlearn.data.lineage import check_grid as grid_rule, dataset_grid
 
-    want, have = record["input"], input_grid(dataset)
     first = dataset.participants["participant_id"].iloc[0]
     image = getattr(dataset, "_paths", [data])[0]
-    if have["shape"] != want["shape"]:
-        raise DataError(f"images of {data} (e.g. {image}, subject {first}) are {tuple(have['shape'])} but the model "
-                        f"{model_path} was trained on {tuple(want['shape'])}; bring them to the training grid")
-    if want.get("affine") is not None and have.get("affine") is not None and \
-            not np.allclose(want["affine"], have["affine"], atol=1e-3):
-        raise DataError(f"images of {data} (e.g. {image}) are in another space (affine) than the grid the model "
-                        f"{model_path} was trained on")
+    return grid_rule({**record["input"], "origin": f"model {model_path}"}, dataset_grid(dataset),
+                     model=f"of {model_path}", data=f"images of {data} (e.g. {image}, subject {first})", allow=allow)
 
 
 def check_labels(participants: pd.DataFrame, record: dict, source: str) -> None:
@@ -87,11 +82,12 @@ def check_labels(participants: pd.DataFrame, record: dict, source: str) -> None:
 
 
 def predict(model_path, data, out=None, *, participants=None, batch_size: int = 8, device: str = "auto",
-            workers: int = 0, precision: str = "auto") -> pd.DataFrame:
+            workers: int = 0, precision: str = "auto", allow_grid_mismatch: bool = False) -> pd.DataFrame:
     """Predictions of the fine-tuned model ``model_path`` for every subject of ``data``: one row per
     participant_id with the predicted class and class probabilities, or the predicted value. Written
     to ``out`` (CSV) if given. Images on another grid, and labels the model never saw (where the table has
-    its target column), are refused before anything is written."""
+    its target column), are refused before anything is written (images on another grid: unless
+    ``allow_grid_mismatch``)."""
     from anatlearn.data import open_dataset
     from anatlearn.evaluate import read_participants
     from anatlearn.finetune.loop import LabelledVolumes, outputs
@@ -101,7 +97,7 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
         check_output_path(out, "file", "out")
     model, record = load_finetuned(model_path)
     dataset = open_dataset(data, require_age=False)
-    check_grid(dataset, record, model_path, data)
+    check_grid(dataset, record, model_path, data, allow_grid_mismatch)
     checked = _input_check(model, dataset, model_path)
     table = read_participants(participants if participants is not None else data)
     check_labels(table, record, table.attrs.get("source", str(data)))
@@ -123,19 +119,22 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
 
 def predict_with_probe(probe_path, features, out=None, *, participants=None) -> pd.DataFrame:
     """Predictions of the saved linear probe ``probe_path`` for every row of the feature table ``features``
-    (a path or DataFrame): the same table as :func:`predict`. Feature tables without the probe's columns,
+    (a path or DataFrame): the same table as :func:`predict`. Features of another encoder than the probe's
+    (weight hashes differ: :func:`anatlearn.data.lineage.check_same_encoder`), tables without the probe's columns,
     and labels the probe never saw (where ``participants`` holds its target column), are refused before
     anything is written."""
     from anatlearn.evaluate import read_participants
     from anatlearn.evaluate.saved_probes import apply_probe, load_probe
     from anatlearn.features import read_features, validate_features
     from anatlearn.io import check_output_path
+    from anatlearn.data.lineage import check_same_encoder
 
     if out is not None:
         check_output_path(out, "file", "out")
     record = load_probe(probe_path)
     source = str(features) if not isinstance(features, pd.DataFrame) else "the feature table"
     table = validate_features(read_features(features) if not isinstance(features, pd.DataFrame) else features, source)
+    check_same_encoder(record.get("encoder_identity"), table, f"probe {probe_path}", source)
     if participants is not None:
         labels = read_participants(participants)
         check_labels(labels, record, labels.attrs.get("source", str(participants)))

@@ -37,7 +37,8 @@ FINAL_KEY = -1
 
 def finetune(weights: str, data, out, *, target: str, participants=None, kind: str | None = None,
              tasks=None, config: FinetuneConfig | None = None, final: bool = False, device: str = "auto",
-             workers: int = 0, stop_after_steps: int | None = None, observer=None) -> bool:
+             workers: int = 0, stop_after_steps: int | None = None, observer=None,
+             overwrite: bool = False, allow_grid_mismatch: bool = False) -> bool:
     """Fine-tune ``weights`` (a checkpoint, or ``"random"``: ``config.model`` at ``config.width``, untrained)
     on the labels ``target`` of the subjects in ``data``, scored by nested cross-validation; writes ``out``.
 
@@ -46,10 +47,12 @@ def finetune(weights: str, data, out, *, target: str, participants=None, kind: s
     labels and outer folds are exactly those of ``evaluate tasks``. ``observer(role, positions)`` sees every
     batch a loader yields (role train / validation / test); ``stop_after_steps`` stops after that many
     optimiser steps (a simulated kill). Returns True when every fold (and the final model) is done; a
-    re-run resumes where it stopped.
+    re-run resumes where it stopped. Images on another grid than the starting encoder was trained on are
+    refused unless ``allow_grid_mismatch`` (recorded in provenance.json).
     """
     cfg = (config or FinetuneConfig()).validate()
-    problem = prepare(weights, data, out, target=target, participants=participants, kind=kind, tasks=tasks, cfg=cfg)
+    problem = prepare(weights, data, out, target=target, participants=participants, kind=kind, tasks=tasks, cfg=cfg,
+                      overwrite=overwrite, allow_grid_mismatch=allow_grid_mismatch)
     problem.input_fingerprint = _input_check(weights, problem)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     amp_dtype, use_scaler = resolve_precision(cfg.precision, dev)
@@ -59,6 +62,7 @@ def finetune(weights: str, data, out, *, target: str, participants=None, kind: s
         {"seed": cfg.seed, "folds": [[problem.labels.ids[i] for i in s.test] for s in splits]}, indent=1))
     common = dict(device=dev, amp_dtype=amp_dtype, use_scaler=use_scaler, workers=workers, observer=observer,
                   budget=budget)
+    _say_reused(problem.out, [s.fold for s in splits])
     results = []
     for split in splits:
         path = problem.out / "folds" / f"fold-{split.fold}" / "result.json"
@@ -75,6 +79,18 @@ def finetune(weights: str, data, out, *, target: str, participants=None, kind: s
     if final and not (problem.out / "final" / "model.pt").exists():
         return _run_final(problem, common)
     return True
+
+
+def _say_reused(out: Path, folds: list[int]) -> None:
+    """A re-run says which folds it keeps: "folds 1-3 of 5 already done in OUT; continuing at fold 4"."""
+    done = [k for k in folds if (out / "folds" / f"fold-{k}" / "result.json").exists()]
+    if not done:
+        return
+    names = f"fold {done[0]}" if len(done) == 1 else (f"folds {done[0]}-{done[-1]}" if done == list(
+        range(done[0], done[-1] + 1)) else "folds " + ", ".join(map(str, done)))
+    todo = [k for k in folds if k not in done]
+    nxt = f"continuing at fold {todo[0]}" if todo else "only the summary (and --final) left to do"
+    note(f"{names} of {len(folds)} already done in {out}; {nxt}")
 
 
 def _context(problem: Problem, train_pos: np.ndarray, val_pos: np.ndarray, test_pos, key: int, common: dict):

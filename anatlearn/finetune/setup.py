@@ -47,16 +47,17 @@ def input_grid(dataset) -> dict:
             "affine": None if affine is None else np.asarray(affine, dtype=float).round(6).tolist()}
 
 
-def initial_model(weights: str, cfg: FinetuneConfig, n_out: int) -> tuple[dict, dict]:
+def initial_model(weights: str, cfg: FinetuneConfig, n_out: int, net=None) -> tuple[dict, dict]:
     """(model_config, state) of the encoder of ``weights`` (or untrained, ``"random"``) with a fresh linear
     head of ``n_out`` outputs; the random draws are seeded by ``cfg.seed`` (an untrained encoder is the
-    study's random-init encoder of that seed) and leave the global RNG as it was."""
+    study's random-init encoder of that seed) and leave the global RNG as it was. ``net``: ``weights``
+    already loaded."""
     from anatlearn.models import build_model, default_model_config, load_pretrained
 
     encoder_state = None
     arch, width, in_channels = cfg.model, cfg.width, 1
     if str(weights) != RANDOM:
-        net = load_pretrained(weights, model=cfg.model, width=cfg.width)
+        net = net if net is not None else load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
         arch, width = net.model_config["encoder"], net.model_config.get("width", 1.0)
         in_channels = net.model_config.get("in_channels", 1)
         encoder_state = net.encoder.state_dict()
@@ -75,12 +76,28 @@ def _labels(participants, target: str, kind: str | None, tasks) -> Labels:
         return labels_from_column(participants, target, kind)
     task = load_tasks(tasks, select=[target])[0]
     if kind is not None and kind != task.kind:
-        raise ConfigError(f"task {target} is a {task.kind} task, but kind={kind!r} was asked for")
+        raise ConfigError(f"task {target} is a {task.kind} task, but `kind` {kind!r} was asked for")
     return labels_from_task(task, participants)
 
 
-def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: FinetuneConfig) -> Problem:
-    """Check every input before anything is written; a run directory is resumed only with the same run."""
+def _starting_encoder(weights, cfg: FinetuneConfig, dataset, data, allow_grid_mismatch: bool):
+    """(loaded model or None for "random", lineage record): the starting encoder's identity, and the grid rule
+    (:func:`anatlearn.data.lineage.check_grid`) between its training grid and the images."""
+    from anatlearn.data.lineage import check_grid, dataset_grid, encoder_identity, training_grid
+    from anatlearn.models import load_pretrained
+
+    if str(weights) == RANDOM:
+        return None, {}
+    net = load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
+    grid = check_grid(training_grid(net, str(weights)), dataset_grid(dataset), model=str(weights),
+                      data=f"data {data}", allow=allow_grid_mismatch)
+    return net, {"encoder_identity": encoder_identity(net, str(weights)), "grid_check": grid}
+
+
+def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: FinetuneConfig,
+            overwrite: bool = False, allow_grid_mismatch: bool = False) -> Problem:
+    """Check every input before anything is written; a run directory is resumed only with the same run
+    (``overwrite``: replaced whole by the new one)."""
     from anatlearn.data import open_dataset
     from anatlearn.data.transforms import build_augmentations
 
@@ -89,23 +106,58 @@ def prepare(weights, data, out, *, target: str, participants, kind, tasks, cfg: 
     table = read_participants(participants if participants is not None else data)
     labels, rows = align(_labels(table, target, kind, tasks), list(dataset.participants["participant_id"]), str(data))
     n_out = len(labels.classes) if labels.kind == "classification" else 1
-    model_config, state = initial_model(weights, cfg, n_out)
+    net, lineage = _starting_encoder(weights, cfg, dataset, data, allow_grid_mismatch)
+    model_config, state = initial_model(weights, cfg, n_out, net=net)
     record = {"config": cfg.to_dict(), "weights": str(weights), "target": target, "tasks": None if tasks is None
               else str(tasks), "kind": labels.kind, "classes": labels.classes, "label_spec": labels.spec,
-              "subjects": labels.ids, "targets": labels.y.tolist(), "input": input_grid(dataset), "model_config": model_config}
+              "subjects": labels.ids, "targets": labels.y.tolist(), "input": input_grid(dataset), "model_config": model_config,
+              "encoder_sha256": (lineage.get("encoder_identity") or {}).get("sha256")}
     transform = build_augmentations(list(cfg.augment), dataset.shape)
     outer_splits(labels, cfg.folds, cfg.seed)  # too few subjects per class for the folds: refused before writing
-    path = out / "config.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = [k for k in record if old.get(k) != json.loads(json.dumps(record[k]))]
-        if diff:
-            raise ConfigError(f"out {out} holds a fine-tuning run with other settings (differs in: "
-                              f"{', '.join(diff)}); give another directory to start a new run")
-    else:
-        atomic_write_text(path, json.dumps(record, indent=1))
-    inputs = {"cohort": str(data), "participants": str(participants) if participants is not None else None}
+    claim_run_dir(out, record, overwrite)
+    inputs = {"cohort": str(data), "participants": str(participants) if participants is not None else None, **lineage}
     return Problem(cfg, out, dataset, labels, rows, model_config, state, transform, record, inputs)
+
+
+def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
+    """Start the run in ``out`` (empty, or replaced whole with ``overwrite``), or continue the one there when
+    its config.json is ``record``; a run with other settings, or a folder holding something else, is refused
+    naming what differs (both values) and ``overwrite``."""
+    from anatlearn.io import emptied_dir, holds_output
+
+    path = out / "config.json"
+    if path.exists() and not overwrite:
+        old = json.loads(path.read_text())
+        new = json.loads(json.dumps(record))
+        if "encoder_sha256" not in old:  # a run written before encoder hashes were recorded resumes
+            new.pop("encoder_sha256", None)
+        diff = _differences(old, new)
+        if diff:
+            raise ConfigError(f"out {out} holds a fine-tuning run with other settings ({'; '.join(diff[:4])}); "
+                              f"give the same options to continue it, another `out`, or `overwrite` to replace it")
+        return
+    if holds_output(out) and not overwrite:
+        raise ConfigError(f"out {out} is not empty and holds no fine-tuning run (no config.json); choose another "
+                          f"`out`, or `overwrite` to replace it whole")
+    emptied_dir(out, overwrite, "out")
+    atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """``"name: A in the run, B now"`` for every differing entry (settings one level down by their own name;
+    long values such as subject lists are named, not printed)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b)
+            continue
+        shown = [repr(v) if len(repr(v)) <= 40 else "(a list of " + str(len(v)) + ")" if isinstance(v, list)
+                 else repr(v)[:37] + "..." for v in (a, b)]
+        out.append(f"{key}: {shown[0]} in the run, {shown[1]} now")
+    return out
 
 
 def summarise(problem: Problem, results: list[dict]) -> pd.DataFrame:
@@ -162,7 +214,8 @@ def write_outputs(problem: Problem, results: list[dict], table: pd.DataFrame) ->
     prov = provenance(problem.cfg.seed, {**problem.record, **problem.inputs})
     atomic_write_text(out / "provenance.json", json.dumps(prov, indent=1))
     doc = {"kind": "finetune", "task": labels.name, "target_kind": labels.kind, "classes": labels.classes,
-           "weights": problem.record["weights"], "table": table.to_dict("records"),
+           "weights": problem.record["weights"], "encoder_sha256": problem.record["encoder_sha256"],
+           "table": table.to_dict("records"),
            "folds": folds.to_dict("records"), "one_class_folds": one_class_folds(predictions, labels.kind),
            "provenance": prov}
     atomic_write_text(out / "results.json", json.dumps(doc, indent=1, allow_nan=True))

@@ -64,7 +64,7 @@ def reference_for_weights(weights, model: str = "resnet18", width: float = 1.0) 
     """The reference of ``--weights`` (any form :func:`anatlearn.models.load_pretrained` accepts)."""
     from anatlearn.models import load_pretrained
 
-    net = load_pretrained(weights, model=model, width=width)
+    net = load_pretrained(weights, default_model=model, default_width=width)
     return reference_from_meta(getattr(net, "checkpoint_meta", {}), str(weights))
 
 

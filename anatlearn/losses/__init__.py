@@ -10,18 +10,38 @@
 - :mod:`~anatlearn.losses.target_check` what a weighting asks the encoder for (``anatlearn weights``)
 
 Every loss is called ``loss(outputs, ages=None, descriptors=None) -> dict``.
+
+The public names are imported on first use (PEP 562 ``__getattr__``): the pretraining configuration and the
+command line's help read :mod:`~anatlearn.losses.defaults` without importing torch.
 """
 
-from anatlearn.losses.anatcl_regression import AnatCLRegressionLoss
-from anatlearn.losses.anatomy import ANAT_WEIGHT_MAPS, anatomical_similarity, anatomical_weights, matched_anat_bandwidth
-from anatlearn.losses.contrastive import AnatCLLoss, ExpWLoss, SimCLRLoss, ThresholdLoss, YAwareLoss
-from anatlearn.losses.infonce import WEIGHTED_METHODS, weighted_infonce
-from anatlearn.losses.kernels import KERNELS, age_kernel
-from anatlearn.losses.methods import (CONTRASTIVE_METHODS, METHOD_DESCRIPTORS, METHODS, REGRESSION_METHODS, Method,
-                                      build_loss, fit_loss, method_needs, method_spec)
-from anatlearn.losses.regression import DescriptorRegressionLoss, L1AgeLoss, age_stats
+from __future__ import annotations
 
-__all__ = ["ANAT_WEIGHT_MAPS", "AnatCLLoss", "AnatCLRegressionLoss", "CONTRASTIVE_METHODS", "DescriptorRegressionLoss", "ExpWLoss", "KERNELS",
-           "L1AgeLoss", "METHODS", "METHOD_DESCRIPTORS", "Method", "REGRESSION_METHODS", "SimCLRLoss", "ThresholdLoss",
-           "WEIGHTED_METHODS", "YAwareLoss", "age_kernel", "age_stats", "anatomical_similarity", "anatomical_weights",
-           "build_loss", "fit_loss", "matched_anat_bandwidth", "method_needs", "method_spec", "weighted_infonce"]
+import importlib
+
+_PUBLIC = {
+    "AnatCLRegressionLoss": "anatcl_regression",
+    "ANAT_WEIGHT_MAPS": "anatomy", "anatomical_similarity": "anatomy", "anatomical_weights": "anatomy",
+    "matched_anat_bandwidth": "anatomy",
+    "AnatCLLoss": "contrastive", "ExpWLoss": "contrastive", "SimCLRLoss": "contrastive", "ThresholdLoss": "contrastive",
+    "YAwareLoss": "contrastive",
+    "WEIGHTED_METHODS": "infonce", "weighted_infonce": "infonce",
+    "KERNELS": "kernels", "age_kernel": "kernels",
+    "CONTRASTIVE_METHODS": "methods", "METHOD_DESCRIPTORS": "methods", "METHODS": "methods",
+    "REGRESSION_METHODS": "methods", "Method": "methods", "build_loss": "methods", "fit_loss": "methods",
+    "method_needs": "methods", "method_spec": "methods",
+    "DescriptorRegressionLoss": "regression", "L1AgeLoss": "regression", "age_stats": "regression",
+}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'anatlearn.losses' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"anatlearn.losses.{_PUBLIC[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+__all__ = sorted(_PUBLIC)

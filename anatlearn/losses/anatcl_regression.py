@@ -18,12 +18,8 @@ from torch import nn
 
 from anatlearn.errors import ConfigError, DataError
 from anatlearn.losses.contrastive import AnatCLLoss
+from anatlearn.losses.defaults import LAMBDA_REG
 from anatlearn.losses.regression import DescriptorRegressionLoss
-
-# The default weight of the regression term (``--lambda-reg``, run 3's value): fixed in advance at 1.0 and
-# replaced only by the pre-registered selection of docs/study.md Part 6 (seed 9, 30 epochs, GMV recovery
-# on the healthy validation cohort), in the commit that records the choice there: 0.1 of {0.1, 0.3, 1, 3}.
-LAMBDA_REG = 0.1
 
 
 class AnatCLRegressionLoss(nn.Module):

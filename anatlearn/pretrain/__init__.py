@@ -1,8 +1,27 @@
 """Pretraining: the loop (:mod:`~anatlearn.pretrain.loop`), its configuration (:mod:`~anatlearn.pretrain.config`)
-and the run directory (:mod:`~anatlearn.pretrain.rundir`). docs/training.md."""
+and the run directory (:mod:`~anatlearn.pretrain.rundir`). docs/training.md.
+
+The public names are imported on first use (PEP 562 ``__getattr__``) so that the command line's help can read
+:class:`~anatlearn.pretrain.config.TrainConfig`'s defaults without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from anatlearn.errors import AnatlearnError
-from anatlearn.pretrain.config import TrainConfig, resolve_config
-from anatlearn.pretrain.loop import pretrain, train_step
+
+_PUBLIC = {"TrainConfig": "config", "resolve_config": "config", "pretrain": "loop", "train_step": "loop"}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'anatlearn.pretrain' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"anatlearn.pretrain.{_PUBLIC[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
 
 __all__ = ["AnatlearnError", "TrainConfig", "pretrain", "resolve_config", "train_step"]

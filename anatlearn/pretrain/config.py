@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from importlib import resources
 from dataclasses import dataclass, field
@@ -15,8 +16,7 @@ from pathlib import Path
 import tomli_w
 
 from anatlearn.errors import ConfigError
-from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
-from anatlearn.losses.anatcl_regression import LAMBDA_REG
+from anatlearn.losses.defaults import LAMBDA_REG
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Keys that may change between a run and its resumption (they do not change what is computed).
@@ -43,7 +43,7 @@ class TrainConfig:
     sigma: float = 2.0
     lambda_age: float = 1.0
     lambda_anat: float = 1.0
-    # weight of the regression term of anatcl-regression (losses.anatcl_regression.LAMBDA_REG: the
+    # weight of the regression term of anatcl-regression (losses.defaults.LAMBDA_REG: the
     # pre-registered selection of docs/study.md Part 6 sets it)
     lambda_reg: float = LAMBDA_REG
     descriptors: list[str] = field(default_factory=lambda: ["CT", "GMV", "SA"])
@@ -75,6 +75,9 @@ class TrainConfig:
     tensorboard: bool = False
 
     def validate(self) -> "TrainConfig":
+        # here, not at the top: the command line's help reads this module's defaults without importing torch
+        from anatlearn.losses import ANAT_WEIGHT_MAPS, METHODS, method_spec
+
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if method_spec(self.method).contrastive and self.batch_size < 2:
@@ -157,6 +160,38 @@ class TrainConfig:
         """Keys (other than :data:`RESUMABLE_KEYS`) whose values differ: a resume must have none."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in RESUMABLE_KEYS and a[k] != b[k]]
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``data`` and ``out`` made absolute (from the working directory), as the run stores them:
+    a resume then works from any directory."""
+    return dataclasses.replace(cfg, **{k: os.path.abspath(v) for k in ("data", "out") if (v := getattr(cfg, k))})
+
+
+def stored_run_config(out: str | os.PathLike) -> Path:
+    """``RUN/config.toml``, the options a resume of the run in ``out`` starts from; a ConfigError says what is
+    missing: the run folder itself, or its config.toml."""
+    run = Path(out)
+    if not run.is_dir():
+        where = "" if run.is_absolute() else f" (looked for from {os.getcwd()})"
+        raise ConfigError(f"cannot resume: the run folder {run} does not exist{where}; check `out`")
+    path = run / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {run} holds no pretraining run (no config.toml)")
+    return path
+
+
+def stored_data(data: str, stored: Path) -> str:
+    """The data directory of a resumed run, as read from its ``stored`` config.toml: absolute since runs store
+    it so; an older run's relative path is tried from here, then from the run folder. A ConfigError names the
+    config.toml it came from and the option that replaces it when that directory is gone."""
+    path = Path(data)
+    candidates = [path] if path.is_absolute() else [path, stored.parent / path]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return os.path.abspath(candidate)
+    raise ConfigError(f"data directory {data} (stored in {stored}) no longer exists; give `data` to say where "
+                      f"the run's data is now")
 
 
 def packaged_configs() -> list[str]:

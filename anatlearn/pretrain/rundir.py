@@ -83,14 +83,38 @@ class RunDir:
         if resume:
             if not self.last.exists():
                 raise ConfigError(f"resume=True: no checkpoint {self.last} to resume from")
-        elif has_run:
-            if not overwrite:
-                raise ConfigError(f"{self.path} already holds a run (config.toml); use resume=True to continue it "
-                                  f"or overwrite=True to replace it")
-            for child in self.path.iterdir():
-                if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif has_run and not overwrite:
+            raise ConfigError(f"`out` {self.path} already holds a run (config.toml); use resume=True to continue "
+                              f"it or overwrite=True to replace it")
+        elif self._leftovers() and not overwrite:
+            raise ConfigError(f"output directory {self.path} is not empty and holds no run (no config.toml); choose "
+                              f"another `out`, or overwrite=True to replace it whole")
+        elif overwrite and (has_run or self._leftovers()):
+            self._replace_with_empty()
         self.ckpt_dir.mkdir(exist_ok=True)
+
+    def _leftovers(self) -> list[Path]:
+        """What the directory holds besides this run's lock and an empty checkpoints/ (a run killed before
+        its config.toml leaves just those)."""
+        return [p for p in self.path.iterdir() if p.name != ".lock"
+                and not (p == self.ckpt_dir and p.is_dir() and not any(p.iterdir()))]
+
+    def _replace_with_empty(self) -> None:
+        """Overwrite: an empty directory, its lock taken, takes the old run's place in one rename
+        (anatlearn.io.replace_dir), so an interrupted overwrite leaves the old run or the new one."""
+        from anatlearn.io import make_temp_dir, replace_dir
+
+        fresh = make_temp_dir(self.path)
+        lock = FileLock(str(fresh / ".lock"))
+        lock.acquire(timeout=0)
+        try:
+            replace_dir(fresh, self.path)  # the lock file (and our hold on it) moves with the directory
+        except BaseException:
+            lock.release()
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+        self._lock.release()
+        self._lock = lock
 
     def full_checkpoint(self, epoch: int) -> Path:
         """Full state (model + optimiser, ...) at the end of ``epoch``; names sort by epoch."""
@@ -136,12 +160,16 @@ class RunDir:
 
 class MetricsWriter:
     """Appends one CSV row per step; on resume, first drops rows past the checkpoint's step (they were
-    written by the killed run after its last checkpoint and will be recomputed identically)."""
+    written by the killed run after its last checkpoint and will be recomputed identically). Epochs are
+    numbered from 1, as on the console and in checkpoint names; a run written before that numbered them
+    from 0, and its rows are renumbered when it resumes."""
 
     def __init__(self, path: Path, keep_until_step: int | None):
         self.path = path
         if keep_until_step is not None and path.exists():
             rows = [r for r in csv.DictReader(path.open()) if int(r["step"]) <= keep_until_step]
+            if any(r["epoch"] == "0" for r in rows):  # numbered from 0 by an earlier release
+                rows = [{**r, "epoch": str(int(r["epoch"]) + 1)} for r in rows]
             buf = io.StringIO()
             w = csv.DictWriter(buf, METRIC_FIELDS)
             w.writeheader()
@@ -158,6 +186,21 @@ class MetricsWriter:
 
     def close(self) -> None:
         self.fh.close()
+
+
+def training_data(data, dataset, split: str | None, split_ignored: str | None = None) -> dict:
+    """What a run trains on, recorded in every checkpoint (the model card states it): the data directory,
+    the split used (None: every subject), the subject count, the split asked for where the table has none,
+    and, for a cohort of ``anatlearn synth`` (it has ``truth/world.json``), its world and generated size."""
+    record = {"data": str(data), "split": split, "n_subjects": len(dataset), "split_ignored": split_ignored,
+              "synthetic": None}
+    world = Path(data) / "truth" / "world.json"
+    if world.is_file():
+        info = json.loads(world.read_text())
+        params = info.get("params") or {}
+        record["synthetic"] = {"world": info.get("world"), "n_subjects": params.get("n_subjects"),
+                               "seed": params.get("seed")}
+    return record
 
 
 def rng_state() -> dict:

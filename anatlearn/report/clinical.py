@@ -40,10 +40,21 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+_COLUMN_WORDS = {"measure": "measure", "group": "group", "control": "control group", "n_group": "n (group)",
+                 "n_control": "n (control)", "mean_group": "mean (group)", "mean_control": "mean (control)",
+                 "hedges_g": "Hedges' g", "g_ci_low": "g, 95 % low", "g_ci_high": "g, 95 % high", "t": "Welch t",
+                 "df": "df", "p": "p", "corrected_gap": "bias-corrected gap (y)", "gap": "gap (y)",
+                 "signed_mean": "signed mean"}
+
+
 def _table(rows, columns) -> str:
     df = pd.DataFrame(rows)
     df = df[[c for c in columns if c in df.columns]]
-    return df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}", na_rep="")
+    if "measure" in df.columns:
+        df["measure"] = df["measure"].map(lambda v: _COLUMN_WORDS.get(v, v))
+    df = df.rename(columns=_COLUMN_WORDS)
+    return ("<div class=scroll>" + df.to_html(index=False, escape=True, border=0, float_format=lambda v: f"{v:.3g}",
+                                              na_rep="") + "</div>")
 
 
 def _load(path: Path) -> dict:
@@ -71,9 +82,31 @@ def _encoder_note(checkpoint) -> str:
     return f"<p class=note>Encoder: {html.escape(str(checkpoint))}</p>" if checkpoint else ""
 
 
+def uninformative(s: dict) -> str:
+    """Why a brain-age model is uninformative, where its summary records it (``uninformative``: True or a
+    reason, at the top level or in ``reference``); "" otherwise."""
+    for where in (s, s.get("reference") or {}):
+        flag = where.get("uninformative")
+        if flag:
+            return flag if isinstance(flag, str) else "its predictions carry no more age information than the " \
+                "reference's mean age"
+    return ""
+
+
+def verdict_lines(paths) -> list[str]:
+    """A verdict sentence per brain-age output whose model is recorded as uninformative."""
+    out = []
+    for tool, d in (item for p in paths for item in _tool_dirs(Path(p))):
+        if tool == "brain-age" and (why := uninformative(_load(d / "brain_age.json"))):
+            why = why if "uninformative" in why else f"the age model is uninformative: {why}"
+            out.append(f"Brain age ({d.name}): {why}.")
+    return out
+
+
 def _brain_age(d: Path) -> str:
     s = _load(d / "brain_age.json")
     ref = s["reference"]
+    why = uninformative(s)
     cohort = _cohort(s.get("cohort"))
     parts = [f"<h3>Brain age: {html.escape(d.name)}</h3>",
              _encoder_note(s.get("encoder")),
@@ -85,6 +118,8 @@ def _brain_age(d: Path) -> str:
              f"fitted on the reference's CV predictions (pred = {ref['slope_a']:.2f} age + {ref['offset_b']:.1f}): "
              f"r(gap, age) {ref['r_gap_age_reference']:+.3f} &rarr; {ref['r_corrected_gap_age_reference']:+.3f}. "
              "</p>"]
+    if why:
+        parts.insert(1, f"<p class=warn><b>Uninformative model:</b> {html.escape(why)}.</p>")
     if s.get("warning"):
         parts.append(f"<p class=note>Warning: {html.escape(s['warning'])}</p>")
     parts.append(_img(d / "brain_age_scatter.png", "predicted vs chronological age"))

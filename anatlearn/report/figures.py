@@ -15,6 +15,9 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 _X_COLUMNS = ("step", "epoch", "iteration")
 _SKIP = {"time", "wall_time", "elapsed", "elapsed_s", "lr", "learning_rate", "seconds"}
+# metrics.csv's loss columns (anatlearn.pretrain.rundir.METRIC_FIELDS) in words
+_TERM_WORDS = {"loss": "total loss", "age": "age term of the loss", "anat": "anatomy term of the loss",
+               "contrastive": "contrastive term", "regression": "regression term", "val_mae": "validation MAE"}
 # the metric drawn in the per-task bar chart: the paper's headline metric of each task kind
 PRIMARY = ("balanced_accuracy", "mae", "roc_auc", "r2")
 
@@ -77,7 +80,7 @@ def training_curves(runs: dict[str, pd.DataFrame]) -> bytes:
             xs += list(per_epoch[x_col].to_numpy(float)[ok])
             ax.plot(per_epoch[x_col].to_numpy()[ok], per_epoch[term].to_numpy()[ok], color=colours[name],
                     label=name, marker="." if ok.sum() < 40 else None)
-        ax.set_title(term, fontsize=9)
+        ax.set_title(_TERM_WORDS.get(term, term.replace("_", " ")), fontsize=9)
         _integer_axis(ax, xs)
         ax.set_xlabel(_per_epoch(next(iter(runs.values())))[1], fontsize=8)
         ax.tick_params(labelsize=7)
@@ -105,7 +108,7 @@ def throughput(runs: dict[str, pd.DataFrame]) -> bytes | None:
         ax.plot(per.index.to_numpy(), per.to_numpy(), color=f"C{i % 10}", label=name, lw=1,
                 marker="o" if len(per) < 40 else None, ms=3)  # one epoch is one point: a line alone is invisible
         xs += list(np.asarray(per.index, dtype=float))
-        ax.set_ylabel(col, fontsize=8)
+        ax.set_ylabel("samples per second" if "samples" in col else col.replace("_", " "), fontsize=8)
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -120,8 +123,9 @@ def throughput(runs: dict[str, pd.DataFrame]) -> bytes | None:
     return _png(fig)
 
 
-def anatomy_bars(table: pd.DataFrame) -> bytes:
-    """Anatomy recovery: R^2 per target family (grouped bars, one per method) and RankMe per method."""
+def anatomy_bars(table: pd.DataFrame, rank_max: dict[str, float] | None = None) -> bytes:
+    """Anatomy recovery: R^2 per target family (grouped bars, one per method) and RankMe per method, with its
+    maximum (``rank_max``: method -> min(subjects, features)) marked where known."""
     r2 = table[(table["task"] == "anatomy recovery")]
     rank = table[(table["task"] == "effective rank") & (table["metric"] == "rankme")]
     fams = list(dict.fromkeys(r2["metric"]))
@@ -138,9 +142,15 @@ def anatomy_bars(table: pd.DataFrame) -> bytes:
     ax.axhline(0, color="grey", lw=0.8)
     ax.grid(axis="y", alpha=0.3)
     g = rank.set_index("method").reindex(methods)
-    ax2.barh(np.arange(len(methods)), g["mean"].to_numpy(float), color=[f"C{j % 10}" for j in range(len(methods))])
+    ax2.barh(np.arange(len(methods)), g["mean"].to_numpy(float), height=0.5,
+             color=[f"C{j % 10}" for j in range(len(methods))])
+    maxima = [(j, (rank_max or {}).get(m)) for j, m in enumerate(methods) if (rank_max or {}).get(m)]
+    if maxima:
+        ax2.plot([v for _, v in maxima], [j for j, _ in maxima], "k|", ms=18, mew=2,
+                 label="maximum: min(subjects, features)")
+        ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
     ax2.set_yticks(np.arange(len(methods)), methods, fontsize=7)
-    ax2.invert_yaxis()
+    ax2.set_ylim(len(methods) - 0.4, -0.6)  # top to bottom, bars of one height whatever the number of methods
     ax2.set_xlabel("RankMe (effective rank)")
     ax2.set_title("effective rank of the features", fontsize=9)
     ax2.grid(axis="x", alpha=0.3)
@@ -230,28 +240,55 @@ def embedding_map(coords: np.ndarray, method_name: str, colours: dict[str, pd.Se
     return _png(fig)
 
 
-def task_bars(table: pd.DataFrame, metric: str) -> bytes:
-    """Grouped bars: tasks on the x axis, one bar per method, 95 % intervals as error bars."""
-    t = table[table["metric"] == metric]
-    tasks = list(dict.fromkeys(t["task"]))
-    methods = list(dict.fromkeys(t["method"]))
+_METRIC_WORDS = {"balanced_accuracy": "balanced accuracy", "roc_auc": "ROC AUC", "mae": "mean absolute error",
+                 "r2": "R²"}
+_CHANCE = {"balanced_accuracy": (0.5, "chance (0.5)"), "roc_auc": (0.5, "chance (0.5)"),
+           "r2": (0.0, "predicting the mean (0)")}
+
+
+def _method_bars(ax, t: pd.DataFrame, tasks: list[str], methods: list[str]) -> None:
+    """One bar per method at each task, 95 % intervals as error bars; a ceiling (method ``ceiling: ...``)
+    hatched and grey, so it does not read as one more method."""
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(tasks) * max(1, len(methods)) * 0.5 + 2), 3.6))
+    colour = 0
     for j, m in enumerate(methods):
         g = t[t["method"] == m].set_index("task").reindex(tasks)
         mean = g["mean"].to_numpy(float)
         err = np.vstack([mean - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - mean])
         err = np.where(np.isfinite(err), err, 0.0)
         x = np.arange(len(tasks)) + (j - (len(methods) - 1) / 2) * width
-        ax.bar(x, mean, width, label=m, color=f"C{j % 10}")
+        if str(m).startswith("ceiling:"):
+            ax.bar(x, mean, width, label=m, color="#d9d9d9", hatch="//", edgecolor="#777")
+        else:
+            ax.bar(x, mean, width, label=m, color=f"C{colour % 10}")
+            colour += 1
         # errorbar apart: bar(yerr=) on a single task trips a NumPy deprecation inside matplotlib
         ax.errorbar(x, mean, yerr=err, fmt="none", ecolor="k", elinewidth=0.8, capsize=2)
-    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20, ha="right", fontsize=8)
-    better = "lower is better" if metric == "mae" else "higher is better"
-    ax.set_ylabel(f"{metric} ({better})")
-    if metric in ("balanced_accuracy", "roc_auc"):
-        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.set_ylim(0, 1)  # bounded metrics: intervals of a few folds can reach past [0, 1]
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, not over, bars
+    ax.set_xticks(np.arange(len(tasks)), tasks, rotation=20 if len(tasks) > 1 else 0,
+                  ha="right" if len(tasks) > 1 else "center", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+
+
+def task_bars(table: pd.DataFrame, metric: str) -> bytes:
+    """Grouped bars: tasks on the x axis, one bar per method, 95 % intervals as error bars, the chance level
+    (or R² 0) as a line named in the legend. MAE, in each task's own units (an MMSE point against a PANSS
+    point), gets one panel per task, each on its own scale."""
+    t = table[table["metric"] == metric]
+    tasks = list(dict.fromkeys(t["task"]))
+    methods = list(dict.fromkeys(t["method"]))
+    panels = [[k] for k in tasks] if metric == "mae" and len(tasks) > 1 else [tasks]
+    per = max(2.6, 0.5 * len(methods) + 1.6)
+    width = per * len(panels) + 1.5 if len(panels) > 1 else max(4.5, 0.6 * len(tasks) * max(1, len(methods)) + 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.6), squeeze=False)
+    better = "lower is better" if metric == "mae" else "higher is better"
+    for ax, group in zip(axes[0], panels):
+        _method_bars(ax, t, group, methods)
+        if metric in _CHANCE:
+            level, words = _CHANCE[metric]
+            ax.axhline(level, color="grey", lw=1, ls="--", label=words)
+        if metric in ("balanced_accuracy", "roc_auc"):
+            ax.set_ylim(0, 1)  # bounded metrics: intervals of a few folds can reach past [0, 1]
+    axes[0][0].set_ylabel(f"{_METRIC_WORDS.get(metric, metric)} ({better})")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars
+    fig.tight_layout()
     return _png(fig)

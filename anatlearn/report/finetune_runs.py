@@ -4,10 +4,10 @@ shows them side by side on their shared outer folds with the paired corrected te
 :func:`anatlearn.finetune.compare`, built here from the runs' own folds.
 
 Methods are named ``finetune:<run folder>`` and ``probe:<method>`` (an ``evaluate tasks`` method, on the
-tasks the runs fine-tuned). Fine-tuning runs are paired only if their outer folds hold the same subjects
-(``splits.json``); a tasks evaluation records only fold sizes, so it is paired by those (same table, task
-and seed give the same folds: ``anatlearn.evaluate.make_splits``). Inputs that cannot be paired are shown
-each on its own, with the reason.
+tasks the runs fine-tuned; a ceiling row, ``ceiling: true anatomy``, keeps its name). Fine-tuning runs
+are paired only if their outer folds hold the same subjects (``splits.json``); a tasks evaluation records
+only fold sizes, so it is paired by those (same table, task and seed give the same folds:
+``anatlearn.evaluate.make_splits``). Inputs that cannot be paired are shown each on its own, with the reason.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def comparison(runs: Sequence[Path], tasks: Sequence[tuple[Path, Results]] = ())
         probes = res.folds[res.folds["task"].isin(covered)]
         probes = probes[probes["repeat"] == 0] if "repeat" in probes else probes
         for method, g in probes.groupby("method", sort=False):
-            sources[f"probe:{method}"] = g.assign(method=f"probe:{method}")
+            name = method if str(method).startswith("ceiling:") else f"probe:{method}"  # a ceiling stays one
+            sources[name] = g.assign(method=name)
     cohorts = {run: _cohort(run) for run in runs}
     reason = _same_subjects(runs)
     if not reason:

@@ -21,6 +21,8 @@ import pandas as pd
 from anatlearn.report import clinical as report_clinical
 from anatlearn.report import figures as figs
 from anatlearn.report import finetune_runs
+from anatlearn.report import levels
+from anatlearn.report import names
 from anatlearn.report import sources
 from anatlearn.errors import DataError
 from anatlearn.features import match_ids
@@ -38,9 +40,10 @@ th{background:#f4f4f4}img{max-width:100%;margin:.4em 0}.note{color:#666;font-siz
 .verdict{background:#f6f8fa;border-left:4px solid #3b6ea5;padding:.5em 1em .5em 2em;margin:.8em 0}.verdict li{margin:.3em 0}
 th.m{text-align:left;white-space:nowrap}td.better{background:#e6f4ea}td.worse{background:#fce8e6}
 table.headline td,table.comparisons td{white-space:nowrap}table.comparisons{display:inline-table;margin-right:1.5em;vertical-align:top}summary{cursor:pointer;color:#3b6ea5}
-.scroll{overflow-x:auto}table.comparisons td{text-align:center}table.comparisons small{color:#555}
+.scroll{overflow-x:auto}.scroll td{white-space:nowrap}table.comparisons td{text-align:center}table.comparisons small{color:#555}
 table.headline td.source,table.headline th.source{text-align:left;white-space:normal;min-width:16em;font-size:.9em;color:#444}
-table.headline td.best{background:#eef4fb}"""
+table.headline td.best{background:#eef4fb}table.headline td.level{color:#555;font-style:italic;white-space:normal;min-width:9em}
+@media (max-width:900px){table.headline td.source,table.headline th.source{min-width:11em}table.headline td.level{min-width:7em}}"""
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -48,7 +51,9 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _table_html(df: pd.DataFrame, index: bool = True) -> str:
-    return df.to_html(index=index, escape=True, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
+    """A table that scrolls sideways on a narrow screen instead of running off the page."""
+    return ("<div class=scroll>" + df.to_html(index=index, escape=True, border=0, float_format=lambda v: f"{v:.4g}",
+                                              na_rep="") + "</div>")
 
 
 def _pivot(table: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +69,7 @@ def _results_table(res: Results) -> str:
         if (task, metric) in pivot.index and method in pivot.columns:
             pivot.loc[(task, metric), method] = f"{pivot.loc[(task, metric), method]} {sources.BELOW_CHANCE_MARK}"
     note = sources.below_chance_note(flags)
+    pivot = pivot.rename(index=levels.metric_words, level="metric").rename(index=levels.task_words, level="task")
     return _table_html(pivot) + (f"<p class=warn>{html.escape(note)}</p>" if note else "")
 
 
@@ -143,7 +149,11 @@ def _tasks_section(res: Results, name: str) -> str:
     parts = [_heading(res, name),
              f"<p class=note>Linear probes, {cfg.get('n_repeats', '?')} x {cfg.get('n_splits', '?')}-fold stratified CV; "
              f"mean and 95 % interval ({html.escape(str(cfg.get('interval', '')))}: Nadeau &amp; Bengio corrected "
-             "resampled t unless stated).</p>"]
+             "resampled t unless stated). Dashed line: the chance level (balanced accuracy and ROC AUC 0.5) or "
+             "R² 0, what predicting the training folds' mean scores; a negative R² predicts worse than that mean, "
+             "i.e. the probe found no signal and its noise costs accuracy. Error bars: 95 % intervals."
+             + (" Grey hatched: the ceiling, the same probe on the same folds given the cohort's true anatomy "
+                "(log GMV, CT and SA of every region)." if cfg.get("ceiling") else "") + "</p>"]
     for metric in figs.PRIMARY:
         if (res.table["metric"] == metric).any():
             parts.append(_img(figs.task_bars(res.table, metric), f"{metric} per task"))
@@ -153,6 +163,19 @@ def _tasks_section(res: Results, name: str) -> str:
                      "metric; corrected resampled t-test and Wilcoxon over repeat means)</summary>"
                      + _table_html(res.paired, index=False) + "</details>")
     return "".join(parts)
+
+
+def _rank_max(res: Results) -> dict[str, float]:
+    """method -> RankMe's maximum, min(subjects, features), where the evaluation recorded the feature count."""
+    cfg = res.provenance.get("config", {}) or {}
+    n, feats = cfg.get("n_subjects"), cfg.get("n_features")
+    return {m: float(min(n, f)) for m, f in feats.items()} if n and isinstance(feats, dict) else {}
+
+
+def _words_table(table: pd.DataFrame) -> str:
+    """A results table pivoted, its metrics in words (anatlearn.report.levels.metric_words)."""
+    pivot = _pivot(table)
+    return _table_html(pivot.rename(index=levels.metric_words, level="metric"))
 
 
 def _anatomy_section(res: Results, name: str) -> str:
@@ -165,10 +188,10 @@ def _anatomy_section(res: Results, name: str) -> str:
              "out-of-fold predictions, averaged over the targets of a family (e.g. the 68 regions' true log GMV). "
              "RankMe: exp of the entropy of the normalised singular values of the raw feature matrix (Garrido et al., "
              "ICML 2023); centred: of the between-subject variation.</p>",
-             _img(figs.anatomy_bars(res.table), "anatomy recovery"), _table_html(_pivot(res.table))]
+             _img(figs.anatomy_bars(res.table, _rank_max(res)), "anatomy recovery"), _words_table(res.table)]
     if per_target:
         frames = {(m, fam): pd.Series(v) for m, fams in per_target.items() for fam, v in fams.items()}
-        wide = pd.DataFrame(frames)
+        wide = pd.DataFrame(frames).rename(index=levels.target_words)
         sizes = ", ".join(f"{fam}: {len(v)}" for fam, v in next(iter(per_target.values())).items())
         parts.append(f"<details><summary>R² per target ({sizes})</summary>"
                      + _table_html(wide) + "</details>")
@@ -185,7 +208,20 @@ def _other_section(res: Results, name: str) -> str:
             + paired)
 
 
-def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
+def _merged_sources(loaded: Sequence[tuple[Path, Results]]) -> dict[tuple[str, str], str]:
+    """(task, metric) -> where its numbers come from; a row filled from several inputs that differ (another
+    cohort, another n) names which methods each source holds, so a row never mixes cohorts silently."""
+    found: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for _, r in loaded:
+        for key, text in sources.headline_sources(r).items():
+            methods = r.table.loc[(r.table["task"] == key[0]) & (r.table["metric"] == key[1]), "method"]
+            found.setdefault(key, {}).setdefault(text, []).extend(map(str, dict.fromkeys(methods)))
+    return {key: next(iter(texts)) if len(texts) == 1 else
+            "; ".join(f"{', '.join(ms)}: {text}" for text, ms in texts.items()) for key, texts in found.items()}
+
+
+def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str, notes: Sequence[str] = (),
+                     checks: Sequence[str] = ()) -> str:
     """Verdict, headline table and key comparisons (anatlearn.report.summary), first on the page."""
     from anatlearn.report.summary import comparisons_html, headline_html, key_comparisons, key_metric_label, verdict
 
@@ -193,26 +229,30 @@ def _summary_section(loaded: Sequence[tuple[Path, Results]], note: str) -> str:
     # folds, and a fine-tuned model is no pretraining baseline); they lead only a page that has nothing else
     loaded = [(p, r) for p, r in loaded if r.kind != "finetune-comparison"] or loaded
     tables = [r.table for _, r in loaded if r.table is not None and len(r.table)]
-    if not tables:
+    if not tables and not notes and not checks:
         return ""
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["method", "task", "metric"])
     paired = [r.paired for _, r in loaded if r.paired is not None and len(r.paired)]
     paired = pd.concat(paired, ignore_index=True) if paired else None
-    lines = verdict(table, paired, note)
+    lines = (verdict(table, paired, note) if tables else []) + list(checks)
     parts = []
     if lines:
         parts.append("<h2>Verdict</h2><ul class=verdict>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines)
                      + "</ul>")
-    where = {key: text for _, r in loaded for key, text in sources.headline_sources(r).items()}
+    parts += [f"<p class=warn>{html.escape(n)}</p>" for n in notes]
+    if not tables:
+        return "".join(parts)
     flags = {key: level for _, r in loaded for key, level in sources.below_chance(r).items()}
-    head = headline_html(table, where, flags)
+    head = headline_html(table, _merged_sources(loaded), flags, levels.levels([r for _, r in loaded]))
     if head:
         shown = {k: v for k, v in flags.items() if key_metric_label(*k[1:])}
         parts.append("<h2>Headline</h2>" + head + "<p class=note>Means over folds (R², BAcc) or test subjects "
-                     "(MAE); ↓ lower is better; <b>bold</b>: best non-ceiling value of the row (every tie). The rows "
-                     "come from different evaluations and cohorts: each names its own in the source column (a "
-                     "clinical tool's numbers further down are on the cohort it names there). Intervals and every "
-                     "metric are in the sections below.</p>"
+                     "(MAE); ↓ lower is better; <b>bold</b>: the best value of a row where two or more methods "
+                     "compare (every tie; a ceiling, the same probe on the true anatomy of a synthetic cohort, is "
+                     "never best: it is what perfect features would reach). " + html.escape(levels.LEGEND)
+                     + " The rows come from different evaluations and cohorts: each names its own in the source "
+                     "column (a clinical tool's numbers further down are on the cohort it names there). Intervals and "
+                     "every metric are in the sections below.</p>"
                      + (f"<p class=warn>{html.escape(sources.below_chance_note(shown))}</p>" if shown else ""))
     comp = comparisons_html(key_comparisons(table, paired))
     if comp:
@@ -273,14 +313,17 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     if not runs and not results and not features and not clinical:
         raise DataError("nothing to report: give run directories, results directories or `features` tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
+    results, notes = names.unique_inputs(results)
     tuned = [p for p in results if finetune_runs.is_finetune_run(p)]
     loaded = [(p, Results.read(p)) for p in results if p not in tuned]
+    notes += names.disambiguate(loaded)
     if tuned:  # fine-tuning runs: side by side with each other and the probes given, on the same folds
         shown, why = finetune_runs.comparison(tuned, [(p, r) for p, r in loaded if r.kind == "tasks"])
         for path, res in zip(tuned if why else [Path("fine-tuning")], shown):
             res.extra.update(note=why, runs=[str(p) for p in ([path] if why else tuned)])
             loaded.append((path, res))
-    body.append(_summary_section(loaded, note))
+    checks = levels.input_checks([(_name(p), r) for p, r in loaded], features) + report_clinical.verdict_lines(clinical)
+    body.append(_summary_section(loaded, note, notes, checks))
     for kind, (heading, section) in SECTIONS.items():
         of_kind = [(p, r) for p, r in loaded if r.kind == kind]
         if of_kind:

@@ -12,8 +12,10 @@ All three are computed from the tidy results tables (``method, task, metric, mea
 - *Key comparisons*: each AnatCL variant (method name ``anatcl*``) minus each baseline (every other method
   except ceilings) on every key metric, with the corrected resampled t-test p value (Nadeau & Bengio 2003)
   where the downstream tasks provide one.
-- *Verdict*: does an AnatCL variant beat random init on anatomy recovery, and how do the paired tests of
-  the downstream tasks fall (significant for, against, neither at p < 0.05)?
+- *Verdict*: is every downstream task at chance (said first, with the ceiling of a synthetic cohort)? Does an
+  AnatCL variant beat the baseline (random init, else the best other method) on anatomy recovery, how do
+  the paired tests of the downstream tasks fall (significant for, against, neither at p < 0.05), and was a
+  baseline given at all?
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ _FIXED = {("effective rank", "rankme"): "RankMe", ("brain_age", "mae_external"):
 def key_metric_label(task: str, metric: str) -> str | None:
     """The headline column of a (task, metric) row, or None when it is not a key metric."""
     if task == "anatomy recovery" and metric.startswith("r2_"):
-        return f"{metric[3:]} R²"
+        return f"{'latent factors' if metric == 'r2_latents' else metric[3:]} R²"
     if (task, metric) in _FIXED:
         return _FIXED[(task, metric)]
     if task in ("anatomy recovery", "effective rank", "brain_age", "site", "challenge", "test-retest"):
@@ -83,9 +85,10 @@ def headline(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, bool], dict[s
 
 
 def _best(col: pd.Series, lower: bool) -> list[str]:
-    """Best methods of a column among the non-ceiling methods: every method tied at the shown precision."""
+    """Best methods of a column among the methods other than ceilings (every method tied at the shown
+    precision); none where fewer than two such methods have a value."""
     col = col[[not m.startswith(CEILING_PREFIX) for m in col.index]].dropna()
-    if col.empty:
+    if len(col) < 2:  # nothing to compare with: no best
         return []
     top = col.min() if lower else col.max()
     return [str(m) for m, v in col.items() if _fmt(v) == _fmt(top)]
@@ -100,29 +103,37 @@ def _fmt(v: float) -> str:
 Flags = Mapping[tuple[str, str, str], float]  # (method, task, metric) -> chance, for values below chance
 
 
-def _rows(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None, flags: Flags | None):
-    """(label, lower, {method: (text, bold, below chance)}, source) per key metric, methods in headline order."""
+Levels = Mapping[tuple[str, str], tuple]  # (task, metric) -> (level or None, words): anatlearn.report.levels
+
+
+def _rows(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None, flags: Flags | None,
+          levels: Levels | None = None):
+    """(label, lower, {method: (text, bold, below chance)}, source, level words) per key metric, methods in
+    headline order."""
     head, lower, where = headline(table)
     for c in head.columns:
         best = _best(head[c], lower[c])
         cells = {m: (_fmt(v), m in best and bool(_fmt(v)), (m, *where[c]) in (flags or {}))
                  for m, v in head[c].items()}
-        yield c, lower[c], cells, (sources or {}).get(where[c], "")
+        yield c, lower[c], cells, (sources or {}).get(where[c], ""), ((levels or {}).get(where[c]) or (None, ""))[1]
 
 
 def headline_html(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None = None,
-                  flags: Flags | None = None) -> str:
-    """The headline table as HTML: one row per key metric, one column per method, the best non-ceiling
-    value of each row in bold (every tie), values below chance marked †, and where each row comes from
+                  flags: Flags | None = None, levels: Levels | None = None) -> str:
+    """The headline table as HTML: one row per key metric, one column per method, the best value of each row
+    in bold (every tie; ceilings excluded; only where two or more methods compare), values below chance
+    marked †, each row's chance or trivial level (``levels``, a column when given) and where it comes from
     (``sources``: (task, metric) -> evaluation, cohort, n)."""
     head, _, _ = headline(table)
     if head.empty:
         return ""
     th = "".join(f"<th>{html.escape(str(m))}</th>" for m in head.index)
+    th += "<th class=level>chance or trivial level</th>" if levels is not None else ""
     rows = []
-    for label, lower, cells, source in _rows(table, sources, flags):
+    for label, lower, cells, source, level in _rows(table, sources, flags, levels):
         tds = "".join(f"<td{' class=best' if bold else ''}>{'<b>' if bold else ''}{text}{'</b>' if bold else ''}"
                       f"{'†' if below else ''}</td>" for text, bold, below in cells.values())
+        tds += f"<td class=level>{html.escape(level)}</td>" if levels is not None else ""
         rows.append(f"<tr><th class=m>{html.escape(label)}{' ↓' if lower else ''}</th>{tds}"
                     f"<td class=source>{html.escape(source)}</td></tr>")
     return (f"<div class=scroll><table class=headline><tr><th class=m>key metric</th>{th}<th class=source>source "
@@ -132,18 +143,49 @@ def headline_html(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | 
 def headline_markdown(table: pd.DataFrame, sources: Mapping[tuple[str, str], str] | None = None,
                       flags: Flags | None = None) -> str:
     """The headline table as Markdown (README style): key metrics as rows, methods as columns, the best
-    non-ceiling value of each row in bold, † below chance, and a source column when ``sources`` is given."""
+    value of each row in bold (ceilings excluded; only where two or more methods compare), † below chance, and a source column when ``sources`` is given."""
     head, _, _ = headline(table)
     if head.empty:
         return ""
     with_source = bool(sources)
     lines = ["| key metric | " + " | ".join(map(str, head.index)) + (" | source |" if with_source else " |"),
              "|---|" + "---:|" * len(head.index) + ("---|" if with_source else "")]
-    for label, lower, cells, source in _rows(table, sources, flags):
+    for label, lower, cells, source, _ in _rows(table, sources, flags):
         texts = [(f"**{text}**" if bold else text) + ("†" if below else "") for text, bold, below in cells.values()]
         lines.append(f"| {label}{' ↓' if lower else ''} | " + " | ".join(texts)
                      + (f" | {source} |" if with_source else " |"))
     return "\n".join(lines)
+
+
+def headline_text(table: pd.DataFrame, names: Mapping[str, str] | None = None, width: int = 100) -> str:
+    """The headline table as aligned plain text for a terminal of ``width`` columns: key metrics as rows,
+    methods as columns (headers wrapped at hyphens and spaces, ``names`` renaming long ones), the best
+    non-ceiling value of each row marked ``*``. Raises ValueError when the methods cannot fit ``width``."""
+    import textwrap
+
+    head, lower, _ = headline(table)
+    if head.empty:
+        return ""
+    rows = list(_rows(table, None, None))
+    labels = [f"{label}{' ↓' if low else ''}" for label, low, _, _ in rows]
+    cells = [[text + ("*" if bold else "") for text, bold, _ in c.values()] for _, _, c, _ in rows]
+    first = max(len("key metric"), *map(len, labels))
+    value_w = max(len(t) for row in cells for t in row)
+    fit = (width - first) // len(head.index) - 1  # one space between columns
+    if fit < value_w:
+        raise ValueError(f"{len(head.index)} methods do not fit {width} columns")
+    col_w = max(value_w, min(fit, max(len(p) for m in head.index
+                                          for p in str((names or {}).get(m, m)).split())))
+    heads = [textwrap.wrap(str((names or {}).get(m, m)), col_w, break_on_hyphens=True) or [""] for m in head.index]
+    depth = max(map(len, heads))
+    lines = []
+    for i in range(depth):
+        title = "key metric" if i == depth - 1 else ""
+        parts = [h[i - depth + len(h)] if i >= depth - len(h) else "" for h in heads]
+        lines.append(title.ljust(first) + "".join(" " + p.rjust(col_w) for p in parts))
+    lines.append("-" * len(lines[-1]))
+    lines += [label.ljust(first) + "".join(" " + t.rjust(col_w) for t in row) for label, row in zip(labels, cells)]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _paired_lookup(paired: pd.DataFrame | None, task: str, metric: str, a: str, b: str) -> float | None:
@@ -159,7 +201,7 @@ def _paired_lookup(paired: pd.DataFrame | None, task: str, metric: str, a: str, 
 
 def key_comparisons(table: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
     """Tidy rows ``variant, baseline, column, diff (variant - baseline), better (bool), p`` for every AnatCL
-    variant against every non-ceiling baseline on every key metric."""
+    variant against every baseline (every other method but a ceiling) on every key metric."""
     head, lower, where = headline(table)
     methods = list(head.index)
     variants = [m for m in methods if m.startswith(ANATCL_PREFIX)]
@@ -211,26 +253,88 @@ def comparisons_html(comp: pd.DataFrame) -> str:
     return "".join(out)
 
 
+_NOT_TASKS = {"anatomy recovery", "effective rank", "brain_age", "site", "challenge", "test-retest"}
+_TASK_CHANCE = {"balanced_accuracy": 0.5, "r2": 0.0}
+
+
+def _reaches(row, level: float) -> bool:
+    """A downstream score is at chance when its 95 % interval reaches the chance level (without an interval:
+    when its mean does not exceed it)."""
+    low = pd.to_numeric(pd.Series([row["ci_low"]]), errors="coerce").iloc[0]
+    return bool(low <= level) if math.isfinite(low) else bool(float(row["mean"]) <= level)
+
+
+def tasks_at_chance(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(every downstream task, the tasks at chance for every method other than a ceiling), by their primary
+    metric (balanced accuracy: 0.5, R²: 0)."""
+    t = table[~table["task"].isin(_NOT_TASKS) & table["metric"].isin(list(_TASK_CHANCE))]
+    t = t[~t["method"].astype(str).str.startswith(CEILING_PREFIX)]
+    tasks = [str(x) for x in dict.fromkeys(t["task"])]
+    at = [k for k in tasks if all(_reaches(r, _TASK_CHANCE[r["metric"]]) for _, r in t[t["task"] == k].iterrows())]
+    return tasks, at
+
+
+def _ceiling_text(table: pd.DataFrame, tasks: list[str]) -> str:
+    t = table[table["task"].isin(tasks) & table["metric"].isin(list(_TASK_CHANCE))
+              & table["method"].astype(str).str.startswith(CEILING_PREFIX)]
+    if t.empty:
+        return ""
+    above = [f"{r.task} {'BAcc' if r.metric == 'balanced_accuracy' else 'R²'} {float(r.mean):.3f}"
+             for r in t.itertuples() if not _reaches(r._asdict(), _TASK_CHANCE[r.metric])]
+    name = str(t["method"].iloc[0])
+    if not above:
+        return f" The {name} is at chance too: these tasks are not learnable from the anatomy at this n."
+    flat = [str(r.task) for r in t.itertuples() if _reaches(r._asdict(), _TASK_CHANCE[r.metric])]
+    return (f" On the same folds the same probe on the {name.removeprefix(CEILING_PREFIX)} (the ceiling) reaches "
+            f"{', '.join(above)}: the information is in the anatomy, the features do not carry it."
+            + (f" The ceiling is at chance too on {', '.join(flat)}: not learnable by a linear probe from the anatomy "
+               "at this n." if flat else ""))
+
+
+def _chance_lines(table: pd.DataFrame) -> list[str]:
+    tasks, at = tasks_at_chance(table)
+    if not tasks or not at:
+        return []
+    if len(at) == len(tasks):
+        return [f"Every downstream task is at chance: on all {len(tasks)} ({', '.join(tasks)}), each method's 95 % "
+                "interval reaches the chance level (balanced accuracy 0.5, R² 0), so the features show no information "
+                "about these diagnoses and scores." + _ceiling_text(table, tasks)]
+    return [f"At chance for every method (the 95 % interval reaches 0.5 balanced accuracy or R² 0): "
+            f"{', '.join(at)}." + _ceiling_text(table, at)]
+
+
+def _others(methods) -> list[str]:
+    return [m for m in methods if not m.startswith((ANATCL_PREFIX, CEILING_PREFIX, "reference:"))]
+
+
+def _anatomy_line(head: pd.DataFrame, c: str, variants: list[str]) -> str:
+    vals = head[c].dropna()
+    listing = ", ".join(f"{m} {vals[m]:.3f}" for m in vals.index if not m.startswith(CEILING_PREFIX))
+    what = f"Anatomy recovery ({c}, cross-validated ridge; 0 = no more than predicting the mean)"
+    others = [m for m in _others(vals.index)]
+    if not variants or not others:
+        return f"{what}: {listing}."
+    base = RANDOM_INIT if RANDOM_INIT in others else max(others, key=lambda m: vals[m])
+    name = "random init" if base == RANDOM_INIT else f"the best other method ({base})"
+    above = [v for v in variants if v in vals.index and vals[v] > vals[base]]
+    lead = (f"{len(above)} of {len(variants)} AnatCL variants recover more of the regional anatomy than {name}"
+            if above else f"No AnatCL variant recovers more of the regional anatomy than {name}")
+    return f"{what}: {lead} ({listing})."
+
+
 def verdict(table: pd.DataFrame, paired: pd.DataFrame | None = None, note: str = "") -> list[str]:
-    """Plain-words verdict sentences (plain text) computed from the results."""
+    """Plain-words verdict sentences (plain text) computed from the results: first whether every downstream
+    task is at chance (with the ceiling's score where a synthetic cohort gave one), then anatomy recovery
+    against the baseline (random init, else the best other method), the paired tests, and whether a
+    baseline was given at all."""
     head, lower, where = headline(table)
     if head.empty:
         return []
     variants = [m for m in head.index if m.startswith(ANATCL_PREFIX)]
-    out = []
+    out = _chance_lines(table)
     r2_cols = [c for c in head.columns if where[c][0] == "anatomy recovery"]
     if r2_cols:
-        c = r2_cols[0]
-        vals = head[c].dropna()
-        listing = ", ".join(f"{m} {vals[m]:.3f}" for m in vals.index if not m.startswith(CEILING_PREFIX))
-        if variants and RANDOM_INIT in vals.index:
-            above = [v for v in variants if v in vals.index and vals[v] > vals[RANDOM_INIT]]
-            lead = (f"{len(above)} of {len(variants)} AnatCL variants recover more of the regional anatomy "
-                    f"than random init" if above else "No AnatCL variant recovers more of the regional anatomy "
-                    "than random init")
-            out.append(f"Anatomy recovery ({c}, cross-validated ridge): {lead} ({listing}).")
-        else:
-            out.append(f"Anatomy recovery ({c}, cross-validated ridge): {listing}.")
+        out.append(_anatomy_line(head, r2_cols[0], variants))
     comp = key_comparisons(table, paired)
     tested = comp[comp["p"].notna()] if not comp.empty else comp
     if variants and len(tested):
@@ -247,10 +351,14 @@ def verdict(table: pd.DataFrame, paired: pd.DataFrame | None = None, note: str =
             losses = [f"{r.variant} on {r.column}" for r in g.itertuples() if r.p < ALPHA and not r.better]
             if wins or losses:
                 out.append(f"Against {b}: better: {', '.join(wins) or 'none'}; worse: {', '.join(losses) or 'none'}.")
-    elif not variants:
+    elif not variants and len(_others(head.index)) > 1:
         best = {c: _best(head[c], lower[c]) for c in head}
         out.append("Best method per key metric: " + "; ".join(f"{c}: {', '.join(m)}" for c, m in best.items() if m)
                    + ".")
+    if len([m for m in head.index if not m.startswith(CEILING_PREFIX)]) < 2:
+        ceiling = " and the ceiling" if any(m.startswith(CEILING_PREFIX) for m in head.index) else ""
+        out.append("No baseline was given (random init, or another method on the same data): these numbers can be "
+                   f"read only against the chance levels{ceiling} in the headline table.")
     if note:
         out.append(note)
     return out

@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter
 
 from anatlearn.data.regions import ROI_CHANNELS
 from anatlearn.errors import ConfigError
-from anatlearn.io import make_temp_dir
+from anatlearn.io import make_temp_dir, replace_dir
 from anatlearn.synthetic import world_v1, world_v2
 from anatlearn.synthetic.world import DISEASES, World, WorldModel
 
@@ -169,9 +169,7 @@ def generate_cohort(out, n_subjects: int = 200, shape=(61, 73, 61), seed: int = 
             from anatlearn.synthetic.nifti import write_nifti_layout
 
             write_nifti_layout(tmp / "bids", world, table, tmp / "images", anatomy, noise_rng)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        replace_dir(tmp, out)  # the old cohort or the new one, never a mix
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

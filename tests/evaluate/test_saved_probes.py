@@ -60,7 +60,8 @@ def test_save_then_predict_round_trip_and_refusals(cohort, capsys):
     new = read_features(root / "feats.parquet").iloc[:10]
     write_features(new[new.columns[::-1]], root / "new.parquet")
     preds = root / "preds.csv"
-    assert main(["predict", "--model", str(probe), "--features", str(root / "new.parquet"), "--out", str(preds)]) == 0
+    # --features NAME=PATH, as everywhere features are read
+    assert main(["predict", "--fitted", str(probe), "--features", f"enc={root / 'new.parquet'}", "--out", str(preds)]) == 0
     got = pd.read_csv(preds).set_index("participant_id")
     expected = apply_probe(json.loads(probe.read_text()), feats.iloc[:10], "feats")
     np.testing.assert_allclose(got[["prob_CN", "prob_AD-like"]].to_numpy(), expected, atol=1e-12)
@@ -75,12 +76,12 @@ def test_save_then_predict_round_trip_and_refusals(cohort, capsys):
         assert "Traceback" not in err and set(root.rglob("*")) == before
 
     write_features(new.iloc[:, :5], root / "short.parquet")
-    refused(["predict", "--model", str(probe), "--features", str(root / "short.parquet"), "--out", str(root / "x.csv")],
+    refused(["predict", "--fitted", str(probe), "--features", str(root / "short.parquet"), "--out", str(root / "x.csv")],
             "short.parquet", "feature columns")
     table.assign(diagnosis=["MCI"] + list(table["diagnosis"][1:])).reset_index().to_csv(
         root / "unseen.tsv", sep="\t", index=False)
-    refused(["predict", "--model", str(probe), "--features", str(root / "new.parquet"), "--participants",
+    refused(["predict", "--fitted", str(probe), "--features", str(root / "new.parquet"), "--participants",
              str(root / "unseen.tsv"), "--out", str(root / "x.csv")], "unseen.tsv", "MCI", "never saw")
-    refused(["predict", "--model", str(probe), "--data", str(root), "--out", str(root / "x.csv")], "--features")
+    refused(["predict", "--fitted", str(probe), "--data", str(root), "--out", str(root / "x.csv")], "--features")
     refused(["evaluate", "tasks", "--features", str(root / "feats.parquet"), "--participants",
              str(root / "participants.tsv"), "--tasks", "synthetic", "--save-probes"], "--save-probes", "--out")

@@ -68,17 +68,22 @@ def test_pretrained_encoder_fine_tuned_and_scored_from_its_own_predictions(cohor
     assert table.loc["balanced_accuracy", "mean"] == pytest.approx(
         folds[folds.metric == "balanced_accuracy"]["score"].mean())
     curves = pd.read_csv(run / "curves.csv")
-    assert set(curves["phase"]) == {"warmup", "full"} and (curves["epoch"] < cfg.epochs).all()
+    assert set(curves["phase"]) == {"warmup", "full"} and curves["epoch"].between(1, cfg.epochs).all()
     assert json.loads((run / "provenance.json").read_text())["seed"] == 0
 
 
-def test_random_init_cli_final_model_and_predict(cohort, tmp_path):
+def test_random_init_cli_final_model_and_predict(cohort, tmp_path, capsys):
     run, preds = tmp_path / "run", tmp_path / "preds.csv"
-    args = ["finetune", "--weights", "random", "--data", str(cohort), "--target", "AD-like-vs-CN", "--tasks",
+    args = ["finetune", "--weights", "random", "--data", str(cohort), "--task", "AD-like-vs-CN", "--tasks",
             "synthetic", "--folds", "2", "--width", "0.125", "--epochs", "2", "--warmup-epochs", "1",
             "--lr-grid", "1e-3", "--out", str(run), "--final"]
     assert main(args) == 0
-    assert main(["predict", "--model", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
+    printed = capsys.readouterr().out  # a table like evaluate's: mean [low, high], 3 decimals
+    import re
+
+    assert "balanced_accuracy" in printed and re.search(r"\d\.\d{3} \[-?\d\.\d{3}, \d\.\d{3}\]", printed)
+    assert not re.search(r"\d\.\d{5,}", printed), printed
+    assert main(["predict", "--fitted", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
     new = pd.read_csv(preds, dtype={"participant_id": str}).set_index("participant_id")
     own = pd.read_csv(run / "final" / "predictions.csv", dtype={"participant_id": str}).set_index("participant_id")
     assert len(new) == 40 and len(own) == 40  # the labelled subjects are all 40 here
@@ -93,8 +98,11 @@ def test_predict_refuses_another_grid_and_unseen_labels(cohort, tmp_path):
     run = tmp_path / "run"
     assert finetune("random", cohort, run, config=FinetuneConfig(folds=2, **{**TINY, "epochs": 2}), final=True, **AD)
     other = generate_cohort(tmp_path / "other", 4, (32, 40, 32), seed=3, n_sites=2, diseases=("AD-like",))
-    with pytest.raises(DataError, match=r"\(32, 40, 32\).*trained on \(32, 32, 32\)"):
+    with pytest.raises(DataError, match=r"on grid 32x40x32 but the encoder of .*model\.pt was trained on 32x32x32"):
         predict(run / "final" / "model.pt", other)
+    # the explicit override proceeds (the same one rule as embed: anatlearn.data.lineage.check_grid)
+    with pytest.warns(UserWarning, match="proceeding as asked"):
+        assert len(predict(run / "final" / "model.pt", other, allow_grid_mismatch=True)) == 4
     table = pd.read_csv(cohort / "participants.tsv", sep="\t", dtype={"participant_id": str})
     table.loc[3, "diagnosis"] = "MCI"
     table.to_csv(tmp_path / "labels.tsv", sep="\t", index=False)
@@ -197,8 +205,16 @@ def test_folds_are_evaluate_tasks_folds_and_compare_pairs_them(cohort, tmp_path)
     p_value = result["paired"].set_index("metric").loc["balanced_accuracy", "p_corrected_t"]
     assert f"{p_value:.4g}" in page
     other = mine.assign(n_test=mine["n_test"] + 1)
-    with pytest.raises(DataError, match="not scored on the same folds"):
+    with pytest.raises(DataError, match=r"not scored on the same folds: 4\d subjects against 4\d; use the same "
+                                        r"participants table"):
         compare({"finetune": run, "probe": other})
+    fewer = mine[mine["fold"] == 0]  # as from a run with --folds 1 (the number of folds differs)
+    with pytest.raises(DataError, match="finetune and probe were not scored on the same folds: 2 outer folds "
+                                        "against 1; compare runs made with the same number of folds"):
+        compare({"finetune": run, "probe": fewer})
+    swapped = mine.assign(n_test=mine["fold"].map({0: 19, 1: 21}), n_train=mine["fold"].map({0: 21, 1: 19}))
+    with pytest.raises(DataError, match=r"test folds of \[20, 20\] subjects against \[19, 21\]"):
+        compare({"finetune": run, "probe": swapped})
 
 
 def test_bad_input_is_refused_before_anything_is_written(cohort, tmp_path):

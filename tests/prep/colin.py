@@ -18,6 +18,7 @@ Besides the two originals, :func:`test_heads` makes copies whose truth is known 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -69,8 +70,8 @@ def _sample(img: nib.Nifti1Image, voxel_mm: float, rot: np.ndarray | None = None
     # output voxel -> world -> (inverse motion) -> input world -> input voxel
     ijk = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"), axis=-1)
     xyz = ijk @ out_aff[:3, :3].T + out_aff[:3, 3]
-    if rot is not None:
-        xyz = (xyz - centre - np.asarray(shift)) @ rot + centre  # rot^-1 = rot^T, on row vectors
+    if rot is not None:  # rot: any invertible 3x3 matrix (a rotation, or a rotation times scales)
+        xyz = (xyz - centre - np.asarray(shift)) @ np.linalg.inv(rot).T + centre  # on row vectors
     inv = np.linalg.inv(img.affine)
     vin = xyz @ inv[:3, :3].T + inv[:3, 3]
     out = ndimage.map_coordinates(data, np.moveaxis(vin, -1, 0), order=1, mode="constant", cval=0.0)
@@ -99,6 +100,61 @@ def moved(voxel_mm: float = 2.0, rotation_deg: float = 14.0, shift_mm: float = 1
     return _image(moved_data, out_aff)
 
 
+# the draws of random_move that CI prepares (tests/prep/test_real_head.py); development used seeds 101-104,
+# the measurement in docs/prep.md ("The same head in another position") seeds 201-208
+CI_MOVES = (301, 302, 303)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One draw of :func:`random_move`: world x -> ``matrix`` (x - c) + c + ``shift_mm`` about the field of
+    view's centre c, then a smooth multiplicative bias ``1 + bias * b(x)`` (max |b| = 1). The head's
+    volumes scale by ``det(matrix)`` (the prediction for its GM volume)."""
+
+    seed: int
+    axis: tuple
+    angle_deg: float
+    scales: tuple
+    shift_mm: tuple
+    bias: float
+
+    @property
+    def matrix(self) -> np.ndarray:
+        rot = Rotation.from_rotvec(np.deg2rad(self.angle_deg) * np.asarray(self.axis)).as_matrix()
+        return rot @ np.diag(self.scales)
+
+    @property
+    def det(self) -> float:
+        return float(np.prod(self.scales))
+
+
+def random_move(seed: int, max_rotation_deg: float = 15.0, scale_range=(0.95, 1.05), max_shift_mm: float = 15.0,
+                max_bias: float = 0.25) -> Move:
+    """A move drawn from ``seed``: a rotation of up to ``max_rotation_deg`` about a random axis, scales
+    along the head's x, y, z axes uniform in ``scale_range`` (applied before the rotation), a shift of up to
+    ``max_shift_mm`` in a random direction, and a smooth bias field of amplitude up to ``max_bias``."""
+    rng = np.random.default_rng(seed)
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = float(rng.uniform(-max_rotation_deg, max_rotation_deg))
+    scales = rng.uniform(*scale_range, size=3)
+    direction = rng.normal(size=3)
+    shift = direction / np.linalg.norm(direction) * rng.uniform(0.0, max_shift_mm)
+    bias = float(rng.uniform(0.5, 1.0) * max_bias)
+    return Move(int(seed), tuple(float(a) for a in axis), angle, tuple(float(s) for s in scales),
+                tuple(float(t) for t in shift), bias)
+
+
+def apply_move(move: Move, voxel_mm: float = 1.0, pad_mm: float = 25.0) -> nib.Nifti1Image:
+    """The skull-on head under ``move``, sampled once (linear interpolation) on a grid of ``voxel_mm``
+    padded by ``pad_mm``, times the move's bias field (its shape drawn from the move's seed)."""
+    data, aff = _sample(_original("skull"), voxel_mm, move.matrix, np.asarray(move.shift_mm), pad_mm)
+    coarse = np.random.default_rng([move.seed, 1]).normal(size=(4, 4, 4))
+    b = ndimage.zoom(coarse, [n / 4 for n in data.shape], order=3)
+    b /= max(float(np.abs(b).max()), 1e-9)
+    return _image(data * (1.0 + move.bias * b), aff)
+
+
 def scaled(img: nib.Nifti1Image, scale: float) -> nib.Nifti1Image:
     """The head ``scale`` times larger (about the world origin), by the affine alone."""
     aff = img.affine.copy()
@@ -121,4 +177,4 @@ def test_heads(voxel_mm: float = 2.0, scale: float = 1.029) -> dict[str, nib.Nif
 
 
 test_heads.__test__ = False  # not a pytest test
-__all__ = ["broken", "colin_dir", "load_colin", "moved", "scaled", "test_heads"]
+__all__ = ["CI_MOVES", "Move", "apply_move", "broken", "colin_dir", "load_colin", "moved", "random_move", "scaled", "test_heads"]

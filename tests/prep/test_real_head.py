@@ -24,7 +24,7 @@ HEAD_MM = 2.0
 SCALE = 1.029  # per axis: GM volume x SCALE**3 = 1.0896
 # 2 mm template with SyN at 8, 4 and 2 mm (the default 40,20,0 skips the finest level: at a 1 mm template
 # that is 2 mm too); a 3 mm vbm grid
-ARGS = ["--target", "vbm", "--jobs", "2", "--threads", "1", "--template-resolution", "2", "--target-voxel-mm", "3",
+ARGS = ["--modality", "vbm", "--jobs", "2", "--threads", "1", "--template-resolution", "2", "--target-voxel-mm", "3",
         "--syn-iterations", "40,20,10"]
 
 

@@ -197,7 +197,7 @@ def test_headline_names_evaluation_cohort_and_n_of_every_row(inputs, tmp_path):
     rows = _headline_rows(text)
     cohort = inputs.name
     n_external = int((pd.read_csv(inputs / "participants.tsv", sep="\t")["split"] == "external_test").sum())
-    assert rows["key metric"] == ["good", "rand", "source (evaluation, cohort, n)"]
+    assert rows["key metric"] == ["good", "rand", "chance or trivial level", "source (evaluation, cohort, n)"]
     assert rows["brain-age MAE ext ↓"][-1] == f"OpenBHB protocol, {cohort} cohort, external-site test split, n = {n_external}"
     assert rows["AD-vs-CN BAcc"][-1] == f"downstream tasks, {cohort} cohort, 2 x 3-fold CV, n = 120"
     assert rows["site BAcc ↓"][-1].startswith(f"OpenBHB protocol, {cohort} cohort, internal test split (training sites)")
@@ -209,7 +209,7 @@ def test_headline_names_evaluation_cohort_and_n_of_every_row(inputs, tmp_path):
     row = row[:row.index("</tr>")]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
     assert cells[["good", "rand"].index(best)].startswith("<b>") and not cells[1 - ["good", "rand"].index(best)].startswith("<b>")
-    assert "bold</b>: best non-ceiling value of the row" in text
+    assert "<b>bold</b>: the best value of a row where two or more methods compare" in text
 
 
 def test_tasks_section_is_titled_by_the_task_set(inputs, tmp_path):

@@ -104,7 +104,7 @@ def test_generator_errors(tmp_path):
 def test_synth_cli(tmp_path, capsys):
     from anatlearn.cli import main
 
-    assert main(["synth", str(tmp_path / "c"), "--subjects", "5", "--shape", "32", "32", "32", "--seed", "3"]) == 0
+    assert main(["synth", "--out", str(tmp_path / "c"), "--subjects", "5", "--shape", "32", "32", "32", "--seed", "3"]) == 0
     assert len(list((tmp_path / "c" / "images").iterdir())) == 5
     assert main(["synth", str(tmp_path / "c"), "--subjects", "5", "--shape", "32", "32", "32"]) == 2
     assert "not empty" in capsys.readouterr().err

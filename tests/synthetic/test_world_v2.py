@@ -183,14 +183,14 @@ def test_world_v1_is_reproduced(tmp_path):
 def test_synth_cli_world_option(tmp_path, capsys):
     from anatlearn.cli import main
 
-    assert main(["synth", str(tmp_path / "c1"), "-n", "3", "--shape", *map(str, SHAPE), "--seed", "5",
+    assert main(["synth", "--out", str(tmp_path / "c1"), "-n", "3", "--shape", *map(str, SHAPE), "--seed", "5",
                  "--world", "v1"]) == 0
     ref = generate_cohort(tmp_path / "ref", 3, SHAPE, seed=5, world="v1")
     assert np.array_equal(np.load(tmp_path / "c1" / "truth" / "anatomy.npy"), np.load(ref / "truth" / "anatomy.npy"))
-    assert main(["synth", str(tmp_path / "c2"), "-n", "3", "--shape", *map(str, SHAPE), "--seed", "5"]) == 0
+    assert main(["synth", "--out", str(tmp_path / "c2"), "-n", "3", "--shape", *map(str, SHAPE), "--seed", "5"]) == 0
     assert json.loads((tmp_path / "c2" / "truth" / "world.json").read_text())["world"] == "v2"
     capsys.readouterr()
-    assert main(["synth", str(tmp_path / "bad"), "-n", "3", "--shape", *map(str, SHAPE), "--world", "v3"]) == 2
+    assert main(["synth", "--out", str(tmp_path / "bad"), "-n", "3", "--shape", *map(str, SHAPE), "--world", "v3"]) == 2
     err = capsys.readouterr().err
     assert "unknown --world 'v3'; choose from v1, v2" in err and "Traceback" not in err
     assert not (tmp_path / "bad").exists()
