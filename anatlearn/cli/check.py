@@ -20,7 +20,7 @@ def check_command(
     model: str = typer.Option("resnet18", "--model", help="Encoder architecture of a released checkpoint (anatlearn checkpoints store their own)."),
     width: float = typer.Option(1.0, help="Width multiplier of a released checkpoint's architecture."),
     strict: bool = typer.Option(False, "--strict", help="Any flagged subject is an error (exit status 2; the table is still written)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out table (and its .meta.json) whole (default: an existing output is refused)."),
 ) -> None:
     """Check every map of DATA against the fingerprint of the maps WEIGHTS were trained on (intensity range,
     signal outside the brain, total tissue, likeness to the mean map, centre, smoothness); one row per
@@ -30,11 +30,9 @@ def check_command(
     from anatlearn.inputcheck import reference_for_weights, run_check, strict_error, summary_line
     from anatlearn.inputcheck.check import accepted_ranges
     from anatlearn.provenance import provenance
-    from anatlearn.io import atomic_write_text, check_output_path
+    from anatlearn.io import atomic_write_text, refuse_existing
 
-    check_output_path(out, "file", "--out")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"--out {out} exists; use --overwrite to replace it")
+    refuse_existing(out, "file", overwrite, "--out")
     dataset = open_dataset(data, split=split, modality=modality, require_age=False)
     ref = run_check(dataset, reference_for_weights(weights, model=model, width=width))
     if ref.results is None:
