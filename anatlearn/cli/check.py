@@ -29,8 +29,8 @@ def check_command(
     from anatlearn.errors import ConfigError
     from anatlearn.inputcheck import reference_for_weights, run_check, strict_error, summary_line
     from anatlearn.inputcheck.check import accepted_ranges
-    from anatlearn.provenance import provenance
     from anatlearn.io import atomic_write_text, refuse_existing
+    from anatlearn.provenance import provenance
 
     refuse_existing(out, "file", overwrite, "--out")
     dataset = open_dataset(data, split=split, modality=modality, require_age=False)
