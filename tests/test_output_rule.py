@@ -100,7 +100,8 @@ CASES = ["synth", "embed", "evaluate openbhb", "evaluate tasks", "evaluate icc",
 
 # commands that continue their own runs (their rule is tested below and in their own test modules), and
 # the two that write nothing
-OWN_RULE = {"finetune", "study", "prep", "bids", "demo"}
+OWN_RULE = {"finetune", "study", "prep", "bids", "demo",
+            "check"}  # a table and its OUT.meta.json: the rule for both in tests/inputcheck/test_pipeline.py
 NO_OUTPUT = {"version", "inspect"}
 
 

@@ -3,8 +3,9 @@
 Each statistic of :mod:`anatlearn.inputcheck.fingerprint` has an accepted range: the training maps' 1st to
 99th percentile widened by a fixed tolerance (:data:`TOLERANCES`: a factor for scale-like statistics, an
 amount for the others; for the smoothness, an extra Gaussian width added in quadrature, since widths of
-successive Gaussian smoothings add that way). A map outside any range is flagged, with the reason in words. The tolerances were
-set once, on synthetic cohorts of seed 0, and are the same for every fingerprint (docs/evaluation.md).
+successive Gaussian smoothings add that way). A map outside any range is flagged, with the reason in
+words. The tolerances were set once, on synthetic worlds of seeds 0 to 3, tested on seed 5, and are the same
+for every fingerprint (docs/evaluation.md, section 1b).
 """
 
 from __future__ import annotations

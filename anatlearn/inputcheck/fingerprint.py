@@ -107,8 +107,7 @@ def volume_stats(vol: np.ndarray, ref: MeanImage) -> dict[str, float]:
            "tissue_ml": float(v.sum()) * ref.voxel_mm**3 / 1000.0}
     c = coarse(v, ref.factor).ravel()
     m = ref.coarse_mean.ravel()
-    sd = float(c.std())
-    out["corr"] = float(np.corrcoef(c, m)[0, 1]) if sd > 0 else float("nan")
+    out["corr"] = float(np.corrcoef(c, m)[0, 1]) if c.std() > 0 and m.std() > 0 else float("nan")
     if total > 0:
         com = np.array(ndimage.center_of_mass(pos))
         out["offset_mm"] = float(np.linalg.norm(com - ref.com_vox)) * ref.voxel_mm
@@ -147,6 +146,9 @@ def build_fingerprint(dataset, source: str = "", max_subjects: int = MAX_SUBJECT
     rows = _subset(len(dataset), max_subjects)
     first = dataset.volume(rows[0])
     shape = tuple(int(s) for s in first.shape)
+    affine = getattr(dataset, "affine", None)  # NIfTI data know their voxel size; .npy data are on an anatlearn grid
+    if voxel_mm is None and affine is not None:
+        voxel_mm = abs(float(np.linalg.det(np.asarray(affine, float)[:3, :3]))) ** (1 / 3)
     voxel_mm = float(voxel_mm or grid_voxel_mm(shape))
     factor = max(1, int(round(COARSE_MM / voxel_mm)))
     total = np.zeros(shape, np.float64)

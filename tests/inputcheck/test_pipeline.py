@@ -96,7 +96,13 @@ def test_check_command_writes_one_row_per_subject(run, mixed, tmp_path):
     assert sorted(table.loc[table["ok"] == "false", "participant_id"]) == sorted(BAD)
     assert set(table["ok"]) == {"true", "false"}
     assert (table.loc[table["ok"] == "true", "reasons"] == "").all()
-    assert _cli(args)[0] == 2  # an existing table is kept without --overwrite
+    meta = json.loads(out.with_name("check.tsv.meta.json").read_text())
+    assert meta["config"]["weights"].endswith("last.pt") and meta["versions"]["anatlearn"]
+    before = (out.read_bytes(), out.with_name("check.tsv.meta.json").read_bytes())
+    code, _, err = _cli(args)  # an existing table is kept without --overwrite
+    assert code == 2 and "--overwrite" in err and str(out) in err and err.count("\n") == 1, err
+    assert (out.read_bytes(), out.with_name("check.tsv.meta.json").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.tsv", "check.tsv.meta.json"]
     code, _, err = _cli([*args, "--strict", "--overwrite"])
     assert code == 2 and "input check (strict)" in err
 
