@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Two pytest-xdist workers, one torch/BLAS thread each (the 2-core machine); --dist loadgroup keeps each test
-# module, and all of tests/prep, on one worker so their shared fixtures are built once (tests/conftest.py).
-PYTEST_XDIST ?= -n 2 --dist loadgroup
+# Two pytest-xdist workers, one torch/BLAS thread each (the 2-core machine). --dist loadfile keeps each test
+# module on one worker, so its module-scoped fixtures (trained runs, embedded tables) are built once; a session
+# fixture is built at most once per worker.
+PYTEST_XDIST ?= -n 2 --dist loadfile
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_XDIST) tests
 

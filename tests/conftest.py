@@ -9,23 +9,33 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 TESTS = Path(__file__).resolve().parent
 # Marked `slow` here, not in their files (several helpers own them): `make test-fast` (-m "not slow") leaves them
-# out; `make test` and CI run them. Each takes a minute or more on the 2-core machine (docs/results.md).
-SLOW = ("prep/test_real_head.py", "test_wheel.py", "demo/test_demo.py")
-# Tests that share costly session fixtures run on one pytest-xdist worker (`--dist loadgroup`), so the fixture
-# is built once: every module of tests/prep shares the prepared phantoms and the real head. Every other
-# module is a group of its own: its module-scoped fixtures (trained runs, embedded tables) are built once too.
-SHARED = {"prep/": "prep"}
+# out; `make test` and CI run them. Each takes ten seconds or more on the idle 2-core machine (docs/results.md,
+# "What the tests guarantee"): end-to-end runs, ANTs registrations, torchrun, killed-and-resumed runs. An entry
+# is a test file or one test of it (``file::test``, every parametrisation).
+SLOW = (
+    "prep/test_real_head.py", "test_wheel.py", "demo/test_demo.py",
+    "prep/test_bids_app.py", "prep/test_alignment.py",
+    "prep/test_cli.py::test_failed_subject_reported_others_prepared_then_resume",
+    "prep/test_shard.py::test_two_shards_and_merge_equal_one_run",
+    "embed/test_sharding.py::test_killed_run_resumes_without_recomputing",
+    "embed/test_sharding.py::test_torchrun_two_processes_equal_one_process",
+    "pretrain/test_interrupt.py", "pretrain/test_resume.py", "pretrain/test_distributed.py",
+    "finetune/test_finetune.py::test_random_init_cli_final_model_and_predict",
+    "finetune/test_finetune.py::test_shuffled_labels_give_chance_out_of_fold",
+    "finetune/test_finetune.py::test_killed_run_resumes_to_the_same_predictions",
+    "finetune/test_finetune.py::test_a_planted_leak_is_caught",
+    "finetune/test_finetune.py::test_pretrained_encoder_fine_tuned_and_scored_from_its_own_predictions",
+    "finetune/test_report_runs.py::test_runs_and_probe_side_by_side_with_the_paired_tests",
+)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
-        if rel in SLOW:
+        path = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+        name = f"{path}::{item.originalname}"
+        if path in SLOW or name in SLOW:
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("xdist_group") is None:
-            group = next((g for prefix, g in SHARED.items() if rel.startswith(prefix)), rel)
-            item.add_marker(pytest.mark.xdist_group(group))
+
 
 TINY_SHAPE = (32, 40, 32)
 
