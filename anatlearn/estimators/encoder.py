@@ -69,7 +69,8 @@ class Encoder(TransformerMixin, BaseEstimator):
     ``weights``: an anatlearn checkpoint, a released AnatCL checkpoint (``model``/``width`` name its
     architecture, default ResNet-18 at width 1), a ``.safetensors`` export, an exported folder or
     ``hf-hub:ORG/NAME``. ``device``: ``auto`` (the GPU if there is one), ``cpu``, ``cuda[:i]``;
-    ``precision``: ``auto`` (fp32 on CPU, bf16/fp16 on GPU), ``fp32``, ``bf16``, ``fp16``.
+    ``precision``: ``auto`` (fp32 on CPU, bf16/fp16 on GPU), ``fp32``, ``bf16``, ``fp16``; ``anatlearn embed``
+    defaults to fp32, so on a GPU ``precision="fp32"`` gives its numbers.
     ``fit`` loads and checks the weights once (cloning does not load them); ``transform(X)`` takes a list of
     NIfTI paths or nibabel images, a (n, X, Y, Z) or (n, 1, X, Y, Z) array, or a dataset directory, and
     returns one row per image (a feature table indexed by participant_id with ``set_output(transform="pandas")``).
@@ -85,6 +86,7 @@ class Encoder(TransformerMixin, BaseEstimator):
         import torch
 
         from anatlearn.embed import AnatEncoder
+        from anatlearn.models import load_pretrained
         from anatlearn.precision import resolve
 
         if self.device == "auto":
@@ -94,8 +96,6 @@ class Encoder(TransformerMixin, BaseEstimator):
                 device = torch.device(self.device)
             except (RuntimeError, TypeError):
                 raise ConfigError(f"unknown `device` {self.device!r}; use auto, cpu or cuda[:i]") from None
-        from anatlearn.models import load_pretrained
-
         dtype, _ = resolve(self.precision, device, name="precision")
         net = load_pretrained(self.weights, model=self.model, width=self.width)  # a contradicting model= is an error
         encoder = AnatEncoder(net, batch_size=self.batch_size, device=str(device), dtype=dtype or torch.float32)
