@@ -100,12 +100,6 @@ def run_group(output_dir, participant_labels: list[str] | None = None,
     group = out / "group"
     group.mkdir(exist_ok=True)
     summary = GroupSummary(out, qc[list(QC_COLUMNS)], bids_dir=Path(bids_dir) if bids_dir is not None else None)
-    if bids_dir is not None:
-        from anatlearn.bids.layout import discover
-
-        done = {r.get("scan") for r in rows}
-        summary.missing = [s.prefix for s in discover(bids_dir, participant_labels, session_labels)
-                           if s.prefix not in done]
     for model, table in _feature_tables(out, [r for r in rows if r.get("status") == "ok"]).items():
         path = group / f"desc-{model}_features.tsv"
         with atomic_path(path) as tmp:
@@ -115,6 +109,12 @@ def run_group(output_dir, participant_labels: list[str] | None = None,
     with atomic_path(group / "qc.tsv") as tmp:
         summary.qc.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     write_group_page(out, rows, summary.line())
+    if bids_dir is not None:  # last: the group outputs stand even if the dataset cannot be read now
+        from anatlearn.bids.layout import discover
+
+        done = {r.get("scan") for r in rows}
+        summary.missing = [s.prefix for s in discover(bids_dir, participant_labels, session_labels)
+                           if s.prefix not in done]
     return summary
 
 

@@ -27,6 +27,16 @@ def open_dataset(path, split: str | None = None, modality: str = "vbm", require_
     return dataset
 
 
+def open_training_split(path, split: str | None, **kwargs):
+    """(dataset, the split used): ``split`` selects one split where the participants table has a ``split``
+    column; a table without one (most users' data) gives every subject, and the split used is None. The
+    rule of pretraining and of ``anatlearn weights``."""
+    dataset = open_dataset(path, **kwargs)
+    if split and "split" in dataset.participants.columns:
+        return open_dataset(path, split=split, **kwargs), split
+    return dataset, None
+
+
 def _open_layout(root: Path, split, modality: str, require_age: bool, **kwargs):
     if not root.exists():
         raise DataError(f"data directory not found: {root}")
@@ -46,4 +56,5 @@ def _open_layout(root: Path, split, modality: str, require_age: bool, **kwargs):
                     f"images (OpenBHB .npy or NIfTI), or a CAT12 output tree (sub-*/anat/mri/mwp1sub-*.nii)")
 
 
-__all__ = ["DescriptorNormaliser", "OpenBHB", "ViewsDataset", "VolumesDataset", "make_loader", "open_dataset"]
+__all__ = ["DescriptorNormaliser", "OpenBHB", "ViewsDataset", "VolumesDataset", "make_loader", "open_dataset",
+           "open_training_split"]

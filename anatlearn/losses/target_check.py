@@ -83,14 +83,15 @@ def check_weights(data, split: str | None = "train", batch_size: int = 16, sigma
     """One row per weighting (:func:`weightings`) of the subjects in ``data`` (``split``): mean and sd of
     the off-diagonal weights, own-view share, perplexity, the number of targets 2B - 1, whether the target
     is near-uniform, and the rank correlations with -|age gap| and (synthetic cohorts) true anatomy."""
-    from anatlearn.data import open_dataset
+    from anatlearn.data import open_training_split
 
     if batch_size < 2:
         raise ConfigError(f"batch_size must be at least 2, got {batch_size}")
-    ds = open_dataset(data, split=split or None)
+    ds, used = open_training_split(data, split)  # as pretraining: a table without splits is read whole
     ages = ds.participants["age"].to_numpy(float)
     if len(ages) < batch_size:
-        raise DataError(f"{data}: {len(ages)} subjects in split {split!r}, fewer than batch_size {batch_size}")
+        where = f"in split {used!r}" if used else "in all"
+        raise DataError(f"{data}: {len(ages)} subjects {where}, fewer than batch_size {batch_size}")
     raw = ds.descriptors(DESCRIPTORS, atlas)
     true_sim = _true_similarity(Path(data), ds.participants["participant_id"].tolist())
     off = ~np.eye(len(ages), dtype=bool)

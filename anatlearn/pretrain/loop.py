@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from anatlearn import distributed as D
-from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_dataset
+from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_training_split
 from anatlearn.data.transforms import build_augmentations
 from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
 from anatlearn.inputcheck.fingerprint import build_fingerprint
@@ -129,12 +129,8 @@ def _load_data(cfg: TrainConfig):
     """(dataset, descriptor normaliser or None, normalised descriptors (n, K, D) or None). A table without a
     ``split`` column (most users' data) trains on every subject: ``cfg.split`` only selects where there are
     splits. What was trained on is ``dataset.training_data`` (recorded in every checkpoint)."""
-    dataset = open_dataset(cfg.data, modality=cfg.modality)
-    has_splits = "split" in dataset.participants.columns
-    if cfg.split and has_splits:
-        dataset = open_dataset(cfg.data, split=cfg.split, modality=cfg.modality)
-    dataset.training_data = training_data(cfg.data, dataset, cfg.split if has_splits else None,
-                                          cfg.split if cfg.split and not has_splits else None)
+    dataset, used = open_training_split(cfg.data, cfg.split, modality=cfg.modality)
+    dataset.training_data = training_data(cfg.data, dataset, used, cfg.split if cfg.split and not used else None)
     spec = method_spec(cfg.method)
     if not spec.needs_descriptors:
         return dataset, None, None

@@ -202,7 +202,7 @@ def test_default_prep_reruns_are_bit_identical(tmp_path):
         d = tmp_path / run / "sub-skull"
         qc = json.loads((d / "sub-skull_qc.json").read_text())
         assert qc["seed"] == 0 and qc["threads"] == 1
-        timings = ("seconds", "strip_seconds")
+        timings = ("seconds", "strip_seconds", "stage_seconds")
         outputs.append((*(p.read_bytes() for p in sorted(d.glob("*T1w.n*"))),
                         {k: v for k, v in qc.items() if k not in timings}))
     assert len(outputs[0]) == 3  # .nii.gz, .npy, QC numbers

@@ -27,8 +27,13 @@ def test_each_method_decreases_its_loss(method, tiny_cohort, tmp_path, monkeypat
     # on the world-v2 cohort, 2.14 -> 3.07, while it fell smoothly to 1.31 at 1e-3)
     import anatlearn.pretrain.loop as T
 
-    real = T.open_dataset
-    monkeypatch.setattr(T, "open_dataset", lambda *a, **k: real(*a, **k).subset(slice(0, 8)))
+    real = T.open_training_split
+
+    def first_eight(*a, **k):
+        dataset, split = real(*a, **k)
+        return dataset.subset(slice(0, 8)), split
+
+    monkeypatch.setattr(T, "open_training_split", first_eight)
     run = pretrain(tiny_config(tiny_cohort, tmp_path / method, method=method, epochs=8, lr=1e-3, seed=1))
     values = losses(run)
     assert len(values) == 8

@@ -51,3 +51,13 @@ def test_a_run_of_an_earlier_release_resumes_and_is_renumbered(tiny_cohort, tmp_
     steps = len(old)
     assert _epochs(run) == [1] * steps + [2] * steps
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_weights_reads_a_table_without_splits_whole(tiny_downstream, capsys):
+    """`anatlearn weights` (the pretraining cohort's targets) follows pretraining's rule for --split."""
+    from anatlearn.data import open_training_split
+
+    dataset, used = open_training_split(tiny_downstream, "train")
+    assert used is None and len(dataset) == 40
+    assert main(["weights", "--data", str(tiny_downstream), "--batches", "2", "--batch-size", "8"]) == 0
+    assert "anat" in capsys.readouterr().out

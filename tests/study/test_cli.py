@@ -7,7 +7,7 @@ from anatlearn.cli import main
 
 @pytest.mark.parametrize("args, message", [
     (["--grid", "huge"], "unknown --grid 'huge'"),
-    (["--device", "tpu"], "--device must be cpu or cuda"),
+    (["--device", "tpu"], "unknown --device 'tpu'; choose auto, cpu or cuda"),
     (["--workers", "0"], "--workers must be at least 1"),
     (["--max-cells", "0"], "--max-cells must be at least 1"),
     (["--aggregate-only"], "holds no study"),
