@@ -103,13 +103,13 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 def _pretraining_section(paths: Sequence[Path]) -> str:
     """Loss terms per run against epochs, each term on its own scale; throughput apart, small."""
-    runs = {p.name: _read_metrics(p) for p in paths}
+    runs = {n: _read_metrics(p) for n, p in zip(names.short_names(paths), paths)}  # two runs/anatcl: both
     empty = [n for n, m in runs.items() if m.empty]
     runs = {n: m for n, m in runs.items() if not m.empty}
     parts = [f"<p class=note>{html.escape(', '.join(empty))}: metrics.csv is empty (no epoch finished).</p>"] if empty else []
     if runs:
-        names = ", ".join(runs)
-        parts.append(_img(figs.training_curves(runs), f"loss curves {names}"))
+        listed = ", ".join(runs)
+        parts.append(_img(figs.training_curves(runs), f"loss curves {listed}"))
         parts.append("<p class=note>Per-epoch means of each logged term of the runs' metrics.csv, each term on its "
                      "own scale.</p>")
     return "".join(parts)
@@ -117,7 +117,7 @@ def _pretraining_section(paths: Sequence[Path]) -> str:
 
 def _run_details_section(paths: Sequence[Path]) -> str:
     """Training speed (samples/s per epoch): about the machine and the run, not a result; "" without it."""
-    runs = {p.name: m for p in paths if not (m := _read_metrics(p)).empty}
+    runs = {n: m for n, p in zip(names.short_names(paths), paths) if not (m := _read_metrics(p)).empty}
     speed = figs.throughput(runs) if runs else None
     if speed is None:
         return ""
@@ -314,6 +314,8 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
         raise DataError("nothing to report: give run directories, results directories or `features` tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
     results, notes = names.unique_inputs(results)
+    runs, repeated = names.unique_inputs(runs)
+    notes += repeated
     tuned = [p for p in results if finetune_runs.is_finetune_run(p)]
     loaded = [(p, Results.read(p)) for p in results if p not in tuned]
     notes += names.disambiguate(loaded)

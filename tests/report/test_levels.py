@@ -204,3 +204,14 @@ def test_input_checks_of_two_tables_under_one_name_and_clean_ones():
     skipped = {"n_subjects": None, "n_flagged": None, "flagged": [], "reference": "x", "skipped": "no fingerprint"}
     assert input_checks([("t", res(skipped))]) == ["Input check of anatcl: not run (no fingerprint)."]
     assert input_checks([("t", res(None))]) == []
+
+
+def test_two_runs_with_the_same_folder_name_are_both_drawn(tmp_path):
+    for parent, start in (("a", 5.0), ("b", 9.0)):
+        run = tmp_path / parent / "anatcl"
+        run.mkdir(parents=True)
+        pd.DataFrame({"step": [1, 2], "epoch": [0, 1], "loss": [start, start - 1]}).to_csv(run / "metrics.csv",
+                                                                                          index=False)
+    text = build_report([tmp_path / "a" / "anatcl", tmp_path / "b" / "anatcl", tmp_path / "a" / "anatcl"],
+                        tmp_path / "r.html").read_text()
+    assert 'alt="loss curves a/anatcl, b/anatcl"' in text and "was given more than once; it is shown once" in text
