@@ -69,6 +69,8 @@ def _results_table(res: Results) -> str:
         if (task, metric) in pivot.index and method in pivot.columns:
             pivot.loc[(task, metric), method] = f"{pivot.loc[(task, metric), method]} {sources.BELOW_CHANCE_MARK}"
     note = sources.below_chance_note(flags)
+    level = levels.levels([res])
+    pivot["chance or trivial level"] = [(level.get((str(t), str(m))) or (None, ""))[1] for t, m in pivot.index]
     pivot = pivot.rename(index=levels.metric_words, level="metric").rename(index=levels.task_words, level="task")
     return _table_html(pivot) + (f"<p class=warn>{html.escape(note)}</p>" if note else "")
 
@@ -172,9 +174,12 @@ def _rank_max(res: Results) -> dict[str, float]:
     return {m: float(min(n, f)) for m, f in feats.items()} if n and isinstance(feats, dict) else {}
 
 
-def _words_table(table: pd.DataFrame) -> str:
-    """A results table pivoted, its metrics in words (anatlearn.report.levels.metric_words)."""
-    pivot = _pivot(table)
+def _words_table(res: Results) -> str:
+    """A results table pivoted, its metrics in words (anatlearn.report.levels.metric_words), with each
+    row's chance or trivial level."""
+    pivot = _pivot(res.table)
+    level = levels.levels([res])
+    pivot["chance or trivial level"] = [(level.get((str(t), str(m))) or (None, ""))[1] for t, m in pivot.index]
     return _table_html(pivot.rename(index=levels.metric_words, level="metric"))
 
 
@@ -188,7 +193,7 @@ def _anatomy_section(res: Results, name: str) -> str:
              "out-of-fold predictions, averaged over the targets of a family (e.g. the 68 regions' true log GMV). "
              "RankMe: exp of the entropy of the normalised singular values of the raw feature matrix (Garrido et al., "
              "ICML 2023); centred: of the between-subject variation.</p>",
-             _img(figs.anatomy_bars(res.table, _rank_max(res)), "anatomy recovery"), _words_table(res.table)]
+             _img(figs.anatomy_bars(res.table, _rank_max(res)), "anatomy recovery"), _words_table(res)]
     if per_target:
         frames = {(m, fam): pd.Series(v) for m, fams in per_target.items() for fam, v in fams.items()}
         wide = pd.DataFrame(frames).rename(index=levels.target_words)
