@@ -9,7 +9,7 @@ STUDY_OUT ?= study-out
 # two cells at once, one thread each: 1.25x one 2-thread worker on the 2-core CPU (docs/study.md, "Run 2")
 STUDY_ARGS ?= --grid full --workers 2
 
-.PHONY: install test demo study bench clean
+.PHONY: install test test-fast demo study bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Two pytest-xdist workers, one torch/BLAS thread each (the 2-core machine); --dist loadgroup keeps each test
+# module, and all of tests/prep, on one worker so their shared fixtures are built once (tests/conftest.py).
+PYTEST_XDIST ?= -n 2 --dist loadgroup
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_XDIST) tests
+
+# The inner loop: everything but the tests marked slow (tests/conftest.py), a few minutes.
+test-fast: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_XDIST) -m "not slow" tests
 
 demo: $(STAMP)
 	$(VENV)/bin/anatlearn demo --out $(DEMO_OUT)

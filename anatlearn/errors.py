@@ -20,3 +20,11 @@ class CheckpointError(AnatlearnError, ValueError):
 
 class TrainingError(AnatlearnError, RuntimeError):
     """Training cannot continue (NaN loss, locked run directory, ...)."""
+
+
+def listed(items, limit: int = 12, sep: str = ", ") -> str:
+    """``items`` for an error message: all of them, or the first ``limit`` and ``... and N more`` (a list that
+    stops short never looks complete)."""
+    items = [str(i) for i in items]
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return sep.join(items[:limit]) + more

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.data.tables import ID, normalise_ids
-from anatlearn.errors import DataError
+from anatlearn.errors import DataError, listed
 from anatlearn.io import atomic_path, atomic_write_text
 
 METADATA_KEY = b"anatlearn"
@@ -53,10 +53,10 @@ def validate_features(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise DataError(f"feature table {source} is empty ({df.shape[0]} subjects x {df.shape[1]} features)")
     dup = df.index[df.index.duplicated()]
     if len(dup):
-        raise DataError(f"feature table {source} has duplicate participant ids: {', '.join(map(str, dup[:5]))}")
+        raise DataError(f"feature table {source} has duplicate participant ids: {listed(dup, 5)}")
     non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
-        raise DataError(f"feature table {source} has non-numeric columns: {', '.join(map(str, non_numeric[:5]))}")
+        raise DataError(f"feature table {source} has non-numeric columns: {listed(non_numeric, 5)}")
     values = df.to_numpy(dtype=np.float64)
     bad_rows = ~np.isfinite(values).all(axis=1)
     if bad_rows.any():

@@ -23,7 +23,7 @@ echo "== 3. End to end: anatlearn pretrain on GPU (loader included), AMP auto"
 # E2E_WORKERS. The training loop builds its DataLoader per epoch (exact resume mid-epoch), so each epoch's first
 # step carries the workers' start-up; the report gives that step apart from the steady steps after it.
 D=/tmp/cohort; N=${E2E_N:-160}
-/usr/bin/time -f "synth of $N subjects: %e s" timeout 300 python3 -m anatlearn synth "$D" -n "$N" \
+/usr/bin/time -f "synth of $N subjects: %e s" timeout 300 python3 -m anatlearn synth --out "$D" -n "$N" \
   --shape 121 145 121 --seed 0 > "$OUT/synth.log" 2>&1; tail -2 "$OUT/synth.log"
 for nw in ${E2E_WORKERS:-8 14}; do
   rm -rf /tmp/run-e2e

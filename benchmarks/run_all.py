@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Row, machine  # noqa: E402
 
-SUITES = ("losses", "train_step", "embed", "data", "memory", "scale")
+SUITES = ("losses", "train_step", "embed", "data", "memory", "scale", "startup")
 
 
 def render(rows: list[Row], sections: dict[str, str], command: str) -> str:

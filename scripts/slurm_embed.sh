@@ -5,7 +5,7 @@
 # same command again: chunks already written are skipped; other weights or options into the same OUT are
 # refused (OUT.parts/fingerprint.json).
 # Usage: sbatch scripts/slurm_embed.sh WEIGHTS DATA_DIR OUT.parquet [extra anatlearn embed options]
-#   CPU-only nodes: set --gpus-per-node=0 and NPROC (e.g. 2 processes per node); --device cpu is the default.
+#   CPU-only nodes: set --gpus-per-node=0 and NPROC (e.g. 2 processes per node); --device auto picks the CPU there.
 #SBATCH --job-name=anatlearn-embed
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=1

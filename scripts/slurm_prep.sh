@@ -3,7 +3,7 @@
 # subjects (anatlearn reads SLURM_ARRAY_TASK_ID/_MIN/_COUNT, so --array=0-N-1 and --array=1-N both work),
 # then one merge job that writes participants.tsv, qc.tsv and qc.html and lists failed or missing subjects.
 #
-# Usage: scripts/slurm_prep.sh BIDS_DIR OUT_DIR [TASKS] [extra anatlearn prep options, e.g. --target quasiraw]
+# Usage: scripts/slurm_prep.sh BIDS_DIR OUT_DIR [TASKS] [extra anatlearn prep options, e.g. --modality quasiraw]
 #   Submits the array and the merge (which starts when every task has ended, successfully or not).
 #   Re-running the same command re-submits everything; finished subjects are skipped by every task.
 # Sizing (docs/scale.md): a VBM subject takes ~332 s of CPU on one core at the default 1 mm template and

@@ -33,8 +33,33 @@ def test_library_errors_name_the_python_parameter(make, parameter):
     (["explain", "--steps", "1"], "`n_steps` must be >= 2; `explain` >= 1", "--steps must be >= 2; --subjects >= 1"),
     (["evaluate", "tasks", "--folds", "9"], "lower `n_splits` or drop `sites`", "lower --folds or drop --stratify-site"),
     (["evaluate", "openbhb"], "`site_column` 'x'", "--site-column 'x'"),
+    # finetune's settings and a missing split column (pretrain no longer fails on it; embed still selects)
+    (["finetune"], "`warmup_epochs` (2) must be below `epochs` (1)", "--warmup-epochs (2) must be below --epochs (1)"),
+    (["finetune"], "`kind` 'x' must be one of", "--problem 'x' must be one of"),
+    (["embed"], "`split` 'train' requested but d has no 'split' column (leave `split` out",
+     "--split 'train' requested but d has no 'split' column (leave --split out"),
     # a parameter the command has no option for keeps its name; unmarked words are never touched
     (["embed"], "`nonexistent` and out", "nonexistent and out"),
 ])
 def test_cli_shows_the_option_of_each_parameter(argv, message, expected):
     assert with_option_names(message, argv) == expected
+
+
+def test_finetune_settings_errors_name_their_parameters():
+    from anatlearn.finetune import FinetuneConfig
+
+    with pytest.raises(ConfigError) as err:
+        FinetuneConfig(epochs=1, warmup_epochs=2).validate()
+    assert str(err.value) == "`warmup_epochs` (2) must be below `epochs` (1)"
+
+
+def test_lists_in_errors_are_complete_or_say_how_many_more(tmp_path):
+    from anatlearn.data.tables import read_id_table
+    from anatlearn.errors import listed
+
+    assert listed(["a", "b"]) == "a, b"
+    assert listed(map(str, range(15)), 12) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ... and 3 more"
+    path = tmp_path / "p.tsv"
+    path.write_text("\t".join(f"c{i}" for i in range(20)) + "\n" + "\t".join("1" * 20) + "\n")
+    with pytest.raises(DataError, match=r"c11 \.\.\. and 8 more\)"):
+        read_id_table(path)

@@ -46,6 +46,7 @@ def test_old_meanings_move_by_value():
     argv = ["finetune", "--tasks", "synthetic", "--task", "AD-like-vs-CN"]
     assert rewrite(argv) == (argv, [])
     assert rewrite(["predict", "--model", "m.pt"])[0] == ["predict", "--fitted", "m.pt"]
+    assert rewrite(["prep", "--target", "vbm"])[0] == ["prep", "--modality", "vbm"]
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -170,8 +171,9 @@ def test_one_meaning_per_option_name_across_commands():
     for name, cmd in has("--task").items():
         assert "--tasks" in commands[name].params[0].opts or any("--tasks" in p.opts for p in cmd.params), name
         assert "classification" not in (_option(cmd, "--task").help or ""), name
-    # prep and bids still call their output space (vbm, quasiraw) --target: the one name left with two meanings
-    assert set(has("--target")) - {"prep", "bids"} == {"finetune"}
+    assert set(has("--target")) == {"finetune"}
+    for name in ("pretrain", "embed", "prep", "bids"):  # vbm or quasiraw: the same word in every command
+        assert "quasiraw" in _option(commands[name], "--modality").help, name
     assert "column" in _option(commands["finetune"], "--target").help
     assert "classification" in _option(commands["finetune"], "--problem").help
     # --features: [NAME=]PATH wherever features are read
@@ -191,11 +193,21 @@ def test_one_meaning_per_option_name_across_commands():
         assert name in ("bids", "inspect", "export", "report") or not shown, (name, shown)
 
 
-def test_predict_reads_named_features(tmp_path):
-    """--features NAME=PATH works where features are read: predict as well as evaluate."""
-    from anatlearn.cli.vocabulary import split_named
+def test_finetune_takes_a_column_or_a_task_of_a_task_set(capfd):
+    """--target COLUMN, or --tasks SET --task NAME; the old --tasks SET --target NAME works with a warning."""
+    from anatlearn.cli.finetune import _label_source
+    from anatlearn.errors import ConfigError
 
-    assert split_named(f"anatcl={tmp_path}/f.parquet")[1] == f"{tmp_path}/f.parquet"
+    assert _label_source("diagnosis", None, None) == "diagnosis"
+    assert _label_source(None, "AD-like-vs-CN", "synthetic") == "AD-like-vs-CN"
+    assert capfd.readouterr().err == ""
+    assert _label_source("AD-like-vs-CN", None, "synthetic") == "AD-like-vs-CN"
+    assert "--target with --tasks is deprecated; use --task AD-like-vs-CN" in capfd.readouterr().err
+    for target, task, tasks, needle in [(None, "AD-like-vs-CN", None, "give --tasks"),
+                                        (None, None, None, "--target COLUMN"),
+                                        ("dx", "AD-like-vs-CN", "synthetic", "not --target")]:
+        with pytest.raises(ConfigError, match=needle):
+            _label_source(target, task, tasks)
 
 
 def test_auto_resolves_to_fp32_on_the_cpu():

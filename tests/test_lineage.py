@@ -223,3 +223,28 @@ def test_bids_refuses_a_target_grid_the_encoder_was_not_trained_on(tmp_path):
     coarse = PrepConfig(target_voxel_mm=3.0)
     with pytest.raises(DataError, match=r"grid \d+x\d+x\d+ but the encoder w was trained on 121x145x121"):
         _check_grid(encoder, "w", coarse, False)
+
+
+def test_explain_compares_weight_hashes_not_paths(tmp_path):
+    from anatlearn.clinical.run import _explained_encoder
+    from anatlearn.errors import DataError
+    from anatlearn.models.card import export_folder
+
+    paths = _tables(tmp_path)  # a.parquet: encoder _model(0); b.parquet: _model(1)
+    export_folder(_model(0), tmp_path / "zero")  # the same weights as a.parquet's encoder, another path and format
+    _explained_encoder(read_features(paths["a"]), paths["a"], tmp_path / "zero")
+    with pytest.raises(DataError, match=encoder_sha256(_model(1))[:12] + ".*" + encoder_sha256(_model(0))[:12]):
+        _explained_encoder(read_features(paths["b"]), paths["b"], tmp_path / "zero")
+
+
+def test_a_centre_crop_of_the_training_grid_is_a_choice_not_a_mismatch(pretrained, tiny_cohort, tmp_path):
+    out = tmp_path / "crop.csv"
+    assert main(["embed", "--weights", str(pretrained), "--data", str(tiny_cohort), "--out", str(out),
+                 "--split", "internal_test", "--center-crop", "32", "36", "32"]) == 0
+    grid = read_features(out).attrs["metadata"]["grid_check"]
+    assert grid["status"] == "same grid" and grid["center_crop_of"] == "32x40x32" and grid["input_grid"] == "32x36x32"
+    other = generate_cohort(tmp_path / "other", 4, (40, 48, 40), seed=2, n_sites=2)
+    assert main(["embed", "--weights", str(pretrained), "--data", str(other), "--out", str(tmp_path / "x.csv"),
+                 "--center-crop", "32", "40", "32"]) == 0  # cropped to exactly the training grid: same shape
+    assert main(["embed", "--weights", str(pretrained), "--data", str(other), "--out", str(tmp_path / "y.csv"),
+                 "--center-crop", "32", "36", "32"]) == 2

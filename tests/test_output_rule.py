@@ -1,4 +1,4 @@
-"""One output rule for every command that writes (anatlearn.outputs): run twice into the same output, the
+"""One output rule for every command that writes (anatlearn.io): run twice into the same output, the
 second run is refused (exit 2, one line naming the output and --overwrite) and the first output stays byte
 for byte; with --overwrite the output holds only the new run's files. Commands that resume (pretrain,
 finetune) continue a run with the same settings and refuse one with other settings the same way.
@@ -98,6 +98,30 @@ CASES = ["synth", "embed", "evaluate openbhb", "evaluate tasks", "evaluate icc",
          "brain-age", "harmonize", "explain", "predict", "export", "export file", "weights", "pretrain"]
 
 
+# commands that continue their own runs (their rule is tested below and in their own test modules), and
+# the two that write nothing
+OWN_RULE = {"finetune", "study", "prep", "bids", "demo"}
+NO_OUTPUT = {"version", "inspect"}
+
+
+def test_every_writing_command_is_covered():
+    import typer.main
+
+    from anatlearn.cli import _register, app
+
+    def leaves(group, prefix=()):
+        for name, cmd in getattr(group, "commands", {}).items():
+            yield from leaves(cmd, (*prefix, name)) if hasattr(cmd, "commands") else [" ".join((*prefix, name))]
+
+    _register()
+    missing = set(leaves(typer.main.get_command(app))) - {c.removesuffix(" file") for c in CASES} - OWN_RULE - NO_OUTPUT
+    assert not missing, f"add these commands to CASES: {missing}"
+    for name, cmd in typer.main.get_command(app).commands.items():
+        for sub in getattr(cmd, "commands", {"": cmd}).values():
+            if name not in NO_OUTPUT | {"study", "prep", "bids"}:
+                assert "--overwrite" in [o for p in sub.params for o in p.opts], (name, sub.name)
+
+
 @pytest.mark.parametrize("command", CASES)
 def test_second_run_is_refused_and_overwrite_replaces_whole(command, tiny_cohort, tiny_downstream, tables,
                                                             checkpoint, probe, tmp_path, capfd, one_thread):
@@ -176,7 +200,7 @@ def test_demo_refuses_a_folder_in_use(tmp_path, capfd):
 
 
 def test_replace_dir_swaps_whole_trees(tmp_path):
-    from anatlearn.outputs import replace_dir
+    from anatlearn.io import replace_dir
 
     old, new = tmp_path / "out", tmp_path / "new"
     (old / "sub").mkdir(parents=True)

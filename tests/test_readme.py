@@ -73,6 +73,7 @@ def check_examples(estimators: dict, tensors: dict, n_healthy: int, n_downstream
     assert estimators["down"].shape == (n_downstream, 64)
     table = estimators["results"].table
     assert {"AD-like-vs-CN", "SCZ-like-vs-CN"} <= set(table["task"]) and table["mean"].notna().all()
+    assert estimators["accuracy"].shape == (3,) and ((estimators["accuracy"] >= 0) & (estimators["accuracy"] <= 1)).all()
     assert tuple(tensors["z"].shape) == (2, 64)
 
 
@@ -110,6 +111,14 @@ def test_quickstart_runs_as_written(quickstart):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "anatlearn: error" not in proc.stderr
     assert "runs/anatcl is complete (4 epochs trained)" in proc.stderr  # the resume line says what it did
+    # the counts the Quickstart's text states are the ones the commands print
+    text = README.read_text().split("\n## Quickstart", 1)[1].split("\n## ", 1)[0]
+    trained = re.search(r"training on (\d+) subjects of split 'train'", proc.stderr)
+    assert trained and f"training on {trained.group(1)} subjects of split 'train'" in text, proc.stderr[-2000:]
+    assert f"on the {trained.group(1)} subjects of the `train` split" in text
+    assert "wrote 160 subjects to data/healthy" in proc.stdout and "160 healthy subjects" in text
+    reference = re.search(r"reference: (\d+) subjects", proc.stdout)
+    assert reference and f"fitted on the {reference.group(1)}" in text
     for path in ["report.html", "features/healthy.parquet", "features/downstream.parquet", "results/openbhb/results.json",
                  "results/tasks/results.json", "results/anatomy/results.json", "results/brain-age/brain_age.tsv",
                  "runs/anatcl/checkpoints/last.pt"]:
@@ -120,6 +129,10 @@ def test_quickstart_runs_as_written(quickstart):
     assert "\nUNINFORMATIVE MODEL: the age model is uninformative" in "\n" + proc.stdout
     html = (tmp_path / "report.html").read_text()
     assert "AD-like-vs-CN" in html and "anatcl" in html
+    assert "Brain age: brain-age" in html  # brain-age runs before the report, and the report shows it
+    lines = [ln for ln in block.splitlines() if ln.startswith("anatlearn ")]
+    assert lines.index(next(ln for ln in lines if ln.startswith("anatlearn brain-age"))) < \
+        lines.index(next(ln for ln in lines if ln.startswith("anatlearn report")))
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")
              if p.is_file() and not p.is_symlink() and ".lock" not in p.name}
     assert {p: oct(m) for p, m in modes.items() if m != 0o644} == {}

@@ -33,6 +33,20 @@ class GroupSummary:
     out: Path
     qc: pd.DataFrame
     tables: dict[str, Path] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # scans of the BIDS dataset with no derivatives yet
+    bids_dir: Path | None = None
+
+    def missing_note(self) -> str | None:
+        """Which scans of the dataset the participant level has not written, and the command that does."""
+        if not self.missing:
+            return None
+        labels = sorted({m.split("_")[0].removeprefix("sub-") for m in self.missing})
+        shown = ", ".join(self.missing[:10]) + (f" ... and {len(self.missing) - 10} more" if len(self.missing) > 10
+                                                else "")
+        flags = " ".join(f"--participant-label {lab}" for lab in labels[:10]) + (" ..." if len(labels) > 10 else "")
+        return (f"{len(self.missing)} scan(s) of {self.bids_dir} have no derivatives in {self.out} yet: {shown}; "
+                f"run: anatlearn bids {self.bids_dir} {self.out} participant {flags} --weights WEIGHTS "
+                f"(then the group level again)")
 
     def line(self) -> str:
         counts = self.qc["status"].value_counts().to_dict()
@@ -68,8 +82,10 @@ def _feature_tables(out: Path, ok_rows: list[dict]) -> dict[str, pd.DataFrame]:
 
 
 def run_group(output_dir, participant_labels: list[str] | None = None,
-              session_labels: list[str] | None = None) -> GroupSummary:
-    """The group level (module docstring) over the scans the participant level wrote into ``output_dir``."""
+              session_labels: list[str] | None = None, bids_dir=None) -> GroupSummary:
+    """The group level (module docstring) over the scans the participant level wrote into ``output_dir``;
+    with ``bids_dir``, the selected scans of the dataset that have no derivatives yet are listed
+    (``GroupSummary.missing``)."""
     out = Path(output_dir)
     read_description(out)
     rows = _qc_rows(out, bare_labels(participant_labels, "sub-"), bare_labels(session_labels, "ses-"))
@@ -83,7 +99,13 @@ def run_group(output_dir, participant_labels: list[str] | None = None,
             qc[col] = np.nan
     group = out / "group"
     group.mkdir(exist_ok=True)
-    summary = GroupSummary(out, qc[list(QC_COLUMNS)])
+    summary = GroupSummary(out, qc[list(QC_COLUMNS)], bids_dir=Path(bids_dir) if bids_dir is not None else None)
+    if bids_dir is not None:
+        from anatlearn.bids.layout import discover
+
+        done = {r.get("scan") for r in rows}
+        summary.missing = [s.prefix for s in discover(bids_dir, participant_labels, session_labels)
+                           if s.prefix not in done]
     for model, table in _feature_tables(out, [r for r in rows if r.get("status") == "ok"]).items():
         path = group / f"desc-{model}_features.tsv"
         with atomic_path(path) as tmp:

@@ -59,7 +59,10 @@ def discover(bids_dir: str | Path, participant_labels: list[str] | None = None,
     try:
         layout = BIDSLayout(str(root), validate=True)
     except Exception as exc:  # pybids raises BIDSValidationError, ValueError, ... with its own message
-        raise DataError(f"{root} is not a valid BIDS dataset: {exc}") from None
+        # its first line says what is wrong; the rest is an example file (one line for the user)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+        raise DataError(f"{root} is not a valid BIDS dataset: {first} (https://bids-specification.readthedocs.io)"
+                        ) from None
     subjects = bare_labels(participant_labels, "sub-")
     sessions = bare_labels(session_labels, "ses-")
     known = set(layout.get_subjects())

@@ -72,21 +72,35 @@ def _work_folder(work: Path, config: PrepConfig) -> Path:
     return work / f"prep-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def _prepare(scans: list[Scan], prep_out: Path, config: PrepConfig, show_progress: bool) -> dict[str, dict]:
+def _pid(scan: Scan) -> str:
+    """The scan's id in prep's work folder, which adds the ``sub-`` itself (sub-01_ses-a -> 01_ses-a)."""
+    return scan.prefix.removeprefix("sub-")
+
+
+def _stages(row: dict) -> str:
+    """``sub-01: skull strip 0.0 s, bias correction 1.2 s, registration 5.3 s, segmentation 2.0 s; ok``."""
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in (row.get("stage_seconds") or {}).items())
+    status = row.get("status", "failed") + (f" ({row['error']})" if row.get("error") else "")
+    return f"sub-{row['participant_id']}: {stages or 'prep'}; {status} in {row.get('seconds', 0):.1f} s"
+
+
+def _prepare(scans: list[Scan], prep_out: Path, config: PrepConfig, show_progress: bool,
+             echo: Callable[[str], None] = print) -> dict[str, dict]:
     """Prep rows by scan prefix; scans already prepared in ``prep_out`` (an earlier, interrupted run) are
-    read back instead of prepared again."""
+    read back instead of prepared again. Each scan's stages and their times are echoed as it finishes."""
     from anatlearn.prep.run import prepare_pending, subject_files
     from anatlearn.prep.validate import Subject
 
     rows, pending = {}, []
     for scan in scans:
-        files = subject_files(prep_out, scan.prefix, config.target)
+        files = subject_files(prep_out, _pid(scan), config.target)
         if files["npy"].is_file() and files["json"].is_file():
             rows[scan.prefix] = json.loads(files["json"].read_text())
         else:
-            pending.append(Subject(scan.prefix, scan.path))
+            pending.append(Subject(_pid(scan), scan.path))
     (prep_out / "logs").mkdir(parents=True, exist_ok=True)
-    rows.update(prepare_pending(pending, prep_out, config, show_progress))
+    done = prepare_pending(pending, prep_out, config, show_progress, on_done=lambda row: echo(_stages(row)))
+    rows.update({f"sub-{pid}": row for pid, row in done.items()})
     return rows
 
 
@@ -131,7 +145,7 @@ def run_participant(bids_dir, output_dir, weights, participant_labels: list[str]
         raise ConfigError("the BIDS App writes each prepared map as NIfTI: config.write_nifti must be True")
     out = Path(output_dir)
     scans = discover(bids_dir, participant_labels, session_labels)
-    encoder = AnatEncoder(weights, device=device, progress=False)  # bad weights fail before anything is written
+    encoder = AnatEncoder(weights, device=device, progress=show_progress)  # bad weights fail before any write
     _check_grid(encoder, weights, config, allow_grid_mismatch)
     desc = model_label(encoder, label)
     voxel_mm = config.grid.voxel_volume ** (1 / 3)
@@ -148,33 +162,44 @@ def run_participant(bids_dir, output_dir, weights, participant_labels: list[str]
         return summary
     with tempfile.TemporaryDirectory(prefix="anatlearn-bids-") as tmp:
         prep_out = _work_folder(Path(work_dir) if work_dir else Path(tmp), config)
-        rows = _prepare(todo, prep_out, config, show_progress)
-        _embed_and_write(todo, rows, prep_out, out, names, encoder, config, summary)
+        rows = _prepare(todo, prep_out, config, show_progress, echo)
+        _embed_and_write(todo, rows, prep_out, out, names, encoder, config, summary, echo)
     for prefix in summary.failed:
         echo(f"failed: {prefix}: {summary.errors[prefix]}")
     return summary
 
 
 def _embed_and_write(scans: list[Scan], rows: dict[str, dict], prep_out: Path, out: Path, names: dict,
-                     encoder, config: PrepConfig, summary: ParticipantSummary) -> None:
-    """Embed the prepared scans in one pass, then write each scan's derivatives (the QC JSON last)."""
+                     encoder, config: PrepConfig, summary: ParticipantSummary, echo=print) -> None:
+    """Embed the prepared scans in one pass, then write each scan's derivatives (the QC JSON last; every path
+    it names exists, relative to ``out``)."""
+    import time
+
     from anatlearn.prep.run import subject_files
 
     prepared = [s for s in scans if rows[s.prefix].get("status") in DONE]
-    volumes = {s.prefix: np.load(subject_files(prep_out, s.prefix, config.target)["npy"])[0] for s in prepared}
+    volumes = {s.prefix: np.load(subject_files(prep_out, _pid(s), config.target)["npy"])[0] for s in prepared}
+    t0 = time.perf_counter()
     table = encoder.transform(volumes) if volumes else None
+    checks = _input_checks(volumes, encoder)
+    if volumes:
+        echo(f"embedding: {len(volumes)} scan(s) in {time.perf_counter() - t0:.1f} s")
     for scan in scans:
-        files, n = subject_files(prep_out, scan.prefix, config.target), names[scan.prefix]
+        files, n = subject_files(prep_out, _pid(scan), config.target), names[scan.prefix]
         row = dict(rows[scan.prefix])
         row.update(participant_id=f"sub-{scan.subject}", session_id=f"ses-{scan.session}" if scan.session else "n/a",
                    scan=scan.prefix, source=str(scan.path), prep_config=config.result_fields())
+        row["log"] = row["figure"] = None
         if files["log"].is_file():
             _copy(files["log"], out / n["log"])
+            row["log"] = str(n["log"])
         if files["png"].is_file():
             _copy(files["png"], out / n["figure"])
+            row["figure"] = str(n["figure"])
         if scan in prepared:
             _copy(files["nii"], out / n["map"])
-            _write_features(table, scan, n, out, encoder.metadata)
+            row["input_check"] = checks[scan.prefix]
+            _write_features(table, scan, n, out, {**encoder.metadata, "input_check": checks[scan.prefix]})
             row["features"] = str(n["features"])
         row["map"] = str(n["map"]) if scan in prepared else ""
         (out / n["qc"]).parent.mkdir(parents=True, exist_ok=True)
@@ -183,3 +208,13 @@ def _embed_and_write(scans: list[Scan], rows: dict[str, dict], prep_out: Path, o
         summary.status[scan.prefix] = row.get("status", "failed")
         if summary.status[scan.prefix] == "failed":
             summary.errors[scan.prefix] = row.get("error", "")
+
+
+def _input_checks(volumes: dict, encoder) -> dict[str, dict]:
+    """Each prepared map checked against the encoder's training maps (anatlearn.inputcheck): into its QC
+    JSON and its features' metadata."""
+    from anatlearn.inputcheck import check_maps, reference_from_meta
+
+    if not volumes:
+        return {}
+    return check_maps(volumes, reference_from_meta(getattr(encoder.model, "checkpoint_meta", {}), encoder.source))

@@ -67,7 +67,10 @@ def bids_command(
     if analysis_level == "group":
         from anatlearn.bids.group import run_group
 
-        typer.echo(run_group(output_dir, participant_label, session_label).line())
+        summary = run_group(output_dir, participant_label, session_label, bids_dir=bids_dir)
+        typer.echo(summary.line())
+        if summary.missing:
+            typer.echo(f"note: {summary.missing_note()}", err=True)
         return
     from anatlearn.bids.participant import run_participant
     from anatlearn.prep import require_ants

@@ -29,7 +29,7 @@ def brain_age_command(
 ) -> None:
     """Fit a ridge brain-age model on a healthy reference (or load one) and score a cohort; see docs/clinical.md."""
     from anatlearn.clinical.run import run_brain_age
-    from anatlearn.outputs import new_output, refuse_existing
+    from anatlearn.io import new_output, refuse_existing
 
     refuse_existing(out, "dir", overwrite, "--out")
     with new_output(out, "dir", overwrite, "--out") as folder:

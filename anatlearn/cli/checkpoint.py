@@ -27,7 +27,7 @@ def inspect_command(
     """Load a checkpoint strictly and print its architecture, parameter count and stored metadata."""
     from anatlearn.models import load_pretrained
 
-    net = load_pretrained(checkpoint, model=model, width=width)
+    net = load_pretrained(checkpoint, default_model=model, default_width=width)
     meta = {k: v for k, v in net.checkpoint_meta.items() if k in ("format", "seed", "config", "provenance", "hub_config")}
     info = {"model_config": net.model_config, "parameters": sum(p.numel() for p in net.parameters()),
             "representation_size": net.encoder.out_features, **meta}
@@ -49,7 +49,7 @@ def export_command(
     --weights DIR, load_pretrained(DIR) or, once uploaded, --weights hf-hub:ORG/NAME."""
     from anatlearn.errors import ConfigError
     from anatlearn.models import export_safetensors, load_pretrained
-    from anatlearn.outputs import new_output, refuse_existing
+    from anatlearn.io import new_output, refuse_existing
 
     if (out is None) == (out_file is None):
         raise ConfigError("give exactly one output: --out DIR (a Hub-format folder) or --out FILE.safetensors")
@@ -62,7 +62,7 @@ def export_command(
         if out_file.suffix != ".safetensors":
             raise ConfigError(f"export target {out_file} must end in .safetensors (or use --out DIR for a folder)")
         refuse_existing(out_file, "file", overwrite, "--out")
-        net = load_pretrained(checkpoint, model=model, width=width)
+        net = load_pretrained(checkpoint, default_model=model, default_width=width)
         extra = {k: net.checkpoint_meta[k] for k in ("seed", "config", "input") if k in net.checkpoint_meta}
         export_safetensors(net, out_file, extra)
         typer.echo(f"wrote {out_file}")
@@ -70,7 +70,7 @@ def export_command(
     from anatlearn.models.card import export_folder
 
     refuse_existing(out, "dir", overwrite, "--out")
-    net = load_pretrained(checkpoint, model=model, width=width)
+    net = load_pretrained(checkpoint, default_model=model, default_width=width)
     if run_dir is None and Path(checkpoint).parent.name == "checkpoints":  # RUN/checkpoints/last.pt
         run_dir = Path(checkpoint).parent.parent
     with new_output(out, "dir", overwrite, "--out") as folder:

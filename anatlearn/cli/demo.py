@@ -22,17 +22,10 @@ def demo_command(
     import pandas as pd
 
     from anatlearn.demo import run_demo
-    from anatlearn.evaluate import format_table
-    from anatlearn.outputs import emptied_dir
+    from anatlearn.demo.summary import console_summary
+    from anatlearn.io import emptied_dir
 
     emptied_dir(out, overwrite, "--out")
     summary = run_demo(out, quick=quick, seed=seed, epochs=epochs)
     table = pd.read_csv(out / "results.csv")
-    typer.echo(format_table(table))
-    typer.echo("\nAnatCL minus baselines, balanced-accuracy points (positive: AnatCL better):")
-    for task, row in summary["claims"].items():
-        if task not in ("paired_tests", "brain_age_mae_external"):
-            typer.echo(f"  {task}: " + ", ".join(f"{k.split(' (')[0]} {v:+.1f}" for k, v in row.items()))
-    typer.echo(f"brain-age MAE on the external site: {summary['claims']['brain_age_mae_external']}")
-    typer.echo(f"\ntimings (s): {summary['timings_s']}")
-    typer.echo(f"report: {summary['report']}")
+    typer.echo(console_summary(summary, table))

@@ -42,7 +42,7 @@ def embed_command(
     (docs/scale.md). Chunks are kept in OUT.parts/ until the table is written, so re-running a killed
     command finishes it; a re-run with other weights or options into the same OUT is refused."""
     from anatlearn.embed import embed_dataset
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
 
     refuse_existing(out, "file", overwrite, "--out")  # a killed run's OUT.parts/ (no table yet) still resumes
 

@@ -47,8 +47,8 @@ OVERWRITE_HELP = "Replace an existing --out whole (default: an existing output i
 
 def check_out(out: Path | None, kind: str = "dir", overwrite: bool = False) -> None:
     """Fail before any work if ``--out`` cannot be written or already holds results and ``overwrite`` is off
-    (anatlearn.outputs.refuse_existing)."""
-    from anatlearn.outputs import refuse_existing
+    (anatlearn.io.refuse_existing)."""
+    from anatlearn.io import refuse_existing
 
     if out is not None:
         refuse_existing(out, kind, overwrite, "--out")
@@ -56,7 +56,7 @@ def check_out(out: Path | None, kind: str = "dir", overwrite: bool = False) -> N
 
 def _finish(results, out: Path | None, overwrite: bool = False, also=None) -> None:
     """Print the table; write the results (and ``also(folder)``) into a fresh --out that replaces any old one whole."""
-    from anatlearn.outputs import new_output
+    from anatlearn.io import new_output
 
     typer.echo(results.format_table())
     if out is not None:

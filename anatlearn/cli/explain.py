@@ -29,7 +29,7 @@ def explain_command(
 ) -> None:
     """Integrated gradients through encoder + probe, aggregated per region; see docs/clinical.md."""
     from anatlearn.clinical.run import run_explain
-    from anatlearn.outputs import new_output, refuse_existing
+    from anatlearn.io import new_output, refuse_existing
 
     refuse_existing(out, "dir", overwrite, "--out")
     from anatlearn.cli.vocabulary import split_named

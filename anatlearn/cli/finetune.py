@@ -99,10 +99,24 @@ def finetune_command(
             typer.echo(f"note: in outer fold(s) {', '.join(map(str, collapsed))} the model predicted one class for "
                        f"every test subject (balanced accuracy at chance): it did not learn the task there; compare "
                        f"with the linear probe on the same folds (docs/finetune.md)", err=True)
-        typer.echo((out / "results.csv").read_text().rstrip())
+        typer.echo(_results_table(out / "results.csv"))
         typer.echo(f"wrote {out}")
     else:
         typer.echo(f"stopped early; run the same command again to resume {out}", err=True)
+
+
+def _results_table(path: Path) -> str:
+    """results.csv as `evaluate` prints its results: ``mean [ci_low, ci_high]`` per task and metric."""
+    import pandas as pd
+
+    from anatlearn.evaluate.results import format_table
+
+    table = pd.read_csv(path)
+    if "method" not in table.columns:
+        table.insert(0, "method", "finetune")
+    if {"task", "metric", "mean", "ci_low", "ci_high"} <= set(table.columns):
+        return format_table(table)
+    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
 @app.command("predict")
@@ -129,7 +143,7 @@ def predict_command(
     from anatlearn.evaluate.saved_probes import is_probe
     from anatlearn.finetune import predict
     from anatlearn.finetune.predict import predict_with_probe
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
 
     from anatlearn.cli.vocabulary import split_named
 

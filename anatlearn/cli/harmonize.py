@@ -27,7 +27,7 @@ def harmonize_command(
 ) -> None:
     """Fit ComBat on a reference (or load it) and harmonise a cohort of known sites; see docs/clinical.md."""
     from anatlearn.clinical.run import run_harmonize
-    from anatlearn.outputs import new_output, refuse_existing
+    from anatlearn.io import new_output, refuse_existing
 
     refuse_existing(out, "dir", overwrite, "--out")
     covariates = list(covariate or [])

@@ -72,7 +72,8 @@ def _record(param, ctx) -> tuple[str, str] | None:
     text = _STR_DEFAULT.sub(r"[default: \1]", text)
     if (getattr(param, "nargs", 1) or 1) > 1:  # --shape X Y Z: the default as it is typed, 61 73 61
         text = re.sub(r"\[default: ([^\]]*)\]", lambda m: f"[default: {m.group(1).replace(', ', ' ')}]", text)
-    return name, text.replace("[default: ", "[default:\xa0")  # the default stays beside its label
+    # a short default stays whole and beside its label
+    return name, re.sub(r"\[default: [^\]]{1,30}\]", lambda m: m.group(0).replace(" ", "\xa0"), text)
 
 
 def _help_text(formatter, text: str | None) -> None:

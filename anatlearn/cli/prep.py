@@ -12,7 +12,7 @@ from anatlearn.cli import app
 
 
 # the options anatlearn bids shares with prep (one declaration, one help text)
-TARGET_OPTION = typer.Option("vbm", "--target", help="vbm (modulated GM, 121x145x121, 1.5 mm) or quasiraw (T1w, 182x218x182, 1 mm).")
+TARGET_OPTION = typer.Option("vbm", "--modality", help="The images to make, as OpenBHB's modalities: vbm (modulated GM, 121x145x121, 1.5 mm) or quasiraw (T1w, 182x218x182, 1 mm).")
 SKULL_STRIP_OPTION = typer.Option("auto", "--skull-strip", help="Brain extraction with deepbet: auto (when the image has a skull; recorded in qc.tsv), yes, no.")
 JOBS_OPTION = typer.Option(1, "--jobs", "-j", help="Subjects prepared in parallel (processes; --threads each).")
 THREADS_OPTION = typer.Option(None, "--threads", help="ITK and deepbet threads per subject (default 1: bit-identical reruns; more is faster for one subject but not bit-identical, docs/prep.md).")

@@ -57,7 +57,7 @@ def pretrain_command(
     anat_bandwidth: Optional[float] = typer.Option(None, help="h of --weight-map kernel (0: the study's rule, mean anatomical weight = mean age-kernel weight).", show_default=_default("anat_bandwidth")),
     views: Optional[int] = typer.Option(None, help="Views per subject.", show_default=_default("views")),
     augment: Optional[list[str]] = typer.Option(None, "--augment", help="crop, cutout, flip, blur, noise; repeatable.", show_default="none"),
-    split: Optional[str] = typer.Option(None, help="Split to train on ('' for all subjects).", show_default=_default("split")),
+    split: Optional[str] = typer.Option(None, help="Split to train on where the participants table has a split column ('' for all subjects; a table without one is trained on whole).", show_default=_default("split")),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (GPU: bf16 or fp16 autocast; CPU: fp32), fp32, bf16, fp16.", show_default="auto"),
     device: str = typer.Option("auto", "--device", help="auto (the GPU if one is visible, else the CPU), cpu or cuda (under torchrun: each process's own GPU)."),
     seed: Optional[int] = typer.Option(None, help="Random seed.", show_default=_default("seed")),

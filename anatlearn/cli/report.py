@@ -25,7 +25,7 @@ def report_command(
     """Write a single HTML page: verdict, headline table and key comparisons first, then anatomy recovery,
     per-task bars, OpenBHB figures, loss curves, embedding maps, tables."""
     from anatlearn.evaluate import read_participants
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
     from anatlearn.report import build_report
     from anatlearn.report.names import read_feature_args
 

@@ -28,7 +28,7 @@ def synth_command(
 ) -> None:
     """Generate a synthetic cohort (images, ROI tables, participants, ground truth); see docs/synthetic.md."""
     from anatlearn.synthetic import generate_cohort
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import refuse_existing
 
     out = _output(out, old_out)
     refuse_existing(out, "dir", overwrite, "--out")

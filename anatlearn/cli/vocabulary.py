@@ -22,6 +22,8 @@ DEPRECATED: dict[str, dict[str, tuple[str, dict | None, str | None]]] = {
     "brain-age": {"--model": ("--fitted", None, None)},
     "harmonize": {"--model": ("--fitted", None, None)},
     "predict": {"--model": ("--fitted", None, None)},
+    "prep": {"--target": ("--modality", None, None)},  # --target is a column of the participants table
+    "bids": {"--target": ("--modality", None, None)},
     _ANY: {},
 }
 

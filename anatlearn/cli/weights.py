@@ -28,8 +28,7 @@ def weights_command(
     and how well it ranks subject pairs by age and (synthetic cohorts) by true anatomy; see
     anatlearn.losses.target_check and docs/losses.md."""
     from anatlearn.errors import ConfigError
-    from anatlearn.io import atomic_write_text
-    from anatlearn.outputs import refuse_existing
+    from anatlearn.io import atomic_write_text, refuse_existing
     from anatlearn.losses.target_check import NEAR_UNIFORM, check_weights
 
     if batches < 1:

@@ -38,7 +38,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from anatlearn.clinical.brain_age import as_matrix
 from anatlearn.clinical.storage import load_model, save_model
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.data.lineage import identity_of
 from anatlearn.provenance import provenance
 
@@ -90,7 +90,7 @@ class ComBatHarmonizer:
         missing = [c for c in [self.site_column, *self.covariates] if c not in covars.columns]
         if missing:
             raise DataError(f"{source}: column(s) {', '.join(missing)} not found "
-                            f"(columns: {', '.join(map(str, covars.columns[:12]))})")
+                            f"(columns: {listed(covars.columns)})")
         table = covars[[self.site_column, *self.covariates]]
         bad = table.isna().any(axis=1)
         if bad.any():

@@ -15,7 +15,7 @@ from anatlearn.clinical.brain_age import BrainAge, BrainAgeModel
 from anatlearn.clinical.combat import ComBat, ComBatHarmonizer
 from anatlearn.clinical.group_stats import compare_groups
 from anatlearn.data.tables import read_participants
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.features import match_ids, read_features, write_features
 from anatlearn.io import atomic_write_bytes, atomic_write_text
 from anatlearn.data.lineage import check_same_encoder, identity_of, table_identity
@@ -62,7 +62,7 @@ def _name(features) -> str:
 def _column(participants: pd.DataFrame, column: str, option: str) -> pd.Series:
     if column not in participants.columns:
         raise DataError(f"{option} {column!r}: no such column in {participants.attrs.get('source', 'the participants table')} "
-                        f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+                        f"(columns: {listed(participants.columns)})")
     return participants[column]
 
 
@@ -143,12 +143,17 @@ def run_brain_age(out, features, participants, reference=None, reference_partici
         summary["warning"] = (f"the reference's predictions follow age with slope a = {fitted.slope_:.2f}; the cole "
                               f"correction divides residuals by a, so corrected gaps are {1 / fitted.slope_:.1f}x wider "
                               f"(--correction beheshti does not rescale)")
-    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups))
+    heading = "UNINFORMATIVE age model (CV R^2 {:.2f}): ".format(verdict["r2_reference_cv"]) if "uninformative" in summary else ""
+    atomic_write_bytes(out / "brain_age_scatter.png", figures.brain_age_scatter(ref_table, table, groups,
+                                                                                heading + "brain age"))
     if groups is not None:
         comp = pd.concat([compare_groups(table[c], groups, control, c) for c in ("corrected_gap", "gap")],
                          ignore_index=True)
+        if heading:  # the tests stay, read under the heading: they compare the model's errors between groups
+            comp.insert(0, "model", "uninformative")
         atomic_write_text(out / "group_comparison.tsv", comp.to_csv(sep="\t", index=False, float_format="%.6g"))
-        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups))
+        atomic_write_bytes(out / "gap_by_group.png", figures.gap_by_group(table, groups,
+                                                                          title=heading + "brain-age gap by group"))
         summary["group_column"], summary["control"] = group_column, control
         summary["group_comparison"] = comp.to_dict("records")
     summary["provenance"] = provenance(seed, {"correction": fitted.correction, "folds": fitted.folds,
@@ -261,6 +266,23 @@ def run_harmonize(out, features, participants, reference=None, reference_partici
     return summary
 
 
+def _explained_encoder(table: pd.DataFrame, features, weights) -> None:
+    """The probe of ``explain`` must be fitted on the explained encoder's own features: weight hashes are
+    compared (:mod:`anatlearn.data.lineage`); a table without an identity falls back to its checkpoint path."""
+    if identity_of(table) is not None:
+        from anatlearn.data.lineage import encoder_identity
+        from anatlearn.models import load_pretrained
+
+        expected = encoder_identity(load_pretrained(weights), str(weights))
+        check_same_encoder(expected, table, f"`weights` {weights} (the explained encoder)", _name(features))
+        return
+    made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
+    if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
+            and not os.path.samefile(made_by, str(weights)):
+        raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
+                        f"probe must be fitted on the explained encoder's own features")
+
+
 def run_explain(out, weights, data, task: str, tasks: str = "synthetic", participants=None, features=None,
                 atlas: str | None = "auto", grid: int = 4, explain: int = 48, n_steps: int = 32, batch_size: int = 8,
                 seed: int = 0, progress=None, device: str = "cpu") -> dict:
@@ -285,11 +307,7 @@ def run_explain(out, weights, data, task: str, tasks: str = "synthetic", partici
     feats = None
     if features is not None:
         table = features if isinstance(features, pd.DataFrame) else read_features(features)
-        made_by = str(table.attrs.get("metadata", {}).get("checkpoint", ""))
-        if made_by and Path(made_by).is_file() and Path(str(weights)).is_file() \
-                and not os.path.samefile(made_by, str(weights)):
-            raise DataError(f"`features` {features} were embedded with {made_by}, not with `weights` {weights}; the "
-                            f"probe must be fitted on the explained encoder's own features")
+        _explained_encoder(table, features, weights)
         missing = [pid for pid in y.index if pid not in table.index]
         if missing:
             raise DataError(f"`features` {features}: no features for {len(missing)} subject(s) of task {task} "

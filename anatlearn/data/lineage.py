@@ -145,7 +145,7 @@ def check_same_encoder(expected: Mapping | None, table: pd.DataFrame, fitted: st
         return
     if want["sha256"] != have["sha256"]:
         raise DataError(f"feature table {table_name} was embedded with encoder {short(have['sha256'])} "
-                        f"({have.get('weights') or 'unknown weights'}), but {fitted} was made from features of encoder "
+                        f"({have.get('weights') or 'unknown weights'}), but {fitted} comes from encoder "
                         f"{short(want['sha256'])} ({want.get('weights') or 'unknown weights'}); embed the subjects with "
                         f"that encoder")
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from anatlearn.data.freesurfer import cohort_descriptors
 from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
-from anatlearn.errors import DataError
+from anatlearn.errors import DataError, listed
 
 
 def find_image(root: Path, pid: str, explicit: str | None) -> Path | None:
@@ -62,7 +62,7 @@ class NiftiDataset:
         paths = [find_image(self.root, p, e) for p, e in zip(full["participant_id"], explicit)]
         missing = [p for p, path in zip(full["participant_id"], paths) if path is None]
         if missing:
-            raise DataError(f"{len(missing)} subject(s) of {table} have no NIfTI image under {self.root}: {', '.join(missing[:5])}")
+            raise DataError(f"{len(missing)} subject(s) of {table} have no NIfTI image under {self.root}: {listed(missing, 5)}")
         listed = {p.resolve() for p in paths}
         orphans = [p for p in self.root.glob("sub-*/anat/*.nii*") if p.resolve() not in listed]
         if orphans:

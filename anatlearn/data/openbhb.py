@@ -23,7 +23,7 @@ import pandas as pd
 
 from anatlearn.data.regions import ATLAS_SIZES, DESCRIPTOR_CHANNELS
 from anatlearn.data.tables import DATASET_TABLE, read_participants, select_split
-from anatlearn.errors import DataError
+from anatlearn.errors import DataError, listed
 
 SUFFIXES = {"vbm": "_preproc-cat12vbm_desc-gm_T1w.npy", "quasiraw": "_preproc-quasiraw_T1w.npy"}
 
@@ -151,7 +151,7 @@ class OpenBHB:
                             f"{k} regions = {len(channels) * k}")
         missing = [p for p in self.participants["participant_id"] if p not in values.index]
         if missing:
-            raise DataError(f"{len(missing)} subject(s) have no row in the {atlas} ROI table: {', '.join(missing[:5])}")
+            raise DataError(f"{len(missing)} subject(s) have no row in the {atlas} ROI table: {listed(missing, 5)}")
         arr = values.loc[self.participants["participant_id"]].to_numpy(dtype=np.float64)
         arr = arr.reshape(len(arr), len(channels), k)  # channel-major: column c*K + r
         idx = []

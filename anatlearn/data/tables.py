@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anatlearn.errors import DataError
+from anatlearn.errors import DataError, listed
 
 ID = "participant_id"
 SPLITS = ("train", "internal_test", "external_test")
@@ -51,14 +51,14 @@ def read_id_table(path: str | Path, what: str = "participants table", strip_sub_
     if ID not in df.columns and df.index.name == ID:
         df = df.reset_index()
     if ID not in df.columns:
-        raise DataError(f"{what} {path} has no {ID!r} column (columns: {', '.join(map(str, df.columns[:8]))})")
+        raise DataError(f"{what} {path} has no {ID!r} column (columns: {listed(df.columns)})")
     if df.empty:
         raise DataError(f"{what} {path} has no subjects")
     ids = pd.Series(normalise_ids(df[ID]), index=df.index)
     df[ID] = ids.str.removeprefix("sub-") if strip_sub_prefix else ids
     dup = df[ID][df[ID].duplicated()].unique()
     if len(dup):
-        raise DataError(f"{what} {path} lists duplicate ids: {', '.join(dup[:5])}")
+        raise DataError(f"{what} {path} lists duplicate ids: {listed(dup, 5)}")
     return df
 
 
@@ -100,7 +100,8 @@ def select_split(df: pd.DataFrame, split: str | None, source: Path) -> pd.DataFr
     if split is None:
         return df
     if "split" not in df.columns:
-        raise DataError(f"split={split!r} requested but {source} has no 'split' column")
+        raise DataError(f"`split` {split!r} requested but {source} has no 'split' column (leave `split` out to use "
+                        f"every subject)")
     out = df[df["split"] == split].reset_index(drop=True)
     if out.empty:
         raise DataError(f"split {split!r} of {source} is empty (splits present: {', '.join(map(str, df['split'].unique()))})")

@@ -148,7 +148,9 @@ def run_demo(out, quick: bool = False, seed: int = 0, methods=METHODS, settings:
     cohorts = {"healthy": open_dataset(healthy), "downstream": open_dataset(down), "retest": open_dataset(retest)}
     feats: dict[str, dict[str, pd.DataFrame]] = {c: {} for c in cohorts}
     for name, w in weights.items():
-        enc = AnatEncoder(w, batch_size=16)
+        # --quick: eager, not TorchScript. Tracing, freezing and optimising each of the six encoders costs more
+        # than it saves on ~100 small volumes (the same features within ~1e-6: docs/evaluation.md).
+        enc = AnatEncoder(w, batch_size=16, jit=not quick)
         for cohort, ds in cohorts.items():
             feats[cohort][name] = enc.transform(ds)
     timings["embed"] = time.perf_counter() - t

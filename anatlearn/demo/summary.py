@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 REFERENCE = "random-init"  # the untrained encoder every pretrained one is compared with
+# the console's short names of the reference and ceiling columns (OUT/summary.md keeps the full ones)
+CONSOLE_NAMES = {"reference: pooled voxels": "voxels (ref.)", "ceiling: true latents": "latents (ceil.)",
+                 "ceiling: measured descriptors": "descr. (ceil.)"}
+CONSOLE_WIDTH = 100
 
 
 def by_method(table: pd.DataFrame) -> dict:
@@ -55,3 +61,30 @@ def claims(tasks, obhb) -> dict:
     mae = obhb.table[(obhb.table["task"] == "brain_age") & (obhb.table["metric"].str.contains("external"))]
     out["brain_age_mae_external"] = {m: round(float(v), 2) for m, v in zip(mae["method"], mae["mean"])}
     return out
+
+
+def console_summary(summary: dict, table: pd.DataFrame, width: int = CONSOLE_WIDTH) -> str:
+    """What ``anatlearn demo`` prints, every line within ``width`` columns: the headline table (means of the key
+    metrics; intervals and every metric are in OUT/summary.md, OUT/results.csv and the report), the AnatCL
+    claims, the timings and where the report is."""
+    import textwrap
+
+    from anatlearn.report.summary import headline_text
+
+    def wrap(text: str, indent: str = "") -> list[str]:
+        return textwrap.wrap(text, width, subsequent_indent=indent + "  ", initial_indent=indent,
+                             break_on_hyphens=False)
+
+    out = Path(summary["summary"]).parent
+    lines = [headline_text(table, CONSOLE_NAMES, width)]
+    lines += wrap("*: best non-ceiling value of the row; ↓: lower is better; voxels (ref.): linear probes on "
+                  "4x-pooled voxels; latents, descr. (ceil.): probes on the true latents and on the measured "
+                  f"descriptors. Intervals, sources and every metric: {out / 'summary.md'}, "
+                  f"{out / 'results.csv'}.")
+    lines += ["", "AnatCL minus baselines, balanced-accuracy points (positive: AnatCL better):"]
+    for task, row in summary["claims"].items():
+        if task not in ("paired_tests", "brain_age_mae_external"):
+            lines += wrap(f"{task}: " + ", ".join(f"{k.split(' (')[0]} {v:+.1f}" for k, v in row.items()), "  ")
+    lines += [""] + wrap("timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))
+    lines += wrap(f"report: {summary['report']}")
+    return "\n".join(lines)

@@ -130,7 +130,7 @@ class AnatEncoder:
         else:
             from anatlearn.models import load_pretrained
 
-            self.model, self.source = load_pretrained(weights, model=model, width=width), str(weights)
+            self.model, self.source = load_pretrained(weights, default_model=model, default_width=width), str(weights)
         self.model = self.model.eval().to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)

@@ -305,7 +305,7 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
         encoder = AnatEncoder(weights, model=model, width=width, batch_size=batch_size, device=device,
                               channels_last=channels_last, dtype=precision, num_workers=workers, progress=False,
                               jit=jit)
-        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch)
+        _check_grid(encoder, dataset, weights, data, allow_grid_mismatch, center_crop)
         result_check = _input_check(encoder, dataset, weights, out, strict, rank.rank == 0 or strict)
         source = {"data": str(Path(data).resolve()), "split": split, "modality": modality,
                   **({"center_crop": list(center_crop)} if center_crop else {})}
@@ -328,14 +328,19 @@ def embed_dataset(weights, data: str | os.PathLike, out: str | os.PathLike, spli
     return result
 
 
-def _check_grid(encoder, dataset, weights, data, allow: bool) -> None:
+def _check_grid(encoder, dataset, weights, data, allow: bool, center_crop=None) -> None:
     """The grid rule (:func:`anatlearn.data.lineage.check_grid`) for ``embed``; its outcome and the input's grid go
-    into the table's metadata."""
+    into the table's metadata. A ``center_crop`` asked for on images of the training grid is the user's
+    documented choice (docs/getting-data.md), not a mismatch: then the uncropped grid is what is compared."""
     from anatlearn.data.lineage import GRID, IDENTITY, check_grid, dataset_grid
 
-    have = dataset_grid(dataset)
-    record = check_grid(encoder.metadata[IDENTITY]["training_grid"], have, model=str(weights),
-                        data=f"data {data}", allow=allow)
+    want, have = encoder.metadata[IDENTITY]["training_grid"], dataset_grid(dataset)
+    full = dataset_grid(dataset.dataset) if center_crop and hasattr(dataset, "full_shape") else None
+    if want is not None and full is not None and full["shape"] == want["shape"]:
+        record = check_grid(want, full, model=str(weights), data=f"data {data}", allow=allow)
+        record.update(input_grid="x".join(map(str, have["shape"])), center_crop_of=record["input_grid"])
+    else:
+        record = check_grid(want, have, model=str(weights), data=f"data {data}", allow=allow)
     encoder.metadata[GRID] = {**record, "input_shape": have["shape"]}
 
 

@@ -94,10 +94,14 @@ class Encoder(TransformerMixin, BaseEstimator):
                 device = torch.device(self.device)
             except (RuntimeError, TypeError):
                 raise ConfigError(f"unknown `device` {self.device!r}; use auto, cpu or cuda[:i]") from None
+        from anatlearn.models import load_pretrained
+
         dtype, _ = resolve(self.precision, device, name="precision")
-        self.encoder_ = AnatEncoder(self.weights, model=self.model or "resnet18",
-                                    width=1.0 if self.width is None else self.width, batch_size=self.batch_size,
-                                    device=str(device), dtype=dtype or torch.float32)
+        net = load_pretrained(self.weights, model=self.model, width=self.width)  # a contradicting model= is an error
+        encoder = AnatEncoder(net, batch_size=self.batch_size, device=str(device), dtype=dtype or torch.float32)
+        encoder.source = str(self.weights)
+        encoder.metadata = encoder._metadata()  # provenance names the weights, as `anatlearn embed`'s does
+        self.encoder_ = encoder
         self.n_features_out_ = self.encoder_.n_features
         return self
 

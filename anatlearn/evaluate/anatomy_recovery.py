@@ -47,7 +47,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from anatlearn.data.tables import ID, normalise_ids
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.evaluate.results import TABLE_COLUMNS, Results
 from anatlearn.features import validate_features
 from anatlearn.data.lineage import tables_identity
@@ -69,7 +69,7 @@ def _as_matrix(x, name: str) -> tuple[np.ndarray, pd.Index | None, list[str]]:
     if isinstance(x, pd.DataFrame):
         non_numeric = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
         if non_numeric:
-            raise DataError(f"{name} has non-numeric columns: {', '.join(map(str, non_numeric[:5]))}")
+            raise DataError(f"{name} has non-numeric columns: {listed(non_numeric, 5)}")
         return x.to_numpy(dtype=np.float64), normalise_ids(x.index), [str(c) for c in x.columns]
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 1:
@@ -248,7 +248,7 @@ def read_targets(path: str | os.PathLike) -> pd.DataFrame:
     table = read_participants(path)
     bad = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
-        raise DataError(f"anatomy targets {path}: non-numeric columns {', '.join(map(str, bad[:5]))}")
+        raise DataError(f"anatomy targets {path}: non-numeric columns {listed(bad, 5)}")
     if table.shape[1] == 0:
         raise DataError(f"anatomy targets {path} has no target columns besides {ID}")
     return table.astype(np.float64)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.evaluate.probes import KINDS
 
 _TASK_KEYS = {"kind", "column", "positive", "negative", "where", "description"}
@@ -91,7 +91,7 @@ class Task:
         for col in self.columns():
             if col not in participants.columns:
                 raise DataError(f"task {self.name}: column {col!r} not found in {source} "
-                                f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+                                f"(columns: {listed(participants.columns)})")
         keep = pd.Series(True, index=participants.index)
         for col, allowed in self.where.items():
             keep &= _label_strings(participants[col]).isin([str(a) for a in allowed])

@@ -65,13 +65,24 @@ def fold_scores(source, method: str) -> pd.DataFrame:
 
 
 def _check_paired(folds: pd.DataFrame) -> None:
-    """Every method must have been scored on folds of the same sizes (a cheap check that they are paired)."""
-    sizes = folds.groupby(["task", "method"])[["fold", "n_train", "n_test"]].apply(
-        lambda g: tuple(map(tuple, g.drop_duplicates().sort_values("fold").to_numpy())))
-    for task, per_method in sizes.groupby(level="task"):
-        if per_method.nunique() > 1:
-            raise DataError(f"task {task}: the methods were not scored on the same folds (fold sizes differ: "
-                            f"{dict(per_method.droplevel(0))}); use the same participants table, task and seed")
+    """Every method must have been scored on folds of the same sizes (a cheap check that they are paired);
+    the error names what differs (the number of folds, the subjects, or how they were split) and both values."""
+    for task, g in folds.groupby("task", sort=False):
+        per = {m: gm[["fold", "n_train", "n_test"]].drop_duplicates().sort_values("fold")
+               for m, gm in g.groupby("method", sort=False)}
+        (ref, a), others = next(iter(per.items())), list(per.items())[1:]
+        for other, b in others:
+            head = f"task {task}: {ref} and {other} were not scored on the same folds"
+            if len(a) != len(b):
+                raise DataError(f"{head}: {len(a)} outer folds against {len(b)}; compare runs made with the same "
+                                f"number of folds (--folds of finetune and evaluate tasks)")
+            na, nb = (int(t["n_train"].iloc[0] + t["n_test"].iloc[0]) for t in (a, b))
+            if na != nb:
+                raise DataError(f"{head}: {na} subjects against {nb}; use the same participants table and task")
+            sa, sb = (list(map(int, t["n_test"])) for t in (a, b))
+            if sa != sb:
+                raise DataError(f"{head}: test folds of {sa} subjects against {sb} (same {na} subjects, split "
+                                f"another way); use the same seed (--seed of finetune and evaluate tasks)")
 
 
 def compare(sources: dict, out=None) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, listed
 from anatlearn.evaluate import Task, make_splits
 
 from anatlearn.finetune.config import KINDS
@@ -58,7 +58,7 @@ def labels_from_column(participants: pd.DataFrame, column: str, kind: str | None
     source = participants.attrs.get("source", "the participants table")
     if column not in participants.columns:
         raise DataError(f"target column {column!r} not found in {source} "
-                        f"(columns: {', '.join(map(str, participants.columns[:12]))})")
+                        f"(columns: {listed(participants.columns)})")
     values = participants[column]
     numeric = pd.to_numeric(values, errors="coerce")
     if kind is None:

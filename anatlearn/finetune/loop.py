@@ -246,10 +246,11 @@ def _fit_candidate(ctx: FitContext, candidate: int, state: dict, state_path: Pat
         if train_loss is None:
             return False
         val_loss, val_metric = _validate(ctx, model)
-        state["curve"].append({"fold": ctx.key, "lr": lr, "epoch": epoch, "phase": "warmup" if frozen else "full",
+        # recorded epochs count from 1, as pretraining's (the loop's counter stays 0-based for resume)
+        state["curve"].append({"fold": ctx.key, "lr": lr, "epoch": epoch + 1, "phase": "warmup" if frozen else "full",
                                "train_loss": train_loss, "val_loss": val_loss, "val_metric": val_metric})
         if best is None or val_loss < best["val_loss"]:
-            best, bad = {"val_loss": val_loss, "epoch": epoch, "weights": _weights(model)}, 0
+            best, bad = {"val_loss": val_loss, "epoch": epoch + 1, "weights": _weights(model)}, 0
         elif not frozen:
             bad += 1
         epoch += 1

@@ -33,6 +33,7 @@ def save_finetuned(path: Path, model, problem, target_stats: dict, winner: dict)
     save_checkpoint(path, {"format": "anatlearn", "format_version": 1,
                            "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                            "model_config": model.model_config, "finetune": record, "seed": problem.cfg.seed,
+                           "input_fingerprint": problem.input_fingerprint,
                            "provenance": provenance(problem.cfg.seed, record)})
 
 
@@ -97,6 +98,7 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
     model, record = load_finetuned(model_path)
     dataset = open_dataset(data, require_age=False)
     check_grid(dataset, record, model_path, data, allow_grid_mismatch)
+    checked = _input_check(model, dataset, model_path)
     table = read_participants(participants if participants is not None else data)
     check_labels(table, record, table.attrs.get("source", str(data)))
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
@@ -109,6 +111,7 @@ def predict(model_path, data, out=None, *, participants=None, batch_size: int = 
     else:
         pred = raw.numpy() * record["target_stats"]["std"] + record["target_stats"]["mean"]
     result = prediction_table(ids, pred, record["kind"], record["classes"])
+    result.attrs["input_check"] = checked
     if out is not None:
         atomic_write_text(out, result.to_csv(index=False))
     return result
@@ -139,3 +142,14 @@ def predict_with_probe(probe_path, features, out=None, *, participants=None) -> 
     if out is not None:
         atomic_write_text(out, result.to_csv(index=False))
     return result
+
+
+def _input_check(model, dataset, model_path) -> dict:
+    """The maps checked against the model's training maps (anatlearn.inputcheck): one line on stderr; the
+    record (``input_check`` of the feature tables) is returned."""
+    from anatlearn.inputcheck import reference_from_meta, run_check, summary, summary_line
+    from anatlearn.progress import note
+
+    ref = run_check(dataset, reference_from_meta(model.checkpoint_meta, str(model_path)))
+    note(summary_line(ref, f"`anatlearn check --weights {model_path} --data ... --out check.tsv` for the reasons"))
+    return summary(ref)

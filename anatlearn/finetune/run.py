@@ -30,7 +30,7 @@ from anatlearn.progress import note, progress
 from anatlearn.finetune.config import FinetuneConfig
 from anatlearn.finetune.labels import inner_split, outer_splits
 from anatlearn.finetune.loop import FitContext, LabelledVolumes, StepBudget, fit, outputs
-from anatlearn.finetune.setup import Problem, prepare, summarise, write_outputs
+from anatlearn.finetune.setup import RANDOM, Problem, prepare, summarise, write_outputs
 
 FINAL_KEY = -1
 
@@ -53,6 +53,7 @@ def finetune(weights: str, data, out, *, target: str, participants=None, kind: s
     cfg = (config or FinetuneConfig()).validate()
     problem = prepare(weights, data, out, target=target, participants=participants, kind=kind, tasks=tasks, cfg=cfg,
                       overwrite=overwrite, allow_grid_mismatch=allow_grid_mismatch)
+    problem.input_fingerprint = _input_check(weights, problem)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     amp_dtype, use_scaler = resolve_precision(cfg.precision, dev)
     budget = StepBudget(stop_after_steps)
@@ -197,3 +198,19 @@ def read_run(out) -> dict:
     if not path.is_file():
         raise ConfigError(f"{out} holds no finished fine-tuning run (no results.json)")
     return json.loads(path.read_text())
+
+
+def _input_check(weights: str, problem: Problem) -> dict | None:
+    """Check the maps against the encoder's training maps (anatlearn.inputcheck): one line, and
+    OUT/input_check.tsv (participant_id, ok, reasons). An untrained encoder has nothing to check against."""
+    from anatlearn.inputcheck import reference_for_weights, run_check, summary_line
+
+    if str(weights) == RANDOM:
+        return None
+    ref = run_check(problem.dataset, reference_for_weights(weights, problem.cfg.model, problem.cfg.width))
+    path = problem.out / "input_check.tsv"
+    if ref.results is not None:
+        table = ref.results.assign(ok=ref.results["ok"].map({True: "true", False: "false"}))
+        atomic_write_text(path, table.to_csv(sep="\t", index=False))
+    note(summary_line(ref, str(path)))
+    return ref.fingerprint

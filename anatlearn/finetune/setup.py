@@ -36,6 +36,7 @@ class Problem:
     transform: object
     record: dict  # config.json: what the run is
     inputs: dict = field(default_factory=dict)  # where its data came from (provenance, not identity)
+    input_fingerprint: dict | None = None  # the encoder's training maps (anatlearn.inputcheck), kept by the final model
 
 
 def input_grid(dataset) -> dict:
@@ -56,7 +57,7 @@ def initial_model(weights: str, cfg: FinetuneConfig, n_out: int, net=None) -> tu
     encoder_state = None
     arch, width, in_channels = cfg.model, cfg.width, 1
     if str(weights) != RANDOM:
-        net = net if net is not None else load_pretrained(weights, model=cfg.model, width=cfg.width)
+        net = net if net is not None else load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
         arch, width = net.model_config["encoder"], net.model_config.get("width", 1.0)
         in_channels = net.model_config.get("in_channels", 1)
         encoder_state = net.encoder.state_dict()
@@ -87,7 +88,7 @@ def _starting_encoder(weights, cfg: FinetuneConfig, dataset, data, allow_grid_mi
 
     if str(weights) == RANDOM:
         return None, {}
-    net = load_pretrained(weights, model=cfg.model, width=cfg.width)
+    net = load_pretrained(weights, default_model=cfg.model, default_width=cfg.width)
     grid = check_grid(training_grid(net, str(weights)), dataset_grid(dataset), model=str(weights),
                       data=f"data {data}", allow=allow_grid_mismatch)
     return net, {"encoder_identity": encoder_identity(net, str(weights)), "grid_check": grid}
@@ -122,7 +123,7 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
     """Start the run in ``out`` (empty, or replaced whole with ``overwrite``), or continue the one there when
     its config.json is ``record``; a run with other settings, or a folder holding something else, is refused
     naming what differs (both values) and ``overwrite``."""
-    from anatlearn.outputs import emptied_dir, holds_output
+    from anatlearn.io import emptied_dir, holds_output
 
     path = out / "config.json"
     if path.exists() and not overwrite:

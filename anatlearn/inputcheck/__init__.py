@@ -9,8 +9,8 @@ the shipped approximate reference of the released AnatCL weights) and records th
 
 from anatlearn.inputcheck.check import check_dataset, check_volume
 from anatlearn.inputcheck.fingerprint import build_fingerprint
-from anatlearn.inputcheck.reference import (KEY, Reference, reference_for_weights, reference_from_meta, run_check,
+from anatlearn.inputcheck.reference import (KEY, Reference, check_maps, reference_for_weights, reference_from_meta, run_check,
                                             strict_error, summary, summary_line)
 
-__all__ = ["KEY", "Reference", "build_fingerprint", "check_dataset", "check_volume", "reference_for_weights",
+__all__ = ["KEY", "Reference", "build_fingerprint", "check_maps", "check_dataset", "check_volume", "reference_for_weights",
            "reference_from_meta", "run_check", "strict_error", "summary", "summary_line"]

@@ -50,7 +50,7 @@ def _reasons(s: dict, fp: dict, ranges: dict) -> list[str]:
         out.append(f"intensities about 1/{1 / max(ratio, 1e-12):.0f} of the training maps': rescaled, or a mask?")
     if s["outside"] > ranges["outside"][1]:
         out.append(f"signal outside the brain {s['outside']:.0%} of that inside (training maps: at most "
-                   f"{fp['stats']['outside']['q99']:.0%}): a T1, a head image or noise rather than a GM map?")
+                   f"{fp['stats']['outside']['q99']:.1%}): a T1, a head image or noise rather than a GM map?")
     lo, hi = ranges["tissue_ml"]
     if not lo <= s["tissue_ml"] <= hi:
         t = fp["stats"]["tissue_ml"]

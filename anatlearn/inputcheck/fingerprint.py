@@ -49,7 +49,7 @@ def grid_voxel_mm(shape) -> float:
     return FOV_X_MM / int(shape[0])
 
 
-def _coarse(vol: np.ndarray, factor: int) -> np.ndarray:
+def coarse(vol: np.ndarray, factor: int) -> np.ndarray:
     """Block means of ``factor``^3 voxels (the volume zero-padded to a multiple of ``factor``)."""
     if factor == 1:
         return vol.astype(np.float32)
@@ -105,7 +105,7 @@ def volume_stats(vol: np.ndarray, ref: MeanImage) -> dict[str, float]:
     out = {"q99": float(np.quantile(inside, 0.99)),
            "outside": float(v[ref.outside].mean()) / mean_in if mean_in > 0 else float("nan"),
            "tissue_ml": float(v.sum()) * ref.voxel_mm**3 / 1000.0}
-    c = _coarse(v, ref.factor).ravel()
+    c = coarse(v, ref.factor).ravel()
     m = ref.coarse_mean.ravel()
     sd = float(c.std())
     out["corr"] = float(np.corrcoef(c, m)[0, 1]) if sd > 0 else float("nan")
@@ -152,7 +152,7 @@ def build_fingerprint(dataset, source: str = "", max_subjects: int = MAX_SUBJECT
     total = np.zeros(shape, np.float64)
     for i in rows:
         total += dataset.volume(i) if i != rows[0] else first
-    return fingerprint_from_volumes((dataset.volume(i) for i in rows), _coarse(total / len(rows), factor),
+    return fingerprint_from_volumes((dataset.volume(i) for i in rows), coarse(total / len(rows), factor),
                                     shape, voxel_mm, factor, len(rows), source)
 
 

@@ -64,7 +64,7 @@ def reference_for_weights(weights, model: str = "resnet18", width: float = 1.0) 
     """The reference of ``--weights`` (any form :func:`anatlearn.models.load_pretrained` accepts)."""
     from anatlearn.models import load_pretrained
 
-    net = load_pretrained(weights, model=model, width=width)
+    net = load_pretrained(weights, default_model=model, default_width=width)
     return reference_from_meta(getattr(net, "checkpoint_meta", {}), str(weights))
 
 
@@ -114,3 +114,19 @@ def strict_error(ref: Reference, what: str) -> DataError:
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     return DataError(f"input check (strict): subject {first['participant_id']} of {what} looks unlike the training "
                      f"maps: {first['reasons']}{more}")
+
+
+def check_maps(volumes: dict, ref: Reference) -> dict[str, dict]:
+    """key -> {"ok", "reasons", "reference"} for in-memory maps (the BIDS App's prepared scans); every key
+    gets ``{"ok": None, "skipped": note}`` when ``ref`` has no fingerprint or the grid differs."""
+    from anatlearn.inputcheck.check import check_volume, grid_problem
+
+    out = {}
+    for key, vol in volumes.items():
+        problem = None if ref.fingerprint is None else grid_problem(vol.shape, ref.fingerprint)
+        if ref.fingerprint is None or problem:
+            out[key] = {"ok": None, "skipped": ref.note or f"input check skipped: {problem}"}
+            continue
+        reasons = check_volume(vol, ref.fingerprint)[1]
+        out[key] = {"ok": not reasons, "reasons": reasons, "reference": ref.description}
+    return out

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from anatlearn.errors import CheckpointError, DataError
@@ -66,10 +65,23 @@ def _released_variant(source: str) -> dict:
 
 
 def _training_data(meta: dict) -> dict:
-    """Where an anatlearn checkpoint's training data was, its size and volume grid (if still readable)."""
+    """Where an anatlearn checkpoint's training data was, its size and volume grid: as the run recorded them
+    (``training_data`` in the checkpoint), else read from the data directory if it is still there; a cohort
+    of ``anatlearn synth`` (``truth/world.json``) is marked synthetic."""
     cfg = meta.get("config") or {}
+    recorded = meta.get("training_data") or {}
     out = {"name": str(cfg.get("data") or "unknown"), "split": cfg.get("split") or None,
-           "modality": cfg.get("modality", "vbm"), "n_subjects": None, "shape": None}
+           "modality": cfg.get("modality", "vbm"), "n_subjects": None, "shape": None,
+           "synthetic": recorded.get("synthetic")}
+    if recorded:
+        out["split"], out["n_subjects"] = recorded.get("split"), recorded.get("n_subjects")
+    if cfg.get("data") and out["synthetic"] is None:
+        world = Path(cfg["data"]) / "truth" / "world.json"
+        if world.is_file():
+            info = json.loads(world.read_text())
+            params = info.get("params") or {}
+            out["synthetic"] = {"world": info.get("world"), "n_subjects": params.get("n_subjects"),
+                                "seed": params.get("seed")}
     if cfg.get("data"):
         from anatlearn.data import open_dataset
         from anatlearn.errors import AnatlearnError
@@ -77,7 +89,8 @@ def _training_data(meta: dict) -> dict:
         try:
             dataset = open_dataset(cfg["data"], split=cfg.get("split") or None, modality=out["modality"],
                                    require_age=False)
-            out["n_subjects"], out["shape"] = len(dataset), [int(s) for s in dataset.shape]
+            out["n_subjects"] = out["n_subjects"] or len(dataset)
+            out["shape"] = [int(s) for s in dataset.shape]
         except (AnatlearnError, OSError):
             pass  # moved or deleted since training: the card says the size is unknown
     return out
@@ -106,8 +119,8 @@ def build_config(net, source: str) -> dict:
         if isinstance(recorded, dict) and recorded.get("shape"):
             data["shape"] = [int(s) for s in recorded["shape"]]
         if data["shape"] and data["shape"] != grid["shape"]:  # e.g. a synthetic cohort on a coarser grid
-            grid = {"shape": data["shape"], "voxel_mm": None, "space": "as the training data",
-                    "preprocessing": "as the training data", "center_crop": None}
+            grid = {"shape": data["shape"], "voxel_mm": None, "space": "the training data's space",
+                    "preprocessing": "the training data's preprocessing", "center_crop": None}
         if isinstance(recorded, dict) and recorded.get("shape"):
             grid.update(affine=recorded.get("affine"), recorded=True)  # from the checkpoint (anatlearn.data.lineage)
         keys = ("epochs", "batch_size", "lr", "weight_decay", "lr_step", "lr_gamma", "temperature", "kernel",
@@ -175,13 +188,40 @@ def _recipe(config: dict) -> str:
             f"projection head dropped at inference. Settings: {settings or 'not recorded'}.")
 
 
+def _data_sentence(data: dict) -> str:
+    """The card's training-data line: what the run recorded, a synthetic cohort called synthetic."""
+    size = data.get("note") or (f"{data['n_subjects']:,} subjects" if data.get("n_subjects")
+                                else "size unknown (not recorded, and the data was not readable at export)")
+    split = f", split `{data['split']}`" if data.get("split") else ""
+    synthetic = data.get("synthetic")
+    if synthetic:
+        made = f" of {synthetic['n_subjects']:,} generated subjects" if synthetic.get("n_subjects") else ""
+        world = f", world {synthetic['world']}" if synthetic.get("world") else ""
+        return (f"A synthetic cohort{made} (`anatlearn synth`{world}; `{data['name']}`{split}, "
+                f"{data.get('modality', 'vbm')}): {size} trained on. No real scans.")
+    return f"{data['name']}{split} ({data.get('modality', 'vbm')}): {size}."
+
+
+def _scope(config: dict) -> str:
+    """The limitation on what the features can be used for, from what the training data was."""
+    data = config["training_data"]
+    if data.get("synthetic"):
+        return ("- Trained on a synthetic cohort only: these weights test a pipeline; their features say nothing "
+                "reliable\n  about real brain scans.")
+    if config.get("released"):
+        return ("- Trained on healthy subjects of public research cohorts (OpenBHB); features of pathological,\n"
+                "  paediatric or very old brains, and of scanners or protocols unlike the training sites, are out "
+                "of distribution.")
+    if config["method"] == "unknown":
+        return "- The training data is not recorded: what the features are valid for is unknown."
+    return (f"- Trained on `{data['name']}` only; brains, scanners or protocols unlike those in it are out of "
+            f"distribution.")
+
+
 def model_card(config: dict, results: list[tuple[str, list[dict]]], license: str = "mit") -> str:
     """The README.md model card of a Hub folder (``config`` from :func:`build_config`)."""
     grid, data, released = config["input"], config["training_data"], config.get("released")
     shape = "x".join(str(s) for s in grid["shape"])
-    size = data.get("note") or (f"{data['n_subjects']:,} subjects" if data.get("n_subjects")
-                                else "size unknown (the data was not readable at export)")
-    where = f"{data['name']}" + (f", split `{data['split']}`" if data.get("split") else "")
     origin = (f"Weights from {('`' + config['source'] + '`') if config['source'] else 'an in-memory model'}; how they were "
               f"trained is not recorded with them."
               if config["method"] == "unknown" else
@@ -202,7 +242,7 @@ def model_card(config: dict, results: list[tuple[str, list[dict]]], license: str
 ## Intended use
 A frozen feature extractor for research on brain MRI: `encode(x)` maps one {shape} volume to a
 {config['representation_size']}-d representation for linear probes (brain age, sex, diagnosis, clinical scores).
-Input: {grid['preprocessing']}, {shape} voxels{f" at {grid['voxel_mm']} mm" if grid.get('voxel_mm') else ""}
+Input: {shape} voxels{f" at {grid['voxel_mm']} mm" if grid.get('voxel_mm') else ""}, {grid['preprocessing']}
 ({grid['space']}). Not a medical device; not for diagnosis or any clinical decision about an individual.
 
 ```python
@@ -212,7 +252,7 @@ features = model.encode(volumes)  # (B, 1, {', '.join(str(s) for s in grid['shap
 ```
 
 ## Training data
-{where} ({data.get('modality', 'vbm')}): {size}.
+{_data_sentence(data)}
 
 ## Pretraining recipe
 {_recipe(config)}
@@ -220,8 +260,7 @@ features = model.encode(volumes)  # (B, 1, {', '.join(str(s) for s in grid['shap
 ## Evaluation
 {_results_section(results)}
 ## Limitations
-- Trained on healthy subjects of public research cohorts; features of pathological, paediatric or very old
-  brains, and of scanners or protocols unlike the training sites, are out of distribution.
+{_scope(config)}
 - The representation carries site information; harmonise (e.g. ComBat) or test for site effects before pooling sites.
 - The input must match the grid and preprocessing above: other spaces, resolutions or intensity scales give
   features without meaning, silently.
@@ -246,12 +285,13 @@ def export_folder(net, out, source: str = "", run_dir=None, license: str = "mit"
         raise CheckpointError(f"export folder {out} exists and is not empty; choose a new folder")
     config = build_config(net, source)
     card = model_card(config, find_results(run_dir), license)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    from anatlearn.io import atomic_write_text, make_temp_dir
+
+    tmp = make_temp_dir(out)  # the folder and its files get the modes the umask gives (0755, 0644 under 022)
     try:
         export_safetensors(net, tmp / WEIGHTS_FILE, {"hub_config": {k: config[k] for k in ("method", "input")}})
-        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        (tmp / CARD_FILE).write_text(card)
+        atomic_write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        atomic_write_text(tmp / CARD_FILE, card)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -145,15 +145,28 @@ def read_hub_folder(path) -> tuple[dict, dict]:
     return config, load_checkpoint(weights_path)["model"]
 
 
-def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, cache_dir=None,
-                    map_location="cpu"):
+def _check_architecture(config: dict, model, width, source: str) -> None:
+    """A ``model``/``width`` given for a checkpoint that records its own architecture must be that one."""
+    encoder, own_width = config.get("encoder"), float(config.get("width", 1.0))
+    if model is not None and model != encoder:
+        raise CheckpointError(f"{source} holds a {encoder} encoder (width {own_width:g}), not the `model` {model!r} "
+                              f"asked for; leave `model` out (this checkpoint records its architecture)")
+    if width is not None and float(width) != own_width:
+        raise CheckpointError(f"{source} holds a {encoder} encoder of width {own_width:g}, not the `width` {width:g} "
+                              f"asked for; leave `width` out (this checkpoint records its architecture)")
+
+
+def load_pretrained(path_or_url, model: str | None = None, width: float | None = None, cache_dir=None,
+                    map_location="cpu", *, default_model: str = "resnet18", default_width: float = 1.0):
     """Load a pretrained :class:`~anatlearn.models.ContrastiveModel` in eval mode.
 
-    Accepts anatlearn checkpoints (architecture read from their ``model_config``; ``model``/``width`` are
-    ignored), anatlearn safetensors exports, Hub-format folders (``model.safetensors`` + ``config.json``,
+    Accepts anatlearn checkpoints (architecture read from their ``model_config``: a ``model`` or ``width``
+    that contradicts it is a :class:`CheckpointError`, never silently replaced), anatlearn safetensors exports, Hub-format folders (``model.safetensors`` + ``config.json``,
     :mod:`anatlearn.models.card`), ``hf-hub:ORG/NAME[@REV]`` (such a folder on the Hugging Face Hub, through
     huggingface_hub's cache) and the released AnatCL checkpoints (``{"model": state_dict}`` with
-    ``encoder.*`` and ``head.0/2.*``; architecture given by ``model`` and ``width``). URLs (http(s)://,
+    ``encoder.*`` and ``head.0/2.*``; architecture given by ``model`` and ``width``, else ``default_model``
+and ``default_width``: the command line's ``--model``/``--width`` defaults, which only ever name a released
+checkpoint's architecture). URLs (http(s)://,
     file://) are downloaded once into a cache keyed by the whole URL. Every ``--weights`` of the command line
     is resolved here.
     """
@@ -164,6 +177,7 @@ def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, ca
         path_or_url = resolve_hf_hub(source)
     if is_hub_folder(path_or_url):
         config, weights = read_hub_folder(path_or_url)
+        _check_architecture(config["model_config"], model, width, source)
         net = build_model(config["model_config"])
         load_state_strict(net, weights, source)
         net.checkpoint_meta = {"format": "anatlearn-hub", "hub_config": config}
@@ -182,9 +196,11 @@ def load_pretrained(path_or_url, model: str = "resnet18", width: float = 1.0, ca
         config = state.get("model_config")
         if not isinstance(config, dict):
             raise CheckpointError(f"anatlearn checkpoint {source} lacks its model_config")
+        _check_architecture(config, model, width, source)
     else:
         has_head = any(k.startswith("head.") for k in weights)
-        config = default_model_config(model, width, head="projection" if has_head else None)
+        config = default_model_config(model or default_model, default_width if width is None else width,
+                                      head="projection" if has_head else None)
         if has_head and "head.2.weight" in weights:
             config["head"]["hidden"] = int(weights["head.0.weight"].shape[0])
             config["head"]["out_features"] = int(weights["head.2.weight"].shape[0])

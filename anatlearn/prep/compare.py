@@ -2,7 +2,7 @@
 
     python -m anatlearn.prep.compare PREP_OUT 'cat12/sub-{id}/mri/mwp1sub-{id}_T1w.nii' [--out parity.tsv]
 
-For every subject of ``PREP_OUT/participants.tsv`` (an ``anatlearn prep --target vbm`` output) the CAT12
+For every subject of ``PREP_OUT/participants.tsv`` (an ``anatlearn prep --modality vbm`` output) the CAT12
 modulated GM map named by the pattern (``{id}`` = participant id) is read and compared, on the vbm grid,
 with prep's map: Pearson ``r`` inside the MNI152 brain mask, the Dice of the two GM masks (> 0.5) and the
 ratio of total GM volumes (prep / CAT12, each the map's sum times the voxel volume). CAT12 maps on another
@@ -34,7 +34,7 @@ def compare_maps(prep_out: str | Path, pattern: str) -> pd.DataFrame:
     prep_out, grid = Path(prep_out), TARGETS["vbm"]
     table = prep_out / "participants.tsv"
     if not table.is_file():
-        raise DataError(f"{table} not found: give the --out directory of `anatlearn prep --target vbm`")
+        raise DataError(f"{table} not found: give the --out directory of `anatlearn prep --modality vbm`")
     ids = pd.read_csv(table, sep="\t", dtype={"participant_id": str})["participant_id"]
     mask = template_on_grid(grid)["mask"]
     rows = []

@@ -32,7 +32,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import nibabel as nib
@@ -81,7 +81,7 @@ class PrepConfig:
     def __post_init__(self):
         self.syn_iterations = tuple(int(i) for i in self.syn_iterations)
         if self.target not in ("vbm", "quasiraw"):
-            raise ConfigError(f"unknown --target {self.target!r}; choose vbm or quasiraw")
+            raise ConfigError(f"unknown `target` {self.target!r}; choose vbm or quasiraw")
         if self.registration != "auto" and self.registration not in REGISTRATIONS:
             raise ConfigError(f"unknown --registration {self.registration!r}; choose auto, {', '.join(REGISTRATIONS)}")
         if self.modulation not in MODULATIONS:
@@ -200,6 +200,7 @@ class SubjectResult:
     skull_strip: str = "no"
     outside_brain: float = float("nan")
     strip_seconds: float = 0.0
+    stage_seconds: dict = field(default_factory=dict)  # skull strip, bias correction, registration, segmentation
 
 
 def _affine_det(path: str) -> float:
@@ -235,11 +236,14 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
     if strip.applied:
         arr = arr * strip.mask
     log.info("skull stripping: %s (%.1f s)", strip.decision, strip.seconds)
+    stages = {"skull strip": round(strip.seconds, 2)}
+    t_n4 = time.perf_counter()
     native = native.new_image_like(np.clip(arr, 0, None) / max(float(np.percentile(arr, 99.9)), 1e-6))
     if config.n4:
         support = native.new_image_like(strip.mask) if strip.applied else foreground_mask(native)
         native = ants.n4_bias_field_correction(native, mask=support)
         log.info("N4 bias-field correction done (%.1f s)", time.perf_counter() - t0)
+        stages["bias correction"] = round(time.perf_counter() - t_n4, 2)
     if strip.applied:
         # an extractor's mask keeps a shell of extra-cerebral CSF that a stripped input from another tool may
         # lack; cut to the parenchyma's outline, both kinds of input reach registration and segmentation alike
@@ -269,6 +273,7 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             fwd, inv = reg["fwdtransforms"], reg["invtransforms"]
             inv_flags = [True, False] if kind == "syn" else [True]
             log.info("registration %s done (%.1f s)", kind, time.perf_counter() - t1)
+            stages["registration"] = round(time.perf_counter() - t1, 2)
 
         grid_mm = float(abs(np.linalg.det(np.asarray(grid.affine, float)[:3, :3]))) ** (1 / 3)
 
@@ -312,6 +317,7 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             spacing = float(np.prod(native.spacing))
             gm_ml = float(gm_n.numpy().sum() * spacing / 1000.0)
             log.info("Atropos segmentation done (%.1f s), native GM %.1f ml", time.perf_counter() - t2, gm_ml)
+            stages["segmentation"] = round(time.perf_counter() - t2, 2)
             gm_t = to_grid(antialias(gm_n, grid_mm))
             corr_gm = masked_correlation(gm_t, on_grid["gm"], on_grid["mask"])
             tissue = to_grid(gm_n.new_image_like(gm_n.numpy() + wm_n.numpy()))
@@ -329,7 +335,7 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
              corr_gm, dice_tissue)
     return SubjectResult(np.asarray(volume, np.float32), dice_brain, dice_tissue, corr, jac_mean,
                          np.asarray(warped_t1, np.float32), gm_ml, corr_gm, strip.decision, strip.outside,
-                         round(strip.seconds, 2))
+                         round(strip.seconds, 2), stages)
 
 
 @contextlib.contextmanager

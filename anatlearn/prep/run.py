@@ -83,7 +83,8 @@ def process_subject(pid: str, source: str, out: str, config: dict) -> dict:
         res = prepare_subject(load_image(source), cfg, log)
         row.update(dice_brain=res.dice_brain, dice_tissue=res.dice_tissue, corr_template=res.corr_template,
                    jacobian_mean=res.jacobian_mean, native_gm_ml=res.native_gm_ml, corr_gm=res.corr_gm,
-                   skull_strip=res.skull_strip, outside_brain=res.outside_brain, strip_seconds=res.strip_seconds)
+                   skull_strip=res.skull_strip, outside_brain=res.outside_brain, strip_seconds=res.strip_seconds,
+                   stage_seconds=res.stage_seconds)
         problems = []
         if not np.isfinite(res.volume).all():
             problems.append("the prepared volume has NaN/inf voxels")
@@ -298,9 +299,12 @@ def merge_prep(out: str | os.PathLike, config: PrepConfig, bids: str | None = No
     return summary
 
 
-def prepare_pending(pending: list[Subject], out: Path, config: PrepConfig, show_progress: bool) -> dict[str, dict]:
+def prepare_pending(pending: list[Subject], out: Path, config: PrepConfig, show_progress: bool,
+                    on_done=None) -> dict[str, dict]:
     """Prepare ``pending`` into ``out`` (:func:`process_subject` each; ``config.jobs`` processes, each with
-    ``config.threads`` ITK threads, default 1): their QC rows by participant id."""
+    ``config.threads`` ITK threads, default 1): their QC rows by participant id. ``on_done(row)`` is called
+    as each subject finishes."""
+    on_done = on_done or (lambda row: None)
     from anatlearn.progress import progress
 
     rows: dict[str, dict] = {}
@@ -315,6 +319,7 @@ def prepare_pending(pending: list[Subject], out: Path, config: PrepConfig, show_
             configure_threads(threads)
             for a in args:
                 rows[a[0]] = process_subject(*a)
+                on_done(rows[a[0]])
                 bar.advance(1)
             return rows
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
@@ -327,6 +332,7 @@ def prepare_pending(pending: list[Subject], out: Path, config: PrepConfig, show_
                 except Exception as exc:  # a worker killed (out of memory, crash in ITK)
                     rows[pid] = {"participant_id": pid, "status": "failed", "source": source,
                                  "error": f"worker process died: {type(exc).__name__}: {exc}"}
+                on_done(rows[pid])
                 bar.advance(1)
     return rows
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from anatlearn.data.tables import read_id_table
-from anatlearn.errors import DataError
+from anatlearn.errors import DataError, listed
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -113,7 +113,7 @@ def subjects_from_list(path: str | Path) -> list[Subject]:
     col = next((c for c in ("path", "image", "t1w") if c in df.columns), None)
     if col is None:
         raise DataError(f"{path} needs a 'path' column with each subject's T1w NIfTI (columns: "
-                        f"{', '.join(map(str, df.columns[:8]))})")
+                        f"{listed(df.columns)})")
     subjects, missing = [], []
     for rec in df.to_dict("records"):
         p = Path(rec.pop(col))
@@ -122,7 +122,7 @@ def subjects_from_list(path: str | Path) -> list[Subject]:
             missing.append(f"{rec['participant_id']}: {p}")
         subjects.append(Subject(rec["participant_id"], p, rec))
     if missing:
-        raise DataError(f"{len(missing)} image(s) listed in {path} do not exist: {'; '.join(missing[:5])}")
+        raise DataError(f"{len(missing)} image(s) listed in {path} do not exist: {listed(missing, 5, '; ')}")
     return subjects
 
 
@@ -150,5 +150,5 @@ def subjects_from_bids(root: str | Path) -> tuple[list[Subject], list[str]]:
         raise DataError(f"no T1w images found under {root} (expected sub-<id>/[ses-<s>/]anat/sub-<id>_*T1w.nii[.gz] "
                         f"for the subjects of {table})")
     if no_t1:
-        warnings.append(f"{len(no_t1)} subject(s) of {table} have no T1w image and are left out: {', '.join(no_t1[:5])}")
+        warnings.append(f"{len(no_t1)} subject(s) of {table} have no T1w image and are left out: {listed(no_t1, 5)}")
     return subjects, warnings

@@ -30,7 +30,7 @@ from anatlearn.losses import age_stats, fit_loss, method_spec
 from anatlearn.models import build_model, default_model_config, load_checkpoint, save_checkpoint
 from anatlearn.precision import autocast, optimizer_step, resolve as resolve_precision
 from anatlearn.pretrain.config import TrainConfig, absolute_paths
-from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state
+from anatlearn.pretrain.rundir import MetricsWriter, RunDir, rng_state, set_rng_state, training_data
 from anatlearn.progress import note, progress
 from anatlearn.provenance import provenance, seed_everything
 
@@ -51,6 +51,8 @@ def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, st
             done, step = state["epoch"], state["step_in_epoch"]
             note(f"{run.path} is complete ({done} epochs trained); nothing to train" if done >= cfg.epochs
                  else f"resuming {run.path} at epoch {done + 1} of {cfg.epochs}" + (f", step {step + 1}" if step else ""))
+        if cfg.progress and info.is_main:
+            note(_describe(data[0].training_data))
         seed_everything(cfg.seed)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -124,8 +126,15 @@ class _Training:
 
 
 def _load_data(cfg: TrainConfig):
-    """(dataset, descriptor normaliser or None, normalised descriptors (n, K, D) or None)."""
-    dataset = open_dataset(cfg.data, split=cfg.split or None, modality=cfg.modality)
+    """(dataset, descriptor normaliser or None, normalised descriptors (n, K, D) or None). A table without a
+    ``split`` column (most users' data) trains on every subject: ``cfg.split`` only selects where there are
+    splits. What was trained on is ``dataset.training_data`` (recorded in every checkpoint)."""
+    dataset = open_dataset(cfg.data, modality=cfg.modality)
+    has_splits = "split" in dataset.participants.columns
+    if cfg.split and has_splits:
+        dataset = open_dataset(cfg.data, split=cfg.split, modality=cfg.modality)
+    dataset.training_data = training_data(cfg.data, dataset, cfg.split if has_splits else None,
+                                          cfg.split if cfg.split and not has_splits else None)
     spec = method_spec(cfg.method)
     if not spec.needs_descriptors:
         return dataset, None, None
@@ -137,6 +146,15 @@ def _load_data(cfg: TrainConfig):
                         f"{cfg.atlas}): {exc}") from None
     normaliser = DescriptorNormaliser(cfg.normalise).fit(raw)
     return dataset, normaliser, normaliser.transform(raw)
+
+
+def _describe(data: dict, verb: str = "training on") -> str:
+    """``training on 120 subjects of data/x (all: it has no 'split' column, so --split train selects nothing)``."""
+    where = f"split {data['split']!r} of {data['data']}" if data["split"] else f"{data['data']}"
+    text = f"{verb} {data['n_subjects']} subjects of {where}"
+    if data.get("split_ignored"):
+        text += f" (all of them: its participants table has no 'split' column to select {data['split_ignored']!r})"
+    return text
 
 
 def _checkpoint_to_resume(cfg: TrainConfig, run: RunDir) -> dict:
@@ -158,7 +176,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, run: RunDir, data, state: dict | 
     if per_rank < 1 or cfg.batch_size % info.world_size:
         raise ConfigError(f"batch_size {cfg.batch_size} must be a multiple of the {info.world_size} processes")
     if len(dataset) < cfg.batch_size:
-        raise DataError(f"{cfg.data} split {cfg.split!r} has {len(dataset)} subjects, fewer than one batch of {cfg.batch_size}")
+        raise DataError(f"{_describe(dataset.training_data, 'has')}, fewer than one batch of {cfg.batch_size} "
+                        f"(`batch_size`)")
     ages = dataset.participants["age"].to_numpy(np.float64)
     model, layout = _build_model(cfg, info, descriptors)
     loss_fn, fitted = fit_loss(cfg, ages, descriptors)
@@ -178,7 +197,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, run: RunDir, data, state: dict | 
             "seed": cfg.seed, "normaliser": normaliser.state_dict() if normaliser else None,
             "age_stats": age_stats(ages), "input": {**dataset_grid(dataset), "modality": cfg.modality},
             # what the inputs of this encoder look like, so that embed/check can flag users' maps unlike them
-            "input_fingerprint": (state or {}).get("input_fingerprint") or build_fingerprint(dataset, source=str(cfg.data))}
+            "input_fingerprint": (state or {}).get("input_fingerprint") or build_fingerprint(dataset, source=str(cfg.data)),
+            "training_data": dataset.training_data}
     metrics = None
     if info.is_main:
         atomic_write_text(run.path / "config.toml", cfg.to_toml())
@@ -268,7 +288,7 @@ def _step(t: _Training, batch: dict, t0: float) -> tuple[dict, float]:
     t.global_step += 1
     now = time.perf_counter()
     rate = batch["views"].shape[0] * t.info.world_size / (now - t0)
-    row = {"step": t.global_step, "epoch": t.epoch, "lr": t.optimizer.param_groups[0]["lr"], "samples_per_s": rate,
+    row = {"step": t.global_step, "epoch": t.epoch + 1, "lr": t.optimizer.param_groups[0]["lr"], "samples_per_s": rate,
            **values}
     if t.metrics:
         t.metrics.write(row)
@@ -306,7 +326,11 @@ def _checkpoint(t: _Training, path: Path) -> None:
 
 def _where(epoch: int, step: int, global_step: int, ids: np.ndarray, index: torch.Tensor) -> str:
     """The step and its subjects, for error messages (formatted only when a step fails)."""
-    return f"epoch {epoch}, step {step} (global step {global_step}); batch subjects: {', '.join(ids[index.numpy()][:8])}"
+    who = ids[index.numpy()]
+    more = f" ... and {len(who) - 8} more" if len(who) > 8 else ""
+    # numbered from 1, as on the console and in metrics.csv (its `step` column is the global step)
+    return (f"epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}); batch subjects: "
+            f"{', '.join(who[:8])}{more}")
 
 
 def _contiguous(state: dict) -> dict:

@@ -101,9 +101,8 @@ class RunDir:
 
     def _replace_with_empty(self) -> None:
         """Overwrite: an empty directory, its lock taken, takes the old run's place in one rename
-        (anatlearn.outputs.replace_dir), so an interrupted overwrite leaves the old run or the new one."""
-        from anatlearn.io import make_temp_dir
-        from anatlearn.outputs import replace_dir
+        (anatlearn.io.replace_dir), so an interrupted overwrite leaves the old run or the new one."""
+        from anatlearn.io import make_temp_dir, replace_dir
 
         fresh = make_temp_dir(self.path)
         lock = FileLock(str(fresh / ".lock"))
@@ -161,12 +160,16 @@ class RunDir:
 
 class MetricsWriter:
     """Appends one CSV row per step; on resume, first drops rows past the checkpoint's step (they were
-    written by the killed run after its last checkpoint and will be recomputed identically)."""
+    written by the killed run after its last checkpoint and will be recomputed identically). Epochs are
+    numbered from 1, as on the console and in checkpoint names; a run written before that numbered them
+    from 0, and its rows are renumbered when it resumes."""
 
     def __init__(self, path: Path, keep_until_step: int | None):
         self.path = path
         if keep_until_step is not None and path.exists():
             rows = [r for r in csv.DictReader(path.open()) if int(r["step"]) <= keep_until_step]
+            if any(r["epoch"] == "0" for r in rows):  # numbered from 0 by an earlier release
+                rows = [{**r, "epoch": str(int(r["epoch"]) + 1)} for r in rows]
             buf = io.StringIO()
             w = csv.DictWriter(buf, METRIC_FIELDS)
             w.writeheader()
@@ -183,6 +186,21 @@ class MetricsWriter:
 
     def close(self) -> None:
         self.fh.close()
+
+
+def training_data(data, dataset, split: str | None, split_ignored: str | None = None) -> dict:
+    """What a run trains on, recorded in every checkpoint (the model card states it): the data directory,
+    the split used (None: every subject), the subject count, the split asked for where the table has none,
+    and, for a cohort of ``anatlearn synth`` (it has ``truth/world.json``), its world and generated size."""
+    record = {"data": str(data), "split": split, "n_subjects": len(dataset), "split_ignored": split_ignored,
+              "synthetic": None}
+    world = Path(data) / "truth" / "world.json"
+    if world.is_file():
+        info = json.loads(world.read_text())
+        params = info.get("params") or {}
+        record["synthetic"] = {"world": info.get("world"), "n_subjects": params.get("n_subjects"),
+                               "seed": params.get("seed")}
+    return record
 
 
 def rng_state() -> dict:

@@ -157,6 +157,37 @@ def headline_markdown(table: pd.DataFrame, sources: Mapping[tuple[str, str], str
     return "\n".join(lines)
 
 
+def headline_text(table: pd.DataFrame, names: Mapping[str, str] | None = None, width: int = 100) -> str:
+    """The headline table as aligned plain text for a terminal of ``width`` columns: key metrics as rows,
+    methods as columns (headers wrapped at hyphens and spaces, ``names`` renaming long ones), the best
+    non-ceiling value of each row marked ``*``. Raises ValueError when the methods cannot fit ``width``."""
+    import textwrap
+
+    head, lower, _ = headline(table)
+    if head.empty:
+        return ""
+    rows = list(_rows(table, None, None))
+    labels = [f"{label}{' ↓' if low else ''}" for label, low, _, _ in rows]
+    cells = [[text + ("*" if bold else "") for text, bold, _ in c.values()] for _, _, c, _ in rows]
+    first = max(len("key metric"), *map(len, labels))
+    value_w = max(len(t) for row in cells for t in row)
+    fit = (width - first) // len(head.index) - 1  # one space between columns
+    if fit < value_w:
+        raise ValueError(f"{len(head.index)} methods do not fit {width} columns")
+    col_w = max(value_w, min(fit, max(len(p) for m in head.index
+                                          for p in str((names or {}).get(m, m)).split())))
+    heads = [textwrap.wrap(str((names or {}).get(m, m)), col_w, break_on_hyphens=True) or [""] for m in head.index]
+    depth = max(map(len, heads))
+    lines = []
+    for i in range(depth):
+        title = "key metric" if i == depth - 1 else ""
+        parts = [h[i - depth + len(h)] if i >= depth - len(h) else "" for h in heads]
+        lines.append(title.ljust(first) + "".join(" " + p.rjust(col_w) for p in parts))
+    lines.append("-" * len(lines[-1]))
+    lines += [label.ljust(first) + "".join(" " + t.rjust(col_w) for t in row) for label, row in zip(labels, cells)]
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def _paired_lookup(paired: pd.DataFrame | None, task: str, metric: str, a: str, b: str) -> float | None:
     if paired is None or paired.empty:
         return None

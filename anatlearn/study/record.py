@@ -50,8 +50,9 @@ def check_settings(out: Path, s: StudySettings, grid: str) -> dict:
         # read back, a setting added later takes its default: an older study still matches its grid
         if settings_from_dict(doc["settings"]) != s:
             old = settings_from_dict(doc["settings"]).to_dict()
-            diff = [k for k in s.to_dict() if old[k] != s.to_dict()[k]]
-            raise ConfigError(f"{out} holds a study started with other settings (differs in: {', '.join(diff)}; "
+            new = s.to_dict()
+            diff = [f"{k}: {old[k]!r} in the study, {new[k]!r} now" for k in new if old[k] != new[k]]
+            raise ConfigError(f"{out} holds a study started with other settings ({'; '.join(diff)}; "
                               f"grid {doc.get('grid')!r}); choose another --out to start a new study")
         return doc
     return {"grid": grid, "settings": s.to_dict(), "invocations": []}

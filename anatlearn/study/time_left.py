@@ -31,8 +31,9 @@ def trained_epochs(steps, steps_per_epoch: int) -> int:
     """Complete epochs in a run's step table: those before the last, and the last if all its steps are in."""
     if steps is None or steps_per_epoch <= 0:
         return 0
+    first = 0 if (steps["epoch"] == 0).any() else 1  # numbered from 1; from 0 by runs of earlier releases
     last = int(steps["epoch"].iloc[-1])
-    return last + int((steps["epoch"] == last).sum() >= steps_per_epoch)
+    return last - first + int((steps["epoch"] == last).sum() >= steps_per_epoch)
 
 
 def _step_tables(out: Path, cells) -> dict:

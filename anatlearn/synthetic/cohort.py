@@ -21,8 +21,7 @@ from scipy.ndimage import gaussian_filter
 
 from anatlearn.data.regions import ROI_CHANNELS
 from anatlearn.errors import ConfigError
-from anatlearn.io import make_temp_dir
-from anatlearn.outputs import replace_dir
+from anatlearn.io import make_temp_dir, replace_dir
 from anatlearn.synthetic import world_v1, world_v2
 from anatlearn.synthetic.world import DISEASES, World, WorldModel
 

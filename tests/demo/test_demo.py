@@ -14,7 +14,8 @@ def test_demo_quick_end_to_end(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "anatlearn", "demo", "--quick", "--epochs", "2", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "report:" in proc.stdout and "brain_age" in proc.stdout
+    assert "report:" in proc.stdout and "brain-age MAE ext" in proc.stdout
+    assert max(map(len, proc.stdout.splitlines())) <= 100  # the console table fits a 100-column terminal
     table = pd.read_csv(out / "results.csv")
     methods = {"anatcl-global", "anatcl-local", "yaware", "simclr", "l1-age", "random-init", "reference: pooled voxels",
                "ceiling: true latents", "ceiling: measured descriptors"}

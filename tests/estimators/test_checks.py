@@ -47,3 +47,15 @@ def _expected_failures(estimator):
                          expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_names_import_lazily_from_anatlearn():
+    """`import anatlearn` loads none of torch, pandas, scikit-learn; `anatlearn.ComBat` is the estimator."""
+    import subprocess
+    import sys
+
+    code = ("import sys, anatlearn; heavy = [m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules]; "
+            "from anatlearn import BrainAge, ComBat, Encoder, LinearProbe, Pretrainer; "
+            "import anatlearn.estimators as e; print(heavy, ComBat is e.ComBat, Encoder.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "True", "anatlearn.estimators.encoder"]

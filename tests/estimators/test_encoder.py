@@ -69,9 +69,30 @@ def test_same_features_as_anatlearn_embed(nifti_cohort, tmp_path):
     from_images = Encoder(nifti_cohort["weights"]).fit_transform(images)
     assert isinstance(from_images, np.ndarray) and from_images.shape == (24, 64)
     assert np.abs(from_images - from_paths.to_numpy()).max() < 1e-5
+    volumes = np.stack([img.get_fdata(dtype=np.float32) for img in images])
+    for array in (volumes, volumes[:, None]):  # (n, X, Y, Z) and (n, 1, X, Y, Z)
+        assert np.abs(Encoder(nifti_cohort["weights"]).fit_transform(array) - from_images).max() < 1e-5
     from_dir = Encoder(nifti_cohort["weights"]).fit_transform(str(nifti_cohort["bids"]))
     assert np.abs(from_dir - embedded.to_numpy()).max() < 1e-5
     assert list(encoder.get_feature_names_out()) == list(embedded.columns)
+
+
+def test_released_layout_and_exported_folder(nifti_cohort, tmp_path):
+    """A released AnatCL checkpoint ({"model": encoder.* + head.*}; architecture by model/width) and an exported
+    folder give the anatlearn checkpoint's features."""
+    from anatlearn.models import load_pretrained
+    from anatlearn.models.card import export_folder
+
+    net = load_pretrained(nifti_cohort["weights"])
+    torch.save({"model": net.state_dict()}, tmp_path / "released.pth")
+    folder = export_folder(net, tmp_path / "exported")
+    paths = nifti_cohort["paths"][:4]
+    reference = Encoder(nifti_cohort["weights"]).fit_transform(paths)
+    released = Encoder(tmp_path / "released.pth", model="resnet18", width=0.125).fit_transform(paths)
+    np.testing.assert_allclose(released, reference, atol=1e-5)
+    np.testing.assert_allclose(Encoder(folder).fit_transform(paths), reference, atol=1e-5)
+    with pytest.raises(CheckpointError, match="shape mismatches"):  # the released layout at the wrong width
+        Encoder(tmp_path / "released.pth").fit()
 
 
 def test_cross_val_score_with_routed_sites(nifti_cohort):
@@ -97,3 +118,8 @@ def test_pretrainer_trains_resumes_and_embeds(tiny_cohort, tmp_path):
     again = clone(trainer).fit(tiny_cohort)  # the run in `out` is complete: resumed, not retrained
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
     np.testing.assert_array_equal(again.transform(tiny_cohort), features)
+
+
+def test_a_model_that_contradicts_the_checkpoint_is_refused(nifti_cohort):
+    with pytest.raises(CheckpointError, match="holds a resnet18 encoder .* not the `model` 'densenet121'"):
+        Encoder(nifti_cohort["weights"], model="densenet121").fit()

@@ -84,20 +84,30 @@ def test_brain_age_gap_uses_the_training_correction():
     assert np.isfinite(scores).all()
 
 
-def test_uninformative_brain_age_is_said(tmp_path):
-    from anatlearn.clinical.run import run_brain_age
-    from anatlearn.features import make_feature_table
+def test_uninformative_brain_age_is_said(tmp_path, capsys):
+    import json
+
+    from anatlearn.cli import main
+    from anatlearn.features import make_feature_table, write_features
 
     rng = np.random.default_rng(0)
     ids = [f"{i:03d}" for i in range(60)]
     age = rng.uniform(20, 80, 60)
     X = np.outer(age - 50, np.full(8, 0.02)) + rng.normal(0, 1.0, (60, 8))  # age explains little of X
-    labels = pd.DataFrame({"participant_id": ids, "age": age}).set_index("participant_id", drop=False)
-    table = make_feature_table(X, ids)
-    summary = run_brain_age(tmp_path, table, labels, reference=table, reference_participants=labels)
-    ref = summary["reference"]
-    assert ref["informative"] is False and ref["r2_reference_cv"] < 0.5
-    assert summary["uninformative"].startswith("the age model is uninformative: cross-validated R^2")
+    write_features(make_feature_table(X, ids), tmp_path / "f.parquet")
+    pd.DataFrame({"participant_id": ids, "age": age, "diagnosis": np.where(np.arange(60) % 2, "AD", "CN")}).to_csv(
+        tmp_path / "participants.tsv", sep="\t", index=False)
+    code = main(["brain-age", "--reference", str(tmp_path / "f.parquet"), "--reference-participants",
+                 str(tmp_path / "participants.tsv"), "--features", str(tmp_path / "f.parquet"), "--participants",
+                 str(tmp_path / "participants.tsv"), "--group-column", "diagnosis", "--out", str(tmp_path / "out")])
+    assert code == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("UNINFORMATIVE MODEL: the age model is uninformative: cross-validated R^2")
+    summary = json.loads((tmp_path / "out" / "brain_age.json").read_text())
+    assert summary["reference"]["informative"] is False and summary["reference"]["r2_reference_cv"] < 0.5
+    assert summary["uninformative"] in first
+    comparison = pd.read_csv(tmp_path / "out" / "group_comparison.tsv", sep="\t")
+    assert set(comparison["model"]) == {"uninformative"}
 
 
 def test_saved_probe_loads_as_a_fitted_linear_probe(tiny_downstream, tmp_path):

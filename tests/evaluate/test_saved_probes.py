@@ -60,7 +60,8 @@ def test_save_then_predict_round_trip_and_refusals(cohort, capsys):
     new = read_features(root / "feats.parquet").iloc[:10]
     write_features(new[new.columns[::-1]], root / "new.parquet")
     preds = root / "preds.csv"
-    assert main(["predict", "--fitted", str(probe), "--features", str(root / "new.parquet"), "--out", str(preds)]) == 0
+    # --features NAME=PATH, as everywhere features are read
+    assert main(["predict", "--fitted", str(probe), "--features", f"enc={root / 'new.parquet'}", "--out", str(preds)]) == 0
     got = pd.read_csv(preds).set_index("participant_id")
     expected = apply_probe(json.loads(probe.read_text()), feats.iloc[:10], "feats")
     np.testing.assert_allclose(got[["prob_CN", "prob_AD-like"]].to_numpy(), expected, atol=1e-12)

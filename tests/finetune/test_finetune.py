@@ -68,16 +68,21 @@ def test_pretrained_encoder_fine_tuned_and_scored_from_its_own_predictions(cohor
     assert table.loc["balanced_accuracy", "mean"] == pytest.approx(
         folds[folds.metric == "balanced_accuracy"]["score"].mean())
     curves = pd.read_csv(run / "curves.csv")
-    assert set(curves["phase"]) == {"warmup", "full"} and (curves["epoch"] < cfg.epochs).all()
+    assert set(curves["phase"]) == {"warmup", "full"} and curves["epoch"].between(1, cfg.epochs).all()
     assert json.loads((run / "provenance.json").read_text())["seed"] == 0
 
 
-def test_random_init_cli_final_model_and_predict(cohort, tmp_path):
+def test_random_init_cli_final_model_and_predict(cohort, tmp_path, capsys):
     run, preds = tmp_path / "run", tmp_path / "preds.csv"
     args = ["finetune", "--weights", "random", "--data", str(cohort), "--task", "AD-like-vs-CN", "--tasks",
             "synthetic", "--folds", "2", "--width", "0.125", "--epochs", "2", "--warmup-epochs", "1",
             "--lr-grid", "1e-3", "--out", str(run), "--final"]
     assert main(args) == 0
+    printed = capsys.readouterr().out  # a table like evaluate's: mean [low, high], 3 decimals
+    import re
+
+    assert "balanced_accuracy" in printed and re.search(r"\d\.\d{3} \[-?\d\.\d{3}, \d\.\d{3}\]", printed)
+    assert not re.search(r"\d\.\d{5,}", printed), printed
     assert main(["predict", "--fitted", str(run / "final" / "model.pt"), "--data", str(cohort), "--out", str(preds)]) == 0
     new = pd.read_csv(preds, dtype={"participant_id": str}).set_index("participant_id")
     own = pd.read_csv(run / "final" / "predictions.csv", dtype={"participant_id": str}).set_index("participant_id")
@@ -200,8 +205,16 @@ def test_folds_are_evaluate_tasks_folds_and_compare_pairs_them(cohort, tmp_path)
     p_value = result["paired"].set_index("metric").loc["balanced_accuracy", "p_corrected_t"]
     assert f"{p_value:.4g}" in page
     other = mine.assign(n_test=mine["n_test"] + 1)
-    with pytest.raises(DataError, match="not scored on the same folds"):
+    with pytest.raises(DataError, match=r"not scored on the same folds: 4\d subjects against 4\d; use the same "
+                                        r"participants table"):
         compare({"finetune": run, "probe": other})
+    fewer = mine[mine["fold"] == 0]  # as from a run with --folds 1 (the number of folds differs)
+    with pytest.raises(DataError, match="finetune and probe were not scored on the same folds: 2 outer folds "
+                                        "against 1; compare runs made with the same number of folds"):
+        compare({"finetune": run, "probe": fewer})
+    swapped = mine.assign(n_test=mine["fold"].map({0: 19, 1: 21}), n_train=mine["fold"].map({0: 21, 1: 19}))
+    with pytest.raises(DataError, match=r"test folds of \[20, 20\] subjects against \[19, 21\]"):
+        compare({"finetune": run, "probe": swapped})
 
 
 def test_bad_input_is_refused_before_anything_is_written(cohort, tmp_path):

@@ -111,7 +111,11 @@ def test_anatlearn_checkpoint_round_trip(tmp_path):
              "model_config": model.model_config, "config": {"method": "anatcl-global", "lr": 1e-4}, "seed": 7,
              "provenance": provenance(7)}
     save_checkpoint(tmp_path / "a.pt", state)
-    loaded = load_pretrained(tmp_path / "a.pt", model="resnet18")  # the file's config wins
+    with pytest.raises(CheckpointError, match=r"holds a densenet121 encoder \(width 0.125\), not the `model` 'resnet18'"):
+        load_pretrained(tmp_path / "a.pt", model="resnet18")  # a contradiction is an error, never replaced
+    with pytest.raises(CheckpointError, match="not the `width` 1"):
+        load_pretrained(tmp_path / "a.pt", width=1.0)
+    loaded = load_pretrained(tmp_path / "a.pt", model="densenet121", default_model="resnet18")  # defaults: released only
     assert loaded.model_config == model.model_config
     assert loaded.checkpoint_meta["seed"] == 7 and loaded.checkpoint_meta["config"]["method"] == "anatcl-global"
     assert loaded.checkpoint_meta["provenance"]["versions"]["torch"] == torch.__version__

@@ -14,6 +14,7 @@ from anatlearn.cli import main
 
 FAST = ["--template-resolution", "4", "--target-voxel-mm", "4", "--skull-strip", "no", "--syn-iterations", "20,0"]
 SPACE = "space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz"
+STDERR: list[str] = []  # what each run of the `derivatives` fixture printed on stderr
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +54,22 @@ def bids(capfd, *args) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def derivatives(bids_colin, weights, tmp_path_factory):
-    """Participant level for sub-01, then for sub-02, then the group level (exit codes, outputs)."""
+    """Participant level for sub-01, the group level, participant level for sub-02, the group level again
+    (exit codes, outputs; what each printed on stderr is kept in STDERR)."""
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("bidsout") / "derivatives"
-    codes = [main(["bids", str(bids_colin), str(out), "participant", "--participant-label", p, "--weights",
-                   str(weights), *FAST]) for p in ("01", "02")]
-    codes.append(main(["bids", str(bids_colin), str(out), "group"]))
-    return out, codes
+    participant = ["participant", "--weights", str(weights), *FAST]
+    runs = [[*participant, "--participant-label", "01"], ["group"], [*participant, "--participant-label", "02"],
+            ["group"]]
+    codes = []
+    for args in runs:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            codes.append(main(["bids", str(bids_colin), str(out), *args]))
+        STDERR.append(err.getvalue())
+    return out, [codes[0], codes[2], codes[3]]
 
 
 def test_participant_then_group_gives_bids_derivatives(derivatives, bids_colin, weights):
@@ -97,6 +108,33 @@ def test_participant_then_group_gives_bids_derivatives(derivatives, bids_colin, 
     assert page.count("data:image/png;base64,") == 2
 
 
+def test_participant_level_says_each_stage_and_every_qc_path_exists(derivatives):
+    out, _ = derivatives
+    first = STDERR[0]
+    line = next(ln for ln in first.splitlines() if ln.startswith("sub-01: "))
+    for stage in ("skull strip", "bias correction", "registration", "segmentation"):
+        assert f"{stage} " in line and " s" in line, line
+    assert "; ok in " in line and "embedding: 1 scan(s) in " in first
+    # the group level between the two participant runs lists the scan still to run, and how
+    note = STDERR[1]
+    assert "1 scan(s) of" in note and "sub-02_ses-a" in note and "--participant-label 02 --weights" in note
+    assert "no derivatives" not in STDERR[3]  # every scan done: nothing listed
+    # `sub-` once: no file name and no text file of the derivatives says sub-sub-
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert not [p for p in files if "sub-sub-" in str(p.relative_to(out))]
+    for p in files:
+        if p.suffix in (".json", ".tsv", ".html", ".log"):
+            assert "sub-sub-" not in p.read_text(errors="replace"), p
+    qcs = sorted(out.glob("sub-*/**/*_qc.json"))
+    assert len(qcs) == 2
+    for qc in qcs:
+        row = json.loads(qc.read_text())
+        for key in ("map", "features", "figure", "log"):
+            assert row[key] and (out / row[key]).is_file(), (qc, key, row[key])
+        assert __import__("pathlib").Path(row["source"]).is_file()
+        assert set(row["stage_seconds"]) == {"skull strip", "bias correction", "registration", "segmentation"}
+
+
 def test_rerun_skips_finished_scans(derivatives, bids_colin, weights, capfd):
     out, _ = derivatives
     m1 = out / "sub-01" / "anat" / f"sub-01_{SPACE}"
@@ -109,6 +147,7 @@ def test_rerun_skips_finished_scans(derivatives, bids_colin, weights, capfd):
 def test_bad_inputs_are_one_clear_error(bids_colin, weights, tmp_path, capfd):
     code, _, err = bids(capfd, tmp_path, tmp_path / "out", "participant", "--weights", weights)
     assert code == 2 and "is not a valid BIDS dataset" in err and "Traceback" not in err
+    assert err.count("\n") == 1, err  # one line
     code, _, err = bids(capfd, bids_colin, tmp_path / "out", "participant", "--participant-label", "07",
                         "--weights", weights)
     assert code == 2 and "participant label(s) not in" in err and "07" in err

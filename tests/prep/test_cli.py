@@ -35,7 +35,7 @@ def test_failed_subject_reported_others_prepared_then_resume(tmp_path, phantoms,
     bids = kit.write_bids(tmp_path / "bids", {"01": phantoms["identity"].image, "02": kit.noise_image(),
                                               "03": phantoms["deformed"].image})
     out = tmp_path / "prepared"
-    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--target", "vbm", "--jobs", "2", *kit.FAST], capfd)
+    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--modality", "vbm", "--jobs", "2", *kit.FAST], capfd)
     assert code == 0, err
     assert "2 subject(s) prepared" in stdout and "1 failed" in stdout
     # pure noise fails either at the QC gate or inside ANTs (Atropos finds no tissue classes): both are a clear
@@ -68,19 +68,19 @@ def test_failed_subject_reported_others_prepared_then_resume(tmp_path, phantoms,
     # resume: finished subjects are skipped (files untouched), the failed one is tried again
     npy = out / "sub-01" / "sub-01_preproc-cat12vbm_desc-gm_T1w.npy"
     before = npy.stat().st_mtime_ns
-    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--target", "vbm", *kit.FAST], capfd)
+    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--modality", "vbm", *kit.FAST], capfd)
     assert code == 0 and "2 subject(s) prepared (2 already done, skipped), 1 failed" in stdout
     assert npy.stat().st_mtime_ns == before
     assert (out / "logs" / "sub-02.log").read_text().count("FAILED") == 2
     assert len(open_dataset(out)) == 2
     # changed options on the same directory are refused
-    code, _, err = run(["prep", "--bids", bids, "--out", out, "--target", "quasiraw", *kit.FAST], capfd)
+    code, _, err = run(["prep", "--bids", bids, "--out", out, "--modality", "quasiraw", *kit.FAST], capfd)
     assert "was prepared with other options" in error_line(code, err)
 
 
 def test_every_subject_failing_is_an_error(tmp_path, kit, capfd):
     bids = kit.write_bids(tmp_path / "bids", {"07": kit.noise_image()})
-    code, _, err = run(["prep", "--bids", bids, "--out", tmp_path / "o", "--target", "quasiraw", *kit.FAST], capfd)
+    code, _, err = run(["prep", "--bids", bids, "--out", tmp_path / "o", "--modality", "quasiraw", *kit.FAST], capfd)
     line = error_line(code, err)
     assert "every subject failed" in line and "sub-07" in line
     qc = pd.read_csv(tmp_path / "o" / "qc.tsv", sep="\t", dtype={"participant_id": str})
@@ -93,7 +93,7 @@ def test_images_list_and_quasiraw(tmp_path, phantoms, kit, capfd):
     nib.save(phantoms["identity"].image, tmp_path / "a.nii.gz")
     (tmp_path / "list.csv").write_text("participant_id,path,age,diagnosis\nA1,a.nii.gz,41.5,control\n")
     out = tmp_path / "q"
-    code, stdout, err = run(["prep", "--images", tmp_path / "list.csv", "--out", out, "--target", "quasiraw",
+    code, stdout, err = run(["prep", "--images", tmp_path / "list.csv", "--out", out, "--modality", "quasiraw",
                              "--no-nifti", *kit.FAST], capfd)
     assert code == 0, err
     ds = open_dataset(out, modality="quasiraw")
@@ -188,8 +188,8 @@ def test_bad_inputs_tables(tmp_path, capfd, kit):
         line = error_line(code, err, absent=out)
         for text in expected:
             assert text in line, (text, line)
-    code, _, err = run(["prep", "--images", lst, "--out", tmp_path / "o", "--target", "fmri"], capfd)
-    assert "unknown --target 'fmri'" in error_line(code, err)
+    code, _, err = run(["prep", "--images", lst, "--out", tmp_path / "o", "--modality", "fmri"], capfd)
+    assert "unknown --modality 'fmri'" in error_line(code, err)
 
 
 def test_skip_invalid_records_bad_images(tmp_path, phantoms, kit, capfd):
@@ -197,7 +197,7 @@ def test_skip_invalid_records_bad_images(tmp_path, phantoms, kit, capfd):
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), AFF), tmp_path / "zero.nii.gz")
     (tmp_path / "l.csv").write_text("participant_id,path,age\ng,good.nii.gz,20\nz,zero.nii.gz,21\n")
     out = tmp_path / "o"
-    code, stdout, err = run(["prep", "--images", tmp_path / "l.csv", "--out", out, "--target", "quasiraw",
+    code, stdout, err = run(["prep", "--images", tmp_path / "l.csv", "--out", out, "--modality", "quasiraw",
                              "--skip-invalid", *kit.FAST], capfd)
     assert code == 0 and "1 failed" in stdout, err
     qc = pd.read_csv(out / "qc.tsv", sep="\t", dtype={"participant_id": str}, keep_default_na=False)
@@ -218,7 +218,7 @@ def test_exception_in_one_subject_is_recorded(tmp_path, phantoms, kit, capfd, mo
     monkeypatch.setattr(pipeline, "prepare_subject", flaky)
     bids = kit.write_bids(tmp_path / "bids", {"a": phantoms["identity"].image, "b": kit.noise_image()})
     out = tmp_path / "o"
-    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--target", "quasiraw", "--registration", "none",
+    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--modality", "quasiraw", "--registration", "none",
                              *kit.FAST], capfd)
     assert code == 0 and "1 subject(s) prepared" in stdout, err
     qc = pd.read_csv(out / "qc.tsv", sep="\t", dtype={"participant_id": str}, keep_default_na=False)

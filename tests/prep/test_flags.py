@@ -16,7 +16,7 @@ def test_flagged_subject_is_written_listed_and_excluded(tmp_path, phantoms, kit,
     bids = kit.write_bids(tmp_path / "bids", {"01": phantoms["identity"].image})
     out = tmp_path / "o"
     # a Dice threshold no subject can reach (Dice <= 1): the phantom must be flagged, not passed
-    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--target", "quasiraw", *kit.FAST,
+    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--modality", "quasiraw", *kit.FAST,
                              "--flag-dice", "1.01"], capfd)
     assert code == 0, err
     assert "0 subject(s) prepared" in stdout and "1 flagged by QC" in stdout and "0 failed" in stdout
@@ -30,7 +30,7 @@ def test_flagged_subject_is_written_listed_and_excluded(tmp_path, phantoms, kit,
     # resumed with the default thresholds: nothing is recomputed, the subject is re-decided as ok
     npy = out / "sub-01" / "sub-01_preproc-quasiraw_T1w.npy"
     before = npy.stat().st_mtime_ns
-    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--target", "quasiraw", *kit.FAST], capfd)
+    code, stdout, err = run(["prep", "--bids", bids, "--out", out, "--modality", "quasiraw", *kit.FAST], capfd)
     assert code == 0 and "1 subject(s) prepared (1 already done, skipped), 0 failed" in stdout, err
     assert npy.stat().st_mtime_ns == before
     assert list(pd.read_csv(out / "participants.tsv", sep="\t", dtype=str)["participant_id"]) == ["01"]

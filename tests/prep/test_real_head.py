@@ -24,7 +24,7 @@ HEAD_MM = 2.0
 SCALE = 1.029  # per axis: GM volume x SCALE**3 = 1.0896
 # 2 mm template with SyN at 8, 4 and 2 mm (the default 40,20,0 skips the finest level: at a 1 mm template
 # that is 2 mm too); a 3 mm vbm grid
-ARGS = ["--target", "vbm", "--jobs", "2", "--threads", "1", "--template-resolution", "2", "--target-voxel-mm", "3",
+ARGS = ["--modality", "vbm", "--jobs", "2", "--threads", "1", "--template-resolution", "2", "--target-voxel-mm", "3",
         "--syn-iterations", "40,20,10"]
 
 
@@ -207,3 +207,29 @@ def test_default_prep_reruns_are_bit_identical(tmp_path):
                         {k: v for k, v in qc.items() if k not in timings}))
     assert len(outputs[0]) == 3  # .nii.gz, .npy, QC numbers
     assert outputs[0] == outputs[1]
+
+
+def test_input_check_passes_prep_output_and_flags_the_raw_t1(defaults_pair):
+    """The released weights' approximate CAT12 reference (anatlearn/inputcheck/released_vbm.json): prep's maps
+    at the defaults pass it; the raw Colin27 T1, skull-on and BET-stripped, resampled to the 1.5 mm grid, is
+    flagged as a raw T1 (docs/evaluation.md, section 1b)."""
+    from colin import load_colin
+    from nilearn.image import resample_img
+
+    from anatlearn.data.grids import TARGETS
+    from anatlearn.inputcheck import check_volume
+    from anatlearn.inputcheck.reference import released_reference
+
+    out = defaults_pair[0]
+    fp = released_reference()
+    for pid in ("skull", "brain"):
+        stats, reasons = check_volume(gm_map(out, pid), fp)
+        print(pid, {k: round(v, 3) for k, v in stats.items()})
+        assert reasons == [], (pid, reasons)
+    grid = TARGETS["vbm"]
+    for kind in ("skull", "brain"):
+        raw = resample_img(load_colin(kind, 1.0), target_affine=grid.matrix, target_shape=grid.shape,
+                           interpolation="continuous", force_resample=True, copy_header=True)
+        stats, reasons = check_volume(np.nan_to_num(raw.get_fdata(dtype=np.float32)), fp)
+        print(f"raw {kind}", {k: round(v, 3) for k, v in stats.items()}, reasons)
+        assert any("a raw T1 rather than a GM map?" in r for r in reasons), reasons

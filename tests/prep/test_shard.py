@@ -50,7 +50,7 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
     # input order 01, 02, 03: task 0/2 gets 01 and 03 (03 fails QC), task 1/2 gets 02
     bids = kit.write_bids(tmp_path / "bids", {"01": phantoms["identity"].image, "02": phantoms["deformed"].image,
                                               "03": kit.noise_image()})
-    common = ["--bids", bids, "--target", "vbm", *kit.FAST]
+    common = ["--bids", bids, "--modality", "vbm", *kit.FAST]
     one, many = tmp_path / "one", tmp_path / "many"
     code, stdout, err = run(["prep", *common, "--out", one], capfd)
     assert code == 0 and "2 subject(s) prepared" in stdout, err
@@ -60,7 +60,7 @@ def test_two_shards_and_merge_equal_one_run(tmp_path, phantoms, kit, capfd, monk
     assert not any((many / f).exists() for f in SHARED)  # a task writes no shared file
     assert (many / NPY.format("02")).is_file() and not (many / "sub-01").exists()
     # options differing from a finished task's are refused before any work
-    code, _, err = run(["prep", "--bids", bids, "--target", "quasiraw", *kit.FAST, "--out", many, "--shard", "0/2"], capfd)
+    code, _, err = run(["prep", "--bids", bids, "--modality", "quasiraw", *kit.FAST, "--out", many, "--shard", "0/2"], capfd)
     assert code == 2 and "other options by shard task" in err and "shard-00001-of-00002.json" in err, err
     # a task of another split (N = 3) could prepare the same subjects as a running one: refused
     code, _, err = run(["prep", *common, "--out", many, "--shard", "0/3"], capfd)

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -15,14 +17,20 @@ ARGS = ["--method", "yaware", "--width", "0.125", "--batch-size", "6", "--epochs
         "--seed", "3"]
 
 
+REPO = str(Path(__file__).resolve().parents[2])  # the checkout under test, also from another directory
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_names_the_resume_command_and_it_finishes_the_run(tiny_cohort, tmp_path, sig):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # a terminal's Ctrl-C: SIGINT at its default even when the suite itself runs as a background job (a shell
     # starts those with SIGINT ignored, and a child inherits that)
-    proc = subprocess.Popen([sys.executable, "-m", "anatlearn", "pretrain", "--data", str(tiny_cohort), "--out",
-                             str(out), *ARGS], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # started with relative paths from tmp_path; resumed below from the repository's directory: the printed
+    # command names the run by its absolute path and the run stored where its data is
+    proc = subprocess.Popen([sys.executable, "-m", "anatlearn", "pretrain", "--data", os.path.relpath(tiny_cohort, tmp_path),
+                             "--out", "run", *ARGS], env={**env, "PYTHONPATH": os.pathsep.join([REPO, env.get("PYTHONPATH", "")])}, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = out / "checkpoints" / "last.pt"  # the resume point: written after epoch-0001.pt
     deadline = time.time() + 240
@@ -38,6 +46,8 @@ def test_interrupt_names_the_resume_command_and_it_finishes_the_run(tiny_cohort,
     assert lines[0].endswith(f"continue with: anatlearn pretrain --out {out} --resume")
     done = load_checkpoint(out / "checkpoints" / "last.pt")["epoch"]
     assert 1 <= done < 40
+    stored = tomllib.loads((out / "config.toml").read_text())
+    assert stored["data"] == os.path.abspath(tiny_cohort) and stored["out"] == str(out)  # absolute, as run
 
     # the printed command, as printed (only --epochs lowered so that the test ends soon), finishes the run
     resumed = subprocess.run([sys.executable, "-m", "anatlearn", "pretrain", "--out", str(out), "--resume",

@@ -101,7 +101,7 @@ def test_descriptors_missing_and_nan_loss(tiny_cohort, tmp_path, monkeypatch):
         return (lambda *x: {"loss": loss(*x)["loss"] * float("nan")}), fitted
 
     monkeypatch.setattr(T, "fit_loss", nan_loss)
-    with pytest.raises(TrainingError, match=r"loss is nan at epoch 0, step 0 \(global step 0\); batch subjects: \d+"):
+    with pytest.raises(TrainingError, match=r"loss is nan at epoch 1, step 1 \(global step 1\); batch subjects: \d+"):
         pretrain(tiny_config(tiny_cohort, tmp_path / "r2", method="simclr"))
 
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from anatlearn.report.summary import (headline, headline_html, headline_markdown, key_comparisons, order_methods,
-                                      verdict)
+from anatlearn.report.summary import (headline, headline_html, headline_markdown, headline_text, key_comparisons,
+                                      order_methods, verdict)
 
 
 def _rows(task, metric, values, lower=False):
@@ -22,6 +23,19 @@ def _table():
         + _rows("AD-vs-CN", "roc_auc", {"anatcl-global": 0.8, "yaware": 0.7, "random-init": 0.7})
         + _rows("brain_age", "mae_external", {"anatcl-global": 6.0, "yaware": 5.0, "random-init": 7.0}, lower=True)
         + _rows("brain_age", "mae_internal", {"anatcl-global": 5.0, "yaware": 4.0, "random-init": 6.0}, lower=True))
+
+
+def test_text_headline_fits_the_width_and_marks_the_same_best_cells_as_the_markdown():
+    table = _table()
+    text = headline_text(table, {"reference: pooled voxels": "voxels (ref.)"}, width=60)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 60
+    rows = {line.split("  ")[0].strip(): line.split()[-5:] for line in lines if line[:1].isalpha() and "metric" not in line}
+    assert rows["GMV R²"] == ["0.800", "0.850", "0.900", "0.950*", "0.990"]
+    assert rows["brain-age MAE ext ↓"][-3:] == ["6.000", "5.000*", "7.000"]  # no voxels or ceiling value
+    assert "voxels" in text and "reference:" not in text and "anatcl-" in text  # renamed, wrapped at the hyphen
+    with pytest.raises(ValueError, match="do not fit 30 columns"):
+        headline_text(table, width=30)
 
 
 def _paired():

@@ -159,5 +159,5 @@ def test_a_study_started_before_lambda_reg_existed_still_matches_its_grid(tmp_pa
     del old["lambda_reg"]
     (tmp_path / "study.json").write_text(json.dumps({"grid": "replication", "settings": old, "invocations": []}))
     assert check_settings(tmp_path, REPLICATION, "replication")["grid"] == "replication"
-    with pytest.raises(ConfigError, match="differs in: lambda_reg"):
+    with pytest.raises(ConfigError, match=r"lambda_reg: \S+ in the study, 0.3 now"):
         check_settings(tmp_path, dataclasses.replace(REPLICATION, lambda_reg=0.3), "replication")

@@ -233,6 +233,9 @@ def test_status_estimates_the_time_left_from_the_runs_metrics(tmp_path):
     (ri / "budget-0000.json").write_text(json.dumps({"timing_s": {"total": 5.0}}))
     steps = pd.read_csv(run / "metrics.csv").drop_duplicates("step", keep="last")
     assert trained_epochs(steps, 3) == 1  # epoch 1 has 2 of its 3 steps
+    steps["epoch"] += 1  # the same run with epochs numbered from 1 (as runs write them now)
+    assert trained_epochs(steps, 3) == 1 and trained_epochs(steps.iloc[:3], 3) == 1
+    assert trained_epochs(steps.iloc[:2], 3) == 0
     left = time_left(tmp_path, cells, [cell.id], batch_size=TOY.batch_size, units_left=2)
     # 1 epoch of 3 steps x 8 subjects at 8 subjects/s = 3 s, plus 2 evaluations x 5 s, one worker
     assert left == {"epochs": 1, "units": 2, "epoch_s": 3.0, "workers": 1, "seconds": 13.0}
