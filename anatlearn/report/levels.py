@@ -63,13 +63,13 @@ def _n_features(res: Results, method: str) -> int | None:
     return int(n) if n else None
 
 
-def _trivial_mae(res: Results, method: str) -> float | None:
-    """MAE on the external sites of predicting every subject the training subjects' mean age."""
+def _trivial_mae(res: Results, method: str, split: str = "external_test") -> float | None:
+    """MAE on a test split of predicting every subject the training subjects' mean age."""
     pred = res.predictions
     if pred is None or not {"split", "age", "method"} <= set(pred.columns):
         return None
     p = pred[pred["method"].astype(str) == method]
-    train, ext = p[p["split"] == "train"]["age"], p[p["split"] == "external_test"]["age"]
+    train, ext = p[p["split"] == "train"]["age"], p[p["split"] == split]["age"]
     if train.empty or ext.empty:
         return None
     return float(np.mean(np.abs(ext.astype(float) - float(train.astype(float).mean()))))
@@ -113,13 +113,14 @@ def _level(res: Results, methods: list[str], task: str, metric: str) -> tuple[fl
         sites = sorted({round(1 / c) for c in chances})
         n = str(sites[0]) if len(sites) == 1 else f"{sites[0]} to {sites[-1]}"
         return (chances[0] if len(set(chances)) == 1 else None), f"{_one(chances, '.3f')} (chance: 1 / {n} sites)"
-    if metric == "mae_external":
-        maes = [_trivial_mae(res, m) for m in methods]
+    if metric in ("mae_external", "mae_internal"):
+        maes = [_trivial_mae(res, m, "external_test" if metric == "mae_external" else "internal_test") for m in methods]
         maes = [v for v in maes if v is not None]
         return ((maes[0] if len(set(maes)) == 1 else None), f"{_one(maes, '.1f')} (predicting the training mean age)") \
             if maes else None
-    if metric == "rankme":
+    if metric in ("rankme", "rankme_centred"):
         n_subjects = pd.to_numeric(res.table.loc[res.table["metric"] == metric, "n"], errors="coerce").max()
+        n_subjects -= metric == "rankme_centred"  # centring removes one dimension
         feats = [_n_features(res, m) for m in methods]
         if any(f is None for f in feats) or not math.isfinite(n_subjects):
             return None, "max: min(subjects, features)"

@@ -69,6 +69,8 @@ def _results_table(res: Results) -> str:
         if (task, metric) in pivot.index and method in pivot.columns:
             pivot.loc[(task, metric), method] = f"{pivot.loc[(task, metric), method]} {sources.BELOW_CHANCE_MARK}"
     note = sources.below_chance_note(flags)
+    level = levels.levels([res])
+    pivot["chance or trivial level"] = [(level.get((str(t), str(m))) or (None, ""))[1] for t, m in pivot.index]
     pivot = pivot.rename(index=levels.metric_words, level="metric").rename(index=levels.task_words, level="task")
     return _table_html(pivot) + (f"<p class=warn>{html.escape(note)}</p>" if note else "")
 
@@ -103,13 +105,13 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 def _pretraining_section(paths: Sequence[Path]) -> str:
     """Loss terms per run against epochs, each term on its own scale; throughput apart, small."""
-    runs = {p.name: _read_metrics(p) for p in paths}
+    runs = {n: _read_metrics(p) for n, p in zip(names.short_names(paths), paths)}  # two runs/anatcl: both
     empty = [n for n, m in runs.items() if m.empty]
     runs = {n: m for n, m in runs.items() if not m.empty}
     parts = [f"<p class=note>{html.escape(', '.join(empty))}: metrics.csv is empty (no epoch finished).</p>"] if empty else []
     if runs:
-        names = ", ".join(runs)
-        parts.append(_img(figs.training_curves(runs), f"loss curves {names}"))
+        listed = ", ".join(runs)
+        parts.append(_img(figs.training_curves(runs), f"loss curves {listed}"))
         parts.append("<p class=note>Per-epoch means of each logged term of the runs' metrics.csv, each term on its "
                      "own scale.</p>")
     return "".join(parts)
@@ -117,7 +119,7 @@ def _pretraining_section(paths: Sequence[Path]) -> str:
 
 def _run_details_section(paths: Sequence[Path]) -> str:
     """Training speed (samples/s per epoch): about the machine and the run, not a result; "" without it."""
-    runs = {p.name: m for p in paths if not (m := _read_metrics(p)).empty}
+    runs = {n: m for n, p in zip(names.short_names(paths), paths) if not (m := _read_metrics(p)).empty}
     speed = figs.throughput(runs) if runs else None
     if speed is None:
         return ""
@@ -172,9 +174,12 @@ def _rank_max(res: Results) -> dict[str, float]:
     return {m: float(min(n, f)) for m, f in feats.items()} if n and isinstance(feats, dict) else {}
 
 
-def _words_table(table: pd.DataFrame) -> str:
-    """A results table pivoted, its metrics in words (anatlearn.report.levels.metric_words)."""
-    pivot = _pivot(table)
+def _words_table(res: Results) -> str:
+    """A results table pivoted, its metrics in words (anatlearn.report.levels.metric_words), with each
+    row's chance or trivial level."""
+    pivot = _pivot(res.table)
+    level = levels.levels([res])
+    pivot["chance or trivial level"] = [(level.get((str(t), str(m))) or (None, ""))[1] for t, m in pivot.index]
     return _table_html(pivot.rename(index=levels.metric_words, level="metric"))
 
 
@@ -188,7 +193,7 @@ def _anatomy_section(res: Results, name: str) -> str:
              "out-of-fold predictions, averaged over the targets of a family (e.g. the 68 regions' true log GMV). "
              "RankMe: exp of the entropy of the normalised singular values of the raw feature matrix (Garrido et al., "
              "ICML 2023); centred: of the between-subject variation.</p>",
-             _img(figs.anatomy_bars(res.table, _rank_max(res)), "anatomy recovery"), _words_table(res.table)]
+             _img(figs.anatomy_bars(res.table, _rank_max(res)), "anatomy recovery"), _words_table(res)]
     if per_target:
         frames = {(m, fam): pd.Series(v) for m, fams in per_target.items() for fam, v in fams.items()}
         wide = pd.DataFrame(frames).rename(index=levels.target_words)
@@ -314,6 +319,8 @@ def build_report(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
         raise DataError("nothing to report: give run directories, results directories or `features` tables")
     body = [f"<h1>{html.escape(title)}</h1>"]
     results, notes = names.unique_inputs(results)
+    runs, repeated = names.unique_inputs(runs)
+    notes += repeated
     tuned = [p for p in results if finetune_runs.is_finetune_run(p)]
     loaded = [(p, Results.read(p)) for p in results if p not in tuned]
     notes += names.disambiguate(loaded)

@@ -160,15 +160,15 @@ def headline_markdown(table: pd.DataFrame, sources: Mapping[tuple[str, str], str
 def headline_text(table: pd.DataFrame, names: Mapping[str, str] | None = None, width: int = 100) -> str:
     """The headline table as aligned plain text for a terminal of ``width`` columns: key metrics as rows,
     methods as columns (headers wrapped at hyphens and spaces, ``names`` renaming long ones), the best
-    non-ceiling value of each row marked ``*``. Raises ValueError when the methods cannot fit ``width``."""
+    value of each row marked ``*`` (ceilings excluded; only where two or more methods compare). Raises ValueError when the methods cannot fit ``width``."""
     import textwrap
 
     head, lower, _ = headline(table)
     if head.empty:
         return ""
     rows = list(_rows(table, None, None))
-    labels = [f"{label}{' ↓' if low else ''}" for label, low, _, _ in rows]
-    cells = [[text + ("*" if bold else "") for text, bold, _ in c.values()] for _, _, c, _ in rows]
+    labels = [f"{label}{' ↓' if low else ''}" for label, low, *_ in rows]
+    cells = [[text + ("*" if bold else "") for text, bold, _ in c.values()] for _, _, c, *_ in rows]
     first = max(len("key metric"), *map(len, labels))
     value_w = max(len(t) for row in cells for t in row)
     fit = (width - first) // len(head.index) - 1  # one space between columns

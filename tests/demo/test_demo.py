@@ -47,7 +47,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert rows["GMV R²"].endswith("| anatomy recovery, 2-fold CV ridge, downstream cohort, n = 32 |")
     assert "| test-retest ICC, downstream cohort, median over " in rows["ICC"]
     assert all(line.count("**") >= 2 for name, line in rows.items() if name != "key metric" and "---" not in name)
-    assert sorted(pd.read_csv(out / "runs" / "simclr" / "metrics.csv")["epoch"].unique()) == [0, 1]
+    assert sorted(pd.read_csv(out / "runs" / "simclr" / "metrics.csv")["epoch"].unique()) == [1, 2]  # epochs from 1
     html = (out / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) >= 4 and all(len(i) > 1000 for i in images)

@@ -66,6 +66,10 @@ def test_chance_levels_come_from_the_data(world, tmp_path):
     assert rows["site BAcc ↓"][1] == f"{1 / n_sites:.3f} (chance: 1 / {n_sites} sites)"
     trivial = np.mean(np.abs(p.loc[p.split == "external_test", "age"] - p.loc[p.split == "train", "age"].mean()))
     assert rows["brain-age MAE ext ↓"][1] == f"{trivial:.1f} (predicting the training mean age)"
+    internal = np.mean(np.abs(p.loc[p.split == "internal_test", "age"] - p.loc[p.split == "train", "age"].mean()))
+    openbhb = text[text.index("<h2>OpenBHB protocol"):]
+    assert f"<td>{internal:.1f} (predicting the training mean age)</td>" in openbhb  # every row has its level
+    assert "<td>lower is better</td>" in openbhb  # the challenge score's direction
     assert rows["RankMe"][1] == f"max {min(len(p), 7)} (min of subjects, features)"  # 100 subjects, 7 features
     assert rows["AD-vs-CN BAcc"][1] == "0.5 (chance, 2 classes)" and rows["GMV R²"][1] == "0 (predicting the mean)"
     assert "<b>" not in text[text.index("<table class=headline>"):text.index("</table>")]  # one method: no best
@@ -204,3 +208,14 @@ def test_input_checks_of_two_tables_under_one_name_and_clean_ones():
     skipped = {"n_subjects": None, "n_flagged": None, "flagged": [], "reference": "x", "skipped": "no fingerprint"}
     assert input_checks([("t", res(skipped))]) == ["Input check of anatcl: not run (no fingerprint)."]
     assert input_checks([("t", res(None))]) == []
+
+
+def test_two_runs_with_the_same_folder_name_are_both_drawn(tmp_path):
+    for parent, start in (("a", 5.0), ("b", 9.0)):
+        run = tmp_path / parent / "anatcl"
+        run.mkdir(parents=True)
+        pd.DataFrame({"step": [1, 2], "epoch": [0, 1], "loss": [start, start - 1]}).to_csv(run / "metrics.csv",
+                                                                                          index=False)
+    text = build_report([tmp_path / "a" / "anatcl", tmp_path / "b" / "anatcl", tmp_path / "a" / "anatcl"],
+                        tmp_path / "r.html").read_text()
+    assert 'alt="loss curves a/anatcl, b/anatcl"' in text and "was given more than once; it is shown once" in text
