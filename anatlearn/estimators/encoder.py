@@ -70,6 +70,22 @@ class _Images:
         first = self.items[0] if self.items else None  # the grid, as a NIfTI dataset's: the first image's
         self.shape = None if first is None else tuple(int(s) for s in first.shape[:3])
         self.affine = None if first is None else getattr(first, "affine", None)
+        self._one_grid()
+
+    def _one_grid(self) -> None:
+        """Every image on the first one's grid (shape, and affine within 1e-3 mm as anatlearn.data.nifti
+        requires), so that one grid check and one input check hold for them all."""
+        def words(img) -> str:
+            affine = getattr(img, "affine", None)
+            origin = "" if affine is None else f", origin {np.round(affine[:3, 3], 2).tolist()} mm"
+            return f"{'x'.join(str(int(n)) for n in img.shape[:3])}{origin}"
+
+        for i, img in enumerate(self.items[1:], start=1):
+            affine = getattr(img, "affine", None)
+            if tuple(img.shape[:3]) != self.shape or (affine is None) != (self.affine is None) or (
+                    affine is not None and not np.allclose(affine, self.affine, atol=1e-3)):
+                raise DataError(f"image {self.files[i] or i} is on grid {words(img)}, image {self.files[0] or 0} on "
+                                f"{words(self.items[0])}: give images of one grid (resampled to the training grid)")
 
     def __len__(self):
         return len(self.items)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anatlearn.data import open_dataset
-from anatlearn.errors import InputWarning
+from anatlearn.errors import DataError, InputWarning
 from anatlearn.estimators import Encoder
 
 BAD = (1, 4, 7)  # positions made 100x brighter
@@ -129,3 +129,7 @@ def test_nifti_images_in_another_space_warn(checked, tmp_path):
     _, caught = _transform(encoder, sorted(str(p) for p in tmp_path.glob("sub-moved*")))
     assert len(caught) == 1 and encoder.grid_check_["status"] == "mismatch warned"
     assert "is on grid 32x40x32 in another space (NIfTI affine) than the grid" in str(caught[0].message)
+    mixed = paths[:2] + [str(tmp_path / "sub-moved0_T1w.nii.gz")]  # one list, two spaces: refused, as embed does
+    with pytest.raises(DataError, match=r"image .*sub-moved0_T1w.nii.gz is on grid 32x40x32, origin \[0.0, 0.0, "
+                                        r"0.0\] mm, image .*sub-same0_T1w.nii.gz on 32x40x32, origin \[-24.0"):
+        encoder.transform(mixed)
