@@ -22,6 +22,11 @@ class TrainingError(AnatlearnError, RuntimeError):
     """Training cannot continue (NaN loss, locked run directory, ...)."""
 
 
+class InputWarning(UserWarning):
+    """Images unlike the encoder's training images (another grid, maps unlike the training maps): the
+    Python estimators warn where the CLI refuses or flags, and record the outcome."""
+
+
 def listed(items, limit: int = 12, sep: str = ", ") -> str:
     """``items`` for an error message: all of them, or the first ``limit`` and ``... and N more`` (a list that
     stops short never looks complete)."""

@@ -7,10 +7,10 @@ reasons in words; :mod:`~anatlearn.inputcheck.reference` picks the fingerprint o
 the shipped approximate reference of the released AnatCL weights) and records the result in outputs.
 """
 
-from anatlearn.inputcheck.check import check_dataset, check_volume
+from anatlearn.inputcheck.check import InMemoryMaps, check_dataset, check_volume
 from anatlearn.inputcheck.fingerprint import build_fingerprint
 from anatlearn.inputcheck.reference import (KEY, Reference, check_maps, reference_for_weights, reference_from_meta, run_check,
                                             strict_error, summary, summary_line)
 
-__all__ = ["KEY", "Reference", "build_fingerprint", "check_maps", "check_dataset", "check_volume", "reference_for_weights",
-           "reference_from_meta", "run_check", "strict_error", "summary", "summary_line"]
+__all__ = ["KEY", "InMemoryMaps", "Reference", "build_fingerprint", "check_maps", "check_dataset", "check_volume",
+           "reference_for_weights", "reference_from_meta", "run_check", "strict_error", "summary", "summary_line"]

@@ -86,6 +86,25 @@ def grid_problem(shape, fp: dict) -> str | None:
     return None
 
 
+class InMemoryMaps:
+    """Maps held in memory, read by the checks as a dataset (``len``, ``volume(i)``, ``participants``,
+    ``shape``): a (n, X, Y, Z) or (n, 1, X, Y, Z) array or a sequence of 3-D arrays; ``ids`` default to the
+    positions, as :class:`anatlearn.embed.AnatEncoder` names such rows."""
+
+    def __init__(self, volumes, ids=None):
+        self.volumes = list(volumes)
+        ids = [str(i) for i in (range(len(self.volumes)) if ids is None else ids)]
+        self.participants = pd.DataFrame({"participant_id": ids})
+        self.shape = tuple(self.volume(0).shape) if self.volumes else None
+
+    def __len__(self) -> int:
+        return len(self.volumes)
+
+    def volume(self, i: int) -> np.ndarray:
+        vol = np.asarray(self.volumes[i], dtype=np.float32)
+        return vol[0] if vol.ndim == 4 and vol.shape[0] == 1 else vol
+
+
 def check_dataset(dataset, fp: dict) -> pd.DataFrame:
     """One row per subject of ``dataset``: participant_id, ok, reasons ("; "-joined), then the statistics."""
     rows = []

@@ -14,7 +14,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from anatlearn.cli import main
-from anatlearn.errors import CheckpointError
+from anatlearn.errors import CheckpointError, InputWarning
 from anatlearn.estimators import ComBat, Encoder
 from anatlearn.features import read_features
 
@@ -88,7 +88,8 @@ def test_released_layout_and_exported_folder(nifti_cohort, tmp_path):
     folder = export_folder(net, tmp_path / "exported")
     paths = nifti_cohort["paths"][:4]
     reference = Encoder(nifti_cohort["weights"]).fit_transform(paths)
-    released = Encoder(tmp_path / "released.pth", model="resnet18", width=0.125).fit_transform(paths)
+    with pytest.warns(InputWarning, match="on grid 32x40x32 but .* was trained on 121x145x121"):  # a .pth: released
+        released = Encoder(tmp_path / "released.pth", model="resnet18", width=0.125).fit_transform(paths)
     np.testing.assert_allclose(released, reference, atol=1e-5)
     np.testing.assert_allclose(Encoder(folder).fit_transform(paths), reference, atol=1e-5)
     with pytest.raises(CheckpointError, match="shape mismatches"):  # the released layout at the wrong width
