@@ -66,7 +66,7 @@ def cases(c, t, ck, probe):
     """command -> (arguments with OUT for the output, option naming the output, suffix of OUT)."""
     h, down = c["healthy"], c["down"]
     return {
-        "synth": (["synth", "OUT", "-n", "6", "--shape", "32", "32", "32"], "OUT", ""),
+        "synth": (["synth", "--out", "OUT", "-n", "6", "--shape", "32", "32", "32"], "--out", ""),
         "embed": (["embed", "--weights", ck, "--data", h, "--out", "OUT", "--split", "internal_test", "--no-jit",
                    *WIDE], "--out", ".parquet"),
         "evaluate openbhb": (["evaluate", "openbhb", "--features", t["healthy"], "--participants", h, "--folds", "2",
@@ -85,9 +85,9 @@ def cases(c, t, ck, probe):
                        "--reference-participants", h, "--out", "OUT"], "--out", ""),
         "explain": (["explain", "--weights", ck, "--data", down, "--task", "AD-like-vs-CN", "--features", t["down"],
                      "--subjects", "2", "--steps", "2", "--out", "OUT"], "--out", ""),
-        "predict": (["predict", "--model", probe, "--features", t["down"], "--out", "OUT"], "--out", ".csv"),
+        "predict": (["predict", "--fitted", probe, "--features", t["down"], "--out", "OUT"], "--out", ".csv"),
         "export": (["export", ck, "--out", "OUT"], "--out", ""),
-        "export file": (["export", ck, "OUT"], "OUT", ".safetensors"),
+        "export file": (["export", ck, "--out", "OUT"], "--out", ".safetensors"),
         "weights": (["weights", "--data", h, "--batch-size", "8", "--batches", "2", "--out", "OUT"], "--out", ".tsv"),
         "pretrain": (["pretrain", "--data", h, "--method", "simclr", "--augment", "crop", "--width", "0.125",
                       "--epochs", "1", "--batch-size", "8", "--out", "OUT", *WIDE], "--out", ""),

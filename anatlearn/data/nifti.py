@@ -63,8 +63,8 @@ class NiftiDataset:
         missing = [p for p, path in zip(full["participant_id"], paths) if path is None]
         if missing:
             raise DataError(f"{len(missing)} subject(s) of {table} have no NIfTI image under {self.root}: {listed(missing, 5)}")
-        listed = {p.resolve() for p in paths}
-        orphans = [p for p in self.root.glob("sub-*/anat/*.nii*") if p.resolve() not in listed]
+        known = {p.resolve() for p in paths}
+        orphans = [p for p in self.root.glob("sub-*/anat/*.nii*") if p.resolve() not in known]
         if orphans:
             raise DataError(f"{len(orphans)} image(s) have no row in {table}: {', '.join(map(str, orphans[:3]))}")
         keep = select_split(full.assign(_path=paths), split, table)

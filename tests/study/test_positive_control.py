@@ -38,8 +38,8 @@ def test_gmv_regression_trains_and_embeds(tiny_cohort, tmp_path):
     assert state["model"]["head.weight"].shape == (68, 64)  # one output per Desikan region's GMV
     assert state["model_config"]["head"] == {"kind": "regression", "out_features": 68}
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    first = np.mean([float(r["loss"]) for r in rows if r["epoch"] == "0"])
-    last = np.mean([float(r["loss"]) for r in rows if r["epoch"] == "2"])
+    first = np.mean([float(r["loss"]) for r in rows if r["epoch"] == "1"])  # epochs are numbered from 1
+    last = np.mean([float(r["loss"]) for r in rows if r["epoch"] == "3"])
     assert last < first  # the mean squared error of z-scored GMVs falls with training
     feats = AnatEncoder(run / "checkpoints" / "last.pt").transform(tiny_cohort)
     assert feats.shape == (48, 64) and np.isfinite(feats.to_numpy()).all()
