@@ -51,8 +51,8 @@ def pretrain(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, st
             done, step = state["epoch"], state["step_in_epoch"]
             note(f"{run.path} is complete ({done} epochs trained); nothing to train" if done >= cfg.epochs
                  else f"resuming {run.path} at epoch {done + 1} of {cfg.epochs}" + (f", step {step + 1}" if step else ""))
-        if cfg.progress and info.is_main:
-            note(_describe(data[0].training_data))
+        if cfg.progress and info.is_main and (state is None or state["epoch"] < cfg.epochs):
+            note(_describe(data[0].training_data))  # a complete run trains on nothing: said above
         seed_everything(cfg.seed)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
