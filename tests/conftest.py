@@ -26,6 +26,12 @@ SLOW = (
     "finetune/test_finetune.py::test_a_planted_leak_is_caught",
     "finetune/test_finetune.py::test_pretrained_encoder_fine_tuned_and_scored_from_its_own_predictions",
     "finetune/test_report_runs.py::test_runs_and_probe_side_by_side_with_the_paired_tests",
+    "pretrain/test_retention.py", "test_file_modes.py::test_demo_outputs_are_readable_by_colleagues",
+    "study/test_resume.py::test_two_worker_processes_give_the_one_process_result",
+    "study/test_resume.py::test_interrupted_study_resumes_to_the_uninterrupted_result",
+    "study/test_resume.py::test_a_grid_of_ablations_alone_runs_and_aggregates",
+    "study/test_run3.py::test_run3_shape_trains_evaluates_and_pairs_the_new_methods",
+    "studies/test_snapshot_reproduce.py::test_a_snapshot_restored_on_a_fresh_checkout_continues_to_the_same_result",
 )
 
 
