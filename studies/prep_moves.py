@@ -41,6 +41,18 @@ def _colin():
     return colin
 
 
+# a control: the unmoved head shifted by half a voxel along each axis, no bias: linear interpolation at the
+# point of its strongest smoothing (each output voxel the mean of 8 neighbours), nothing else
+HALF_VOXEL = "shift-half"
+
+
+def _move(name: str):
+    colin = _colin()
+    if name == HALF_VOXEL:
+        return colin.Move(0, (1.0, 0.0, 0.0), 0.0, (1.0, 1.0, 1.0), (0.5, 0.5, 0.5), 0.0)
+    return colin.random_move(int(name.split("-")[1]))
+
+
 def _input(inputs: Path, name: str) -> Path:
     """The NIfTI of ``skull`` or ``move-<seed>``, written once."""
     import nibabel as nib
@@ -49,8 +61,7 @@ def _input(inputs: Path, name: str) -> Path:
     path = inputs / f"{name}.nii.gz"
     if not path.exists():
         inputs.mkdir(parents=True, exist_ok=True)
-        img = colin.load_colin("skull", 1.0) if name == "skull" else colin.apply_move(
-            colin.random_move(int(name.split("-")[1])))
+        img = colin.load_colin("skull", 1.0) if name == "skull" else colin.apply_move(_move(name))
         tmp = path.with_name(f"{name}.{os.getpid()}.tmp.nii.gz")
         nib.save(img, tmp)
         tmp.rename(path)
@@ -94,15 +105,14 @@ def table(out: Path):
     from anatlearn.prep.pipeline import PrepConfig, masked_correlation
     from anatlearn.prep.templates import template_on_grid
 
-    colin = _colin()
     mask = template_on_grid(PrepConfig().grid)["mask"]
     ref, ref_qc = _subject(out, "skull")
     rows = []
-    for d in sorted(out.glob("move-*")):
+    for d in sorted(out.glob("move-*")) + sorted(out.glob(HALF_VOXEL)):
         if not d.is_dir():
             continue
-        seed = int(d.name.split("-")[1])
-        move = colin.random_move(seed)
+        move = _move(d.name)
+        seed = d.name.split("-", 1)[1] if d.name == HALF_VOXEL else move.seed
         gm, qc = _subject(out, d.name)
         ratio = float(gm.sum() / ref.sum())
         rows.append({"seed": seed, "angle_deg": round(move.angle_deg, 1), "det": round(move.det, 4),
@@ -116,6 +126,11 @@ def table(out: Path):
     df = pd.DataFrame(rows)
     df.to_csv(out / "table.csv", index=False)
     print(df.to_string(index=False))
+    cols = ["seed", "angle_deg", "det", "shift_mm", "bias", "r", "volume_error", "native_gm_error", "jacobian_mean",
+            "jacobian_error"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for row in rows]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
     if len(df):
         print(f"min r {df.r.min():.4f}, median r {df.r.median():.4f}, max |volume error| "
               f"{df.volume_error.abs().max():.4f}, median |volume error| {df.volume_error.abs().median():.4f}")
@@ -130,10 +145,11 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="*", default=[])
     p.add_argument("--code", type=Path, default=ROOT)
     p.add_argument("--no-reference", action="store_true", help="leave the unmoved head to another run")
+    p.add_argument("--half-voxel", action="store_true", help=f"prepare the control {HALF_VOXEL!r} too")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more anatlearn prep options")
     a = p.parse_args(argv)
     out = a.out / a.label
-    names = ([] if a.no_reference else ["skull"]) + [f"move-{s}" for s in a.seeds]
+    names = ([] if a.no_reference else ["skull"]) + [f"move-{s}" for s in a.seeds] + ([HALF_VOXEL] if a.half_voxel else [])
     if a.action == "inputs":
         for n in names:
             _input(a.out / "inputs", n)
