@@ -130,7 +130,7 @@ def test_quickstart_runs_as_written(quickstart):
     html = (tmp_path / "report.html").read_text()
     assert "AD-like-vs-CN" in html and "anatcl" in html
     assert "Brain age: brain-age" in html  # brain-age runs before the report, and the report shows it
-    lines = [ln for ln in block.splitlines() if ln.startswith("anatlearn ")]
+    lines = [ln for ln in quickstart_block().splitlines() if ln.startswith("anatlearn ")]
     assert lines.index(next(ln for ln in lines if ln.startswith("anatlearn brain-age"))) < \
         lines.index(next(ln for ln in lines if ln.startswith("anatlearn report")))
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")
