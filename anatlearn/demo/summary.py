@@ -77,9 +77,10 @@ def console_summary(summary: dict, table: pd.DataFrame, width: int = CONSOLE_WID
 
     out = Path(summary["summary"]).parent
     lines = [headline_text(table, CONSOLE_NAMES, width)]
-    lines += wrap("*: best non-ceiling value of the row; ↓: lower is better; voxels (ref.): linear probes on "
-                  "4x-pooled voxels; latents, descr. (ceil.): probes on the true latents and on the measured "
-                  f"descriptors. Intervals, sources and every metric: {out / 'summary.md'}, "
+    lines += wrap("*: best value of the row among the methods (the reference and ceiling columns excluded); "
+                  "↓: lower is better; voxels (ref.): linear probes on 4x-pooled voxels; latents, descr. (ceil.): "
+                  "probes on the true latents and on the measured descriptors."
+                  f" Intervals, sources and every metric: {out / 'summary.md'}, "
                   f"{out / 'results.csv'}.")
     lines += ["", "AnatCL minus baselines, balanced-accuracy points (positive: AnatCL better):"]
     for task, row in summary["claims"].items():
