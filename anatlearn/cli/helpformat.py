@@ -106,8 +106,20 @@ def _write_params(command, ctx, formatter) -> None:
         write_rows(formatter, "Options", opts)
 
 
+def _bool_help_flag(option):
+    """The help flag with the default False rather than None: typer 0.29 coerces a non-bool flag value through
+    a pydantic adapter, so a parent group's unused help flag (None) imported pydantic (about 40 ms) on every
+    `anatlearn CMD --help` and every command run; a bool default is passed through untouched."""
+    if option is not None and option.default is None:
+        option.default = False
+    return option
+
+
 class HelpCommand(TyperCommand):
     """A command whose help page is plain, whole-word text (see the module docstring)."""
+
+    def get_help_option(self, ctx):
+        return _bool_help_flag(super().get_help_option(ctx))
 
     def format_help(self, ctx, formatter) -> None:  # never typer's rich panels
         Command.format_help(self, ctx, formatter)
@@ -125,6 +137,9 @@ class HelpCommand(TyperCommand):
 class HelpGroup(TyperGroup):
     """A command group: its options, then its commands in the sections of :data:`WORKFLOW` (the main help)
     or in one section (``evaluate``), each described by the first paragraph of its help, wrapped."""
+
+    def get_help_option(self, ctx):
+        return _bool_help_flag(super().get_help_option(ctx))
 
     def format_help(self, ctx, formatter) -> None:
         Command.format_help(self, ctx, formatter)
