@@ -86,3 +86,14 @@ def test_version_reports_what_the_version_command_reports():
     assert short[0] == f"anatlearn {full.pop('anatlearn')}"
     assert dict(item.split(" ", 1) for item in short[1].split(", ")) == full
     assert "anatlearn version" in short[2]
+
+
+def test_a_command_help_builds_no_pydantic_validator():
+    """typer 0.29 coerces a flag value that is not a bool through a pydantic adapter (43 ms of imports); the help
+    flag defaults to False (anatlearn/cli/helpformat.py), so `anatlearn CMD --help` never builds one."""
+    code = ("import contextlib, io, sys\nfrom anatlearn import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            "    rc = cli.main(sys.argv[1:])\nprint(rc, 'pydantic' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    for argv in (["embed", "--help"], ["evaluate", "tasks", "--help"], ["pretrain", "--help"]):
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, cwd=REPO)
+        assert proc.stdout.split() == ["0", "False"], (argv, proc.stdout, proc.stderr[-2000:])
