@@ -64,14 +64,23 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 
 
-def _register() -> None:
+def _register(command: str | None = None) -> None:
+    """Import the command modules (each registers its commands on :data:`app`). With ``command`` (the word
+    after ``anatlearn``), stop once it is registered: typer builds the parameters of every registered command
+    before it parses anything, so running or asking help of one command builds a few, not all (start-up)."""
     for name in _COMMAND_MODULES:
         try:
             importlib.import_module(f"anatlearn.cli.{name}")
         except ModuleNotFoundError as exc:
             if exc.name != f"anatlearn.cli.{name}":
                 raise
+        if command is not None and command in _registered_names():
+            break
     install(app)
+
+
+def _registered_names() -> set[str]:
+    return {info.name for info in [*app.registered_commands, *app.registered_groups] if info.name}
 
 
 def _tune_malloc() -> None:
@@ -159,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     _tune_malloc()
-    _register()
     argv = rewrite_deprecated(list(sys.argv[1:] if argv is None else argv))
+    _register(argv[0] if argv and not argv[0].startswith("-") else None)
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate)
     warnings.showwarning = _show_warning
