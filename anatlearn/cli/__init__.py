@@ -41,9 +41,11 @@ def _installed_versions(distributions: list[str]) -> dict[str, str]:
     for entry in sys.path:
         with contextlib.suppress(OSError):
             for item in os.listdir(entry or "."):
+                if not item.endswith(".dist-info"):
+                    continue
                 name, _, version = item.removesuffix(".dist-info").partition("-")
-                dist = wanted.get(name.lower().replace("-", "_").replace(".", "_"))
-                if item.endswith(".dist-info") and dist and version and dist not in found:
+                dist = wanted.get(name.lower().replace(".", "_"))
+                if dist and version and dist not in found:
                     found[dist] = version
     missing = [d for d in distributions if d not in found]
     if missing:
