@@ -33,3 +33,20 @@ def listed(items, limit: int = 12, sep: str = ", ") -> str:
     items = [str(i) for i in items]
     more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
     return sep.join(items[:limit]) + more
+
+
+def differences(old: dict, new: dict, where: str = "in the run") -> list[str]:
+    """``"name: A in the run, B now"`` for every setting that differs between a stored run and this call
+    (nested settings by their own name; long values such as subject lists are named, not printed)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, where)
+            continue
+        shown = [repr(v) if len(repr(v)) <= 40 else "(a list of " + str(len(v)) + ")" if isinstance(v, list)
+                 else repr(v)[:37] + "..." for v in (a, b)]
+        out.append(f"{key}: {shown[0]} {where}, {shown[1]} now")
+    return out

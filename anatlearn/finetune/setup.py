@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from anatlearn.errors import ConfigError
+from anatlearn.errors import ConfigError, differences
 from anatlearn.evaluate.stats import bounded_interval
 from anatlearn.evaluate import corrected_interval, load_tasks, read_participants
 from anatlearn.io import atomic_write_text, check_output_path
@@ -133,7 +133,7 @@ def claim_run_dir(out: Path, record: dict, overwrite: bool) -> None:
         new = json.loads(json.dumps(record))
         if "encoder_sha256" not in old:  # a run written before encoder hashes were recorded resumes
             new.pop("encoder_sha256", None)
-        diff = _differences(old, new)
+        diff = differences(old, new)
         if diff:
             raise ConfigError(f"out {out} holds a fine-tuning run with other settings ({'; '.join(diff[:4])}); "
                               f"give the same options to continue it, another `out`, or `overwrite` to replace it")
@@ -149,23 +149,6 @@ def _absolute(name) -> str:
     """A local file as its absolute path (a re-run from another directory is the same run); a name such as
     ``random``, a preset, a URL or ``hf-hub:ORG/NAME`` as given."""
     return os.path.abspath(name) if Path(name).exists() else str(name)
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    """``"name: A in the run, B now"`` for every differing entry (settings one level down by their own name;
-    long values such as subject lists are named, not printed)."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b)
-            continue
-        shown = [repr(v) if len(repr(v)) <= 40 else "(a list of " + str(len(v)) + ")" if isinstance(v, list)
-                 else repr(v)[:37] + "..." for v in (a, b)]
-        out.append(f"{key}: {shown[0]} in the run, {shown[1]} now")
-    return out
 
 
 def summarise(problem: Problem, results: list[dict]) -> pd.DataFrame:

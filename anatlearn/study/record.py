@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from anatlearn.errors import ConfigError
+from anatlearn.errors import ConfigError, differences
 from anatlearn.io import atomic_write_text
 from anatlearn.study.grid import StudySettings, settings_from_dict
 
@@ -50,8 +50,7 @@ def check_settings(out: Path, s: StudySettings, grid: str) -> dict:
         # read back, a setting added later takes its default: an older study still matches its grid
         if settings_from_dict(doc["settings"]) != s:
             old = settings_from_dict(doc["settings"]).to_dict()
-            new = s.to_dict()
-            diff = [f"{k}: {old[k]!r} in the study, {new[k]!r} now" for k in new if old[k] != new[k]]
+            diff = differences(old, s.to_dict(), "in the study")
             raise ConfigError(f"{out} holds a study started with other settings ({'; '.join(diff)}; "
                               f"grid {doc.get('grid')!r}); choose another --out to start a new study")
         return doc
