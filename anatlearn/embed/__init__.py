@@ -10,7 +10,7 @@ The public names are imported on first use (PEP 562 ``__getattr__``) so that the
 
 from __future__ import annotations
 
-import importlib
+from anatlearn import lazy_exports
 
 DEFAULT_CHUNK = 64  # subjects per part file: a killed run redoes at most one chunk per process (docs/scale.md)
 
@@ -21,15 +21,7 @@ _PUBLIC = {
     "merge_parts": "sharding", "parts_dir": "sharding",
 }
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'anatlearn.embed' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"anatlearn.embed.{_PUBLIC[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 __all__ = ["DEFAULT_CHUNK", *_PUBLIC]

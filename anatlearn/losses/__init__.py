@@ -17,7 +17,7 @@ command line's help read :mod:`~anatlearn.losses.defaults` without importing tor
 
 from __future__ import annotations
 
-import importlib
+from anatlearn import lazy_exports
 
 _PUBLIC = {
     "AnatCLRegressionLoss": "anatcl_regression",
@@ -33,15 +33,7 @@ _PUBLIC = {
     "DescriptorRegressionLoss": "regression", "L1AgeLoss": "regression", "age_stats": "regression",
 }
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'anatlearn.losses' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"anatlearn.losses.{_PUBLIC[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 __all__ = sorted(_PUBLIC)

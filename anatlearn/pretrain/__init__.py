@@ -7,21 +7,13 @@ The public names are imported on first use (PEP 562 ``__getattr__``) so that the
 
 from __future__ import annotations
 
-import importlib
+from anatlearn import lazy_exports
 
 from anatlearn.errors import AnatlearnError
 
 _PUBLIC = {"TrainConfig": "config", "resolve_config": "config", "pretrain": "loop", "train_step": "loop"}
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'anatlearn.pretrain' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"anatlearn.pretrain.{_PUBLIC[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 __all__ = ["AnatlearnError", "TrainConfig", "pretrain", "resolve_config", "train_step"]
