@@ -232,30 +232,32 @@ class LinearProbe(BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return ((X - self.mean_) / self.scale_ @ np.atleast_2d(self.coef_).T + self.intercept_).ravel()
 
+    def _scores(self, X, method: str):
+        """(``pipeline_.<method>(X)``, None) for a probe fitted here; (None, z) for one loaded from its record,
+        which keeps only the linear part (:meth:`_linear`)."""
+        check_is_fitted(self)
+        if hasattr(self, "pipeline_"):
+            return getattr(self.pipeline_, method)(validate_data(self, X, dtype=np.float64, reset=False)), None
+        return None, self._linear(X)
+
     @available_if(_is_classifier)
     def decision_function(self, X) -> np.ndarray:
         """Log-odds of the positive class (binary) or per-class scores."""
-        check_is_fitted(self)
-        if hasattr(self, "pipeline_"):
-            X = validate_data(self, X, dtype=np.float64, reset=False)
-            return self.pipeline_.decision_function(X)
-        return self._linear(X)
+        out, z = self._scores(X, "decision_function")
+        return out if z is None else z
 
     def predict(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        if hasattr(self, "pipeline_"):
-            X = validate_data(self, X, dtype=np.float64, reset=False)
-            return self.pipeline_.predict(X)
-        z = self._linear(X)
+        out, z = self._scores(X, "predict")
+        if z is None:
+            return out
         return self.classes_[(z > 0).astype(int)] if self.kind_ == "classification" else z
 
     @available_if(_is_classifier)
     def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        if hasattr(self, "pipeline_"):
-            X = validate_data(self, X, dtype=np.float64, reset=False)
-            return self.pipeline_.predict_proba(X)
-        p = 1.0 / (1.0 + np.exp(-self._linear(X)))
+        out, z = self._scores(X, "predict_proba")
+        if z is None:
+            return out
+        p = 1.0 / (1.0 + np.exp(-z))
         return np.column_stack([1.0 - p, p])
 
     def score(self, X, y, sample_weight=None) -> float:
