@@ -10,7 +10,7 @@ the Jacobian means.
 One prepared subject per output folder, so the run is resumable and several code versions (``--code``: a
 checkout of another commit, for bisection) can be measured side by side::
 
-    python -m studies.prep_moves run --out RESULTS --seeds 101 102 [--code CHECKOUT] [--label NAME]
+    python -m studies.prep_moves run --out RESULTS --seeds 101 102 [--half-voxel] [--stripped] [--code CHECKOUT] [--label NAME]
     python -m studies.prep_moves table --out RESULTS --label NAME
 
 ``run`` prepares ``skull`` (unmoved) and each ``move-<seed>`` through the CLI of the code under ``--code``
@@ -46,6 +46,10 @@ def _colin():
 HALF_VOXEL = "shift-half"
 
 
+# the unmoved heads: skull-on (the reference of every move) and its BET-stripped copy (skull-on/stripped agreement)
+STILL = ("skull", "brain")
+
+
 def _move(name: str):
     colin = _colin()
     if name == HALF_VOXEL:
@@ -61,7 +65,7 @@ def _input(inputs: Path, name: str) -> Path:
     path = inputs / f"{name}.nii.gz"
     if not path.exists():
         inputs.mkdir(parents=True, exist_ok=True)
-        img = colin.load_colin("skull", 1.0) if name == "skull" else colin.apply_move(_move(name))
+        img = colin.load_colin(name, 1.0) if name in STILL else colin.apply_move(_move(name))
         tmp = path.with_name(f"{name}.{os.getpid()}.tmp.nii.gz")
         nib.save(img, tmp)
         tmp.rename(path)
@@ -131,6 +135,11 @@ def table(out: Path):
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(row[c]) for c in cols) + " |" for row in rows]
     (out / "table.md").write_text("\n".join(lines) + "\n")
+    if (out / "brain").is_dir():
+        gm, qc = _subject(out, "brain")
+        print(f"skull-on vs stripped: r {masked_correlation(gm, ref, mask):.4f}, native GM ratio "
+              f"{qc['native_gm_ml'] / ref_qc['native_gm_ml']:.4f}, jacobian_mean ratio "
+              f"{qc['jacobian_mean'] / ref_qc['jacobian_mean']:.4f}")
     if len(df):
         print(f"min r {df.r.min():.4f}, median r {df.r.median():.4f}, max |volume error| "
               f"{df.volume_error.abs().max():.4f}, median |volume error| {df.volume_error.abs().median():.4f}")
@@ -146,10 +155,12 @@ def main(argv=None):
     p.add_argument("--code", type=Path, default=ROOT)
     p.add_argument("--no-reference", action="store_true", help="leave the unmoved head to another run")
     p.add_argument("--half-voxel", action="store_true", help=f"prepare the control {HALF_VOXEL!r} too")
+    p.add_argument("--stripped", action="store_true", help="prepare the BET-stripped head 'brain' too")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more anatlearn prep options")
     a = p.parse_args(argv)
     out = a.out / a.label
-    names = ([] if a.no_reference else ["skull"]) + [f"move-{s}" for s in a.seeds] + ([HALF_VOXEL] if a.half_voxel else [])
+    names = ([] if a.no_reference else ["skull"]) + (["brain"] if a.stripped else [])
+    names += [f"move-{s}" for s in a.seeds] + ([HALF_VOXEL] if a.half_voxel else [])
     if a.action == "inputs":
         for n in names:
             _input(a.out / "inputs", n)

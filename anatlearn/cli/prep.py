@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from anatlearn.cli import app
+from anatlearn.prep import SEGMENTATION_SMOOTHING_MM
 
 
 # the options anatlearn bids shares with prep (one declaration, one help text)
@@ -37,6 +38,7 @@ def prep_command(
     n4: bool = typer.Option(True, "--n4/--no-n4", help="N4 bias-field correction."),
     syn_iterations: str = SYN_ITERATIONS_OPTION,
     atropos_iterations: int = typer.Option(5, "--atropos-iterations", help="Atropos EM iterations."),
+    segmentation_smoothing: float = typer.Option(SEGMENTATION_SMOOTHING_MM, "--segmentation-smoothing", help="Sigma (mm) of the Gaussian smoothing inside the brain of the image that segmentation sees (0: none; docs/prep.md)."),
     modulation: str = typer.Option("full", "--modulation", help="Jacobian modulation of GM: full (affine x SyN), nonlinear, none."),
     min_correlation: float = typer.Option(0.5, "--min-correlation", help="QC gate: a subject whose correlation with the template is lower is reported as failed."),
     flag_dice: Optional[float] = typer.Option(None, "--flag-dice", help="QC: flag a subject whose brain-mask Dice with the template is lower (default 0.95; docs/prep.md)."),
@@ -58,7 +60,7 @@ def prep_command(
 
     config = prep_config(syn_iterations, target=target, n4=n4, registration=registration,
                         template_resolution=template_resolution, target_voxel_mm=target_voxel_mm,
-                        atropos_iterations=atropos_iterations,
+                        atropos_iterations=atropos_iterations, segmentation_smoothing=segmentation_smoothing,
                         modulation=modulation, min_correlation=min_correlation, write_nifti=nifti, jobs=jobs,
                         threads=threads, seed=seed, skull_strip=skull_strip,
                         **{k: v for k, v in (("flag_dice_brain", flag_dice), ("flag_corr_template", flag_corr),

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from anatlearn.errors import ConfigError
 
+# sigma (mm) of the smoothing inside the brain of the image segmentation sees (PrepConfig.segmentation_smoothing;
+# chosen on development moves of a real head, issue 39, docs/prep.md); here so the command line reads it light
+SEGMENTATION_SMOOTHING_MM = 1.0
+
 
 def ants_version() -> str:
     try:

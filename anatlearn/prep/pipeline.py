@@ -14,7 +14,10 @@ Steps (each optional step is a :class:`PrepConfig` field):
    12:26), for ``vbm``. The metric is restricted to the template's dilated brain mask.
 3. **Brain mask** in native space: the template's mask pulled back through the inverse transforms.
 4. **Tissue segmentation** (``vbm``): three-class Atropos (Avants et al. 2011, Neuroinformatics 9:381) with
-   the template's CSF / GM / WM probability maps as spatial priors, inside the native brain mask.
+   the template's CSF / GM / WM probability maps as spatial priors, inside the native brain mask, on the
+   N4-corrected image smoothed inside the brain by ``segmentation_smoothing`` mm
+   (:func:`~anatlearn.prep.filters.smooth_inside`), so that the GM volume does not follow how sharply the
+   head happened to be sampled.
 5. **Jacobian modulation** (Ashburner & Friston 2000, NeuroImage 11:805): the GM probability is warped to
    the template and multiplied by the determinant of the Jacobian of the template-to-native mapping
    (affine part times the SyN field's), so that the map integrates to the subject's native GM volume
@@ -39,12 +42,16 @@ import nibabel as nib
 import numpy as np
 
 from anatlearn.errors import ConfigError, DataError
+from anatlearn.prep import SEGMENTATION_SMOOTHING_MM
+from anatlearn.prep.filters import antialias, foreground_mask, smooth_inside
 from anatlearn.prep.qc import FLAG_CORR_GM, FLAG_CORR_TEMPLATE, FLAG_DICE_BRAIN
 from anatlearn.prep.skullstrip import brain_outline, check_choice, extract_brain
 from anatlearn.prep.templates import Grid, load_template, target_grid, template_on_grid
 
 REGISTRATIONS = {"none": None, "rigid": "Rigid", "affine": "Affine", "syn": "SyN"}
 MODULATIONS = ("full", "nonlinear", "none")
+# what a prep run made before an option existed used (prep.json without the key), so a resume can tell
+LEGACY_RESULT_FIELDS = {"segmentation_smoothing": 0.0}
 
 
 @dataclass
@@ -66,6 +73,7 @@ class PrepConfig:
     syn_iterations: tuple[int, ...] = (40, 20, 0)
     atropos_iterations: int = 5
     prior_weight: float = 0.25
+    segmentation_smoothing: float = SEGMENTATION_SMOOTHING_MM
     modulation: str = "full"
     min_correlation: float = 0.5
     min_dice: float = 0.0
@@ -91,6 +99,8 @@ class PrepConfig:
         if self.jobs < 1 or (self.threads is not None and self.threads < 1):
             raise ConfigError("--jobs and --threads must be at least 1")
         check_choice(self.skull_strip)
+        if not self.segmentation_smoothing >= 0:
+            raise ConfigError(f"--segmentation-smoothing must be at least 0 mm, got {self.segmentation_smoothing}")
         if self.atropos_iterations < 1:
             raise ConfigError("--atropos-iterations must be at least 1")
         ants_seed(self.seed)  # validates it (>= 0)
@@ -150,39 +160,6 @@ def masked_correlation(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def foreground_mask(img):
-    """Head/brain foreground of a native ANTsImage: above 20 % of the 99.5th percentile (the template's
-    brain mask is its T1 above 20 % of the maximum), largest component, holes filled."""
-    from scipy import ndimage
-
-    arr = img.numpy()
-    thr = 0.2 * float(np.percentile(arr[arr > 0], 99.5)) if (arr > 0).any() else 0.0
-    fg = arr > thr
-    labels, n = ndimage.label(fg)
-    if n > 1:
-        sizes = ndimage.sum(fg, labels, range(1, n + 1))
-        fg = labels == (1 + int(np.argmax(sizes)))
-    fg = ndimage.binary_fill_holes(fg)
-    return img.new_image_like(fg.astype(np.float32))
-
-
-def antialias(img, target_mm: float):
-    """Gaussian pre-filter of a native map before it is sampled onto a grid of ``target_mm`` voxels.
-
-    Interpolating a 1 mm map at 3 mm (or 1.5 mm) points samples one point per output voxel and aliases:
-    the same head on another sampling grid (moved, rotated) gives a visibly different map. Smoothing each
-    axis first with FWHM_i = sqrt(target_mm^2 - s_i^2) (s_i the native spacing; the usual FWHM-matching
-    rule, so the effective resolution becomes the grid's) makes each output voxel a local average. The
-    filter is normalised, so integrated volumes (modulated GM) are unchanged. A no-op when the grid is not
-    coarser than the image."""
-    import ants
-
-    fwhm = [float(np.sqrt(max(target_mm ** 2 - sp ** 2, 0.0))) for sp in img.spacing]
-    if max(fwhm) < 1e-3:
-        return img
-    return ants.smooth_image(img, [f / (2 * np.sqrt(2 * np.log(2))) for f in fwhm], sigma_in_physical_coordinates=True)
 
 
 @dataclass
@@ -308,7 +285,7 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             t2 = time.perf_counter()
             priors = [to_native(k) for k in ("csf", "gm", "wm")]
             try:  # r=0: Atropos seeds its generator with a constant (its default, 1, seeds from the clock)
-                seg = ants.atropos(a=native, x=native_mask, i=priors, m="[0.1,1x1x1]",
+                seg = ants.atropos(a=smooth_inside(native, config.segmentation_smoothing), x=native_mask, i=priors, m="[0.1,1x1x1]",
                                    c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight, r=0)
             except Exception as exc:  # ANTs says only "non-zero status"; in practice the mask holds no tissue
                 raise DataError("segmentation failed: Atropos found no tissue classes inside the brain mask "

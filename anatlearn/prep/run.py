@@ -35,7 +35,7 @@ import pandas as pd
 
 from anatlearn.errors import AnatlearnError, ConfigError, DataError
 from anatlearn.io import atomic_path, atomic_write_text
-from anatlearn.prep.pipeline import PrepConfig, configure_threads
+from anatlearn.prep.pipeline import LEGACY_RESULT_FIELDS, PrepConfig, configure_threads
 from anatlearn.prep.shards import SHARDS_DIR, Shard, missing_reason, read_records, write_record
 from anatlearn.prep.templates import SUFFIXES
 from anatlearn.prep.validate import Subject, load_image, subjects_from_bids, subjects_from_list
@@ -166,7 +166,7 @@ class PrepSummary:
 
 def _option_changes(previous: dict, config: PrepConfig) -> str:
     """'key: old -> new' for every result-changing option that differs ('' if none)."""
-    old = PrepConfig.from_dict(previous).result_fields()
+    old = PrepConfig.from_dict({**LEGACY_RESULT_FIELDS, **previous}).result_fields()
     diff = {k: (old.get(k), v) for k, v in config.result_fields().items() if old.get(k) != v}
     return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
 
