@@ -3,7 +3,7 @@
 * an anatlearn checkpoint written by ``pretrain`` carries its own (``input_fingerprint``), and so does the
   ``config.json`` of a folder written by ``export``;
 * the released AnatCL weights (and folders exported from them) are checked against the approximate CAT12
-  VBM reference shipped with anatlearn (``released_vbm.json``, made by scripts/make_released_reference.py;
+  VBM reference shipped with anatlearn (``released_vbm.json``, made by studies/make_released_reference.py;
   docs/evaluation.md says how and how far to trust it);
 * an anatlearn checkpoint written before fingerprints existed has none: the check is skipped with a note.
 """
