@@ -35,18 +35,19 @@ def listed(items, limit: int = 12, sep: str = ", ") -> str:
     return sep.join(items[:limit]) + more
 
 
-def differences(old: dict, new: dict, where: str = "in the run") -> list[str]:
+def differences(old: dict, new: dict, where: str = "in the run", prefix: str = "") -> list[str]:
     """``"name: A in the run, B now"`` for every setting that differs between a stored run and this call
-    (nested settings by their own name; long values such as subject lists are named, not printed)."""
+    (nested settings as ``outer.name``; long values such as subject lists or hashes are named, not printed).
+    The one wording of every resume's refusal (pretrain, finetune, embed's parts, prep, the study)."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if a == b:
             continue
         if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, where)
+            out += differences(a, b, where, f"{prefix}{key}.")
             continue
         shown = [repr(v) if len(repr(v)) <= 40 else "(a list of " + str(len(v)) + ")" if isinstance(v, list)
                  else repr(v)[:37] + "..." for v in (a, b)]
-        out.append(f"{key}: {shown[0]} {where}, {shown[1]} now")
+        out.append(f"{prefix}{key}: {shown[0]} {where}, {shown[1]} now")
     return out

@@ -205,7 +205,7 @@ def test_resume_from_different_config(cohort, tmp_path, capfd):
     before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
     capfd.readouterr()
     run_cli(capfd, ["pretrain", "--data", cohort, "--out", tmp_path / "run", "--method", "simclr", "--resume",
-                    *TRAIN[:-2], "--lr", "0.01"], "another config", "lr=0.0001 vs 0.01")
+                    *TRAIN[:-2], "--lr", "0.01"], "another config", "lr: 0.0001 in the run, 0.01 now")
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
 
 

@@ -38,7 +38,7 @@ import torch
 from anatlearn import DEFAULT_WORKERS, PRECISIONS
 from anatlearn.distributed import DistInfo, barrier, broadcast_object
 from anatlearn.embed import DEFAULT_CHUNK
-from anatlearn.errors import ConfigError, DataError
+from anatlearn.errors import ConfigError, DataError, differences
 from anatlearn.io import atomic_path, atomic_write_text
 from anatlearn.progress import progress as progress_bar
 
@@ -102,18 +102,6 @@ def fingerprint(encoder, ids: list[str], data: dict, chunk_size: int) -> dict:
             "chunk_size": chunk_size}
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            short = (lambda v: v[:12] + "..." if isinstance(v, str) and len(v) == 64 else v)
-            out.append(f"{prefix}{key}: {short(a)!r} -> {short(b)!r}")
-    return out
-
-
 def check_parts(parts: Path, fp: dict) -> None:
     """Create ``parts`` with ``fp`` or check that the one already there is ``fp``; ConfigError if not."""
     path = parts / FINGERPRINT
@@ -124,7 +112,7 @@ def check_parts(parts: Path, fp: dict) -> None:
             old = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"cannot read {path}: {exc}; delete {parts} to start over") from None
-        diff = _differences(old, fp)
+        diff = differences(old, fp, "in the parts")
         if diff:
             raise ConfigError(f"{parts} holds part of an embedding with other weights or options "
                               f"({'; '.join(diff[:4])}); refusing to mix features: use another `out`, "

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from anatlearn.errors import AnatlearnError, ConfigError, DataError
+from anatlearn.errors import AnatlearnError, ConfigError, DataError, differences
 from anatlearn.io import atomic_path, atomic_write_text
 from anatlearn.prep.pipeline import LEGACY_RESULT_FIELDS, PrepConfig, configure_threads
 from anatlearn.prep.shards import SHARDS_DIR, Shard, missing_reason, read_records, write_record
@@ -165,10 +165,9 @@ class PrepSummary:
 
 
 def _option_changes(previous: dict, config: PrepConfig) -> str:
-    """'key: old -> new' for every result-changing option that differs ('' if none)."""
+    """'key: OLD in the output, NEW now' for every result-changing option that differs ('' if none)."""
     old = PrepConfig.from_dict({**LEGACY_RESULT_FIELDS, **previous}).result_fields()
-    diff = {k: (old.get(k), v) for k, v in config.result_fields().items() if old.get(k) != v}
-    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+    return "; ".join(differences(old, config.result_fields(), "in the output"))
 
 
 def _check_out(out: Path, config: PrepConfig, overwrite: bool) -> None:

@@ -124,10 +124,10 @@ def test_rerun_with_other_weights_or_options_is_refused(tiny_cohort, weights, re
     assert "--overwrite" in capfd.readouterr().err
     base.append("--overwrite")
     cases = [(["--weights", weights[1], "--split", "internal_test"], "weights_sha256"),
-             (["--weights", weights[0], "--split", "internal_test", "--precision", "bf16"], "options.dtype: 'float32' -> 'bfloat16'"),
+             (["--weights", weights[0], "--split", "internal_test", "--precision", "bf16"], "options.dtype: 'float32' in the parts, 'bfloat16' now"),
              (["--weights", weights[0], "--split", "internal_test", "--no-jit"], "options.jit"),
-             (["--weights", weights[0], "--split", "train"], "data.split: 'internal_test' -> 'train'"),
-             (["--weights", weights[0], "--split", "internal_test", "--chunk-size", "6"], "chunk_size: 5 -> 6")]
+             (["--weights", weights[0], "--split", "train"], "data.split: 'internal_test' in the parts, 'train' now"),
+             (["--weights", weights[0], "--split", "internal_test", "--chunk-size", "6"], "chunk_size: 5 in the parts, 6 now")]
     for extra, expected in cases:
         code = main([*map(str, base), *map(str, extra)])
         _, err = capfd.readouterr()

@@ -59,7 +59,7 @@ def test_a_prep_folder_from_before_the_option_is_told_apart(tmp_path):
 
     old = PrepConfig().to_dict()
     del old["segmentation_smoothing"]
-    assert _option_changes(old, PrepConfig()) == f"segmentation_smoothing: 0.0 -> {SEGMENTATION_SMOOTHING_MM!r}"
+    assert _option_changes(old, PrepConfig()) == f"segmentation_smoothing: 0.0 in the output, {SEGMENTATION_SMOOTHING_MM!r} now"
     assert _option_changes(old, PrepConfig(segmentation_smoothing=0.0)) == ""
     assert _option_changes(PrepConfig().to_dict(), PrepConfig()) == ""
     json.dumps(PrepConfig().to_dict())  # recorded in prep.json and each QC JSON

@@ -14,10 +14,13 @@ def test_parameters_become_flags_only_where_they_stand_alone():
         "run already holds a run (config.toml); use resume=True to continue it or overwrite=True to replace it":
             "run already holds a run (config.toml); use --resume to continue it or --overwrite to replace it",
         "amp='fp16' needs a GPU; on CPU use amp='bf16' or amp='off'": "--precision fp16 needs a GPU; on CPU use --precision bf16 or --precision fp32",
-        # a TOML file's keys and a resume's config differences stay as written
+        # a TOML file's keys and key=value pairs stay as written
         "c.toml: unknown key 'x' (valid keys: epochs, batch_size, keep_last, tensorboard)":
             "c.toml: unknown key 'x' (valid keys: epochs, batch_size, keep_last, tensorboard)",
-        "another config (differs in: batch_size=32 vs 16)": "another config (differs in: batch_size=32 vs 16)",
+        "a config with batch_size=32": "a config with batch_size=32",
+        # a resume's differences (anatlearn.errors.differences) name the flag to give again
+        "another config (batch_size: 32 in the run, 16 now; keep_last: 2 in the run, 3 now)":
+            "another config (--batch-size: 32 in the run, 16 now; --keep-last: 2 in the run, 3 now)",
     }
     for message, expected in cases.items():
         assert with_flags(message, PARAMETER_FLAGS) == expected

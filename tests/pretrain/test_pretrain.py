@@ -78,7 +78,7 @@ def test_bad_inputs(tiny_cohort, tmp_path, monkeypatch):
     pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="simclr"))
     with pytest.raises(ConfigError, match="already holds a run"):
         pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="simclr"))
-    with pytest.raises(ConfigError, match="another config .*method='simclr' vs 'yaware'"):
+    with pytest.raises(ConfigError, match="another config .*method: 'simclr' in the run, 'yaware' now"):
         pretrain(tiny_config(tiny_cohort, tmp_path / "a", method="yaware"), resume=True)
     # a second run in the same directory while the first holds the lock
     from filelock import FileLock
