@@ -212,10 +212,12 @@ class Encoder(TransformerMixin, BaseEstimator):
         self.grid_check_ = self._check_grid(maps)
         ref = self.check_inputs_hook(maps) if self.check_inputs else None
         self.input_check_ = None if ref is None else ref.results
+        # the grid is checked: AnatEncoder records this rather than checking (and warning) again, as for embed
+        self.encoder_.metadata[GRID] = self.grid_check_
         table = self.encoder_.transform(source)
         if _get_output_config("transform", self)["dense"] == "pandas":
-            checked = {} if ref is None else {"input_check": summary(ref, "the Encoder's input_check_")}
-            table.attrs["metadata"] = {**table.attrs["metadata"], GRID: self.grid_check_, **checked}
+            if ref is not None:
+                table.attrs["metadata"]["input_check"] = summary(ref, "the Encoder's input_check_")
             return table
         return table.to_numpy()
 
