@@ -285,8 +285,9 @@ def prepare_subject(img: nib.Nifti1Image, config: PrepConfig, log: logging.Logge
             t2 = time.perf_counter()
             priors = [to_native(k) for k in ("csf", "gm", "wm")]
             try:  # r=0: Atropos seeds its generator with a constant (its default, 1, seeds from the clock)
-                seg = ants.atropos(a=smooth_inside(native, config.segmentation_smoothing), x=native_mask, i=priors, m="[0.1,1x1x1]",
-                                   c=f"[{config.atropos_iterations},0]", priorweight=config.prior_weight, r=0)
+                seg = ants.atropos(a=smooth_inside(native, config.segmentation_smoothing), x=native_mask, i=priors,
+                                   m="[0.1,1x1x1]", c=f"[{config.atropos_iterations},0]",
+                                   priorweight=config.prior_weight, r=0)
             except Exception as exc:  # ANTs says only "non-zero status"; in practice the mask holds no tissue
                 raise DataError("segmentation failed: Atropos found no tissue classes inside the brain mask "
                                 f"(a failed registration or brain extraction usually; ANTs said: {exc})") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tomli_w
 
-from anatlearn.errors import ConfigError
+from anatlearn.errors import ConfigError, differences
 from anatlearn.losses.defaults import LAMBDA_REG
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -157,9 +157,10 @@ class TrainConfig:
         return cls.from_dict(values, str(path))
 
     def differences(self, other: "TrainConfig") -> list[str]:
-        """Keys (other than :data:`RESUMABLE_KEYS`) whose values differ: a resume must have none."""
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in RESUMABLE_KEYS and a[k] != b[k]]
+        """``"key: A in the run, B now"`` (:func:`anatlearn.errors.differences`) for every key other than
+        :data:`RESUMABLE_KEYS` whose values differ, ``self`` being the run's: a resume must have none."""
+        a, b = ({k: v for k, v in c.to_dict().items() if k not in RESUMABLE_KEYS} for c in (self, other))
+        return differences(a, b)
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:

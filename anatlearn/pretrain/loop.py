@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from anatlearn import distributed as D
 from anatlearn.data import DescriptorNormaliser, ViewsDataset, open_training_split
 from anatlearn.data.transforms import build_augmentations
-from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError, differences
+from anatlearn.errors import AnatlearnError, ConfigError, DataError, TrainingError
 from anatlearn.inputcheck.fingerprint import build_fingerprint
 from anatlearn.io import atomic_write_text
 from anatlearn.data.lineage import dataset_grid  # the training grid, checked by embed/finetune/bids
@@ -157,10 +157,8 @@ def _checkpoint_to_resume(cfg: TrainConfig, run: RunDir) -> dict:
     """The state in ``last.pt``, refused when it was made with a config that computes something else."""
     state = load_checkpoint(run.last)
     old = TrainConfig.from_dict(state["config"], str(run.last))
-    keys = old.differences(cfg)
-    if keys:
-        before, now = old.to_dict(), cfg.to_dict()
-        diff = differences({k: before[k] for k in keys}, {k: now[k] for k in keys})
+    diff = old.differences(cfg)
+    if diff:
         raise ConfigError(f"cannot resume {run.path}: its checkpoint was made with another config "
                           f"({'; '.join(diff[:4])}); give the same settings to continue it")
     return state
