@@ -102,6 +102,17 @@ def _subject(out: Path, name: str):
     return np.load(d / f"sub-{pid}_{GM}")[0], qc
 
 
+def agreement(gm, qc: dict, ref, ref_qc: dict, det: float, mask) -> dict:
+    """A prepared head against the unmoved one, for a move of determinant ``det``: r of the modulated GM maps
+    inside ``mask``, and the modulated total's, native GM's and mean Jacobian's ratios / ``det`` - 1."""
+    from anatlearn.prep.pipeline import masked_correlation
+
+    return {"r": round(masked_correlation(gm, ref, mask), 4),
+            "volume_error": round(float(gm.sum() / ref.sum()) / det - 1, 4),
+            "native_gm_error": round(qc["native_gm_ml"] / ref_qc["native_gm_ml"] / det - 1, 4),
+            "jacobian_error": round(qc["jacobian_mean"] / ref_qc["jacobian_mean"] / det - 1, 4)}
+
+
 def table(out: Path):
     import pandas as pd
 
@@ -118,14 +129,13 @@ def table(out: Path):
         move = _move(d.name)
         seed = d.name.split("-", 1)[1] if d.name == HALF_VOXEL else move.seed
         gm, qc = _subject(out, d.name)
-        ratio = float(gm.sum() / ref.sum())
+        found = agreement(gm, qc, ref, ref_qc, move.det, mask)
         rows.append({"seed": seed, "angle_deg": round(move.angle_deg, 1), "det": round(move.det, 4),
                      "shift_mm": round(float(np.linalg.norm(move.shift_mm)), 1), "bias": round(move.bias, 3),
-                     "r": round(masked_correlation(gm, ref, mask), 4), "gm_ratio": round(ratio, 4),
-                     "volume_error": round(ratio / move.det - 1, 4),
-                     "native_gm_error": round(qc["native_gm_ml"] / ref_qc["native_gm_ml"] / move.det - 1, 4),
+                     "r": found["r"], "gm_ratio": round(float(gm.sum() / ref.sum()), 4),
+                     "volume_error": found["volume_error"], "native_gm_error": found["native_gm_error"],
                      "jacobian_mean": round(qc["jacobian_mean"], 4), "jacobian_ref": round(ref_qc["jacobian_mean"], 4),
-                     "jacobian_error": round(qc["jacobian_mean"] / ref_qc["jacobian_mean"] / move.det - 1, 4),
+                     "jacobian_error": found["jacobian_error"],
                      "native_gm_ml": round(qc["native_gm_ml"], 1), "ref_native_gm_ml": round(ref_qc["native_gm_ml"], 1)})
     df = pd.DataFrame(rows)
     df.to_csv(out / "table.csv", index=False)

@@ -101,9 +101,9 @@ def run(out: Path, inputs: Path, head: str, candidate: str) -> None:
 def table(out: Path):
     import pandas as pd
 
-    from anatlearn.prep.pipeline import PrepConfig, masked_correlation
+    from anatlearn.prep.pipeline import PrepConfig
     from anatlearn.prep.templates import template_on_grid
-    from studies.prep_moves import _move
+    from studies.prep_moves import _move, agreement
 
     mask = template_on_grid(PrepConfig().grid)["mask"]
     rows = []
@@ -114,11 +114,9 @@ def table(out: Path):
                 continue
             gm, q = np.load(cand / head / "gm.npy"), json.loads((cand / head / "qc.json").read_text())
             det = 1.0 if head == "brain" else _move(head).det
+            found = agreement(gm, q, ref, rq, det, mask)
             rows.append({"candidate": cand.name, "head": head, "unmoved_native_gm_ml": round(rq["native_gm_ml"], 1),
-                         "r": round(masked_correlation(gm, ref, mask), 4),
-                         "native_gm_error": round(q["native_gm_ml"] / rq["native_gm_ml"] / det - 1, 4),
-                         "volume_error": round(gm.sum() / ref.sum() / det - 1, 4),
-                         "jacobian_error": round(q["jacobian_mean"] / rq["jacobian_mean"] / det - 1, 4)})
+                         **{k: found[k] for k in ("r", "native_gm_error", "volume_error", "jacobian_error")}})
     df = pd.DataFrame(rows)
     df.to_csv(out / "screening.csv", index=False)
     print(df.to_string(index=False))
